@@ -1,0 +1,1 @@
+"""The umbrella ``anpr`` command line."""

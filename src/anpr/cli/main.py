@@ -1,0 +1,48 @@
+"""``anpr``: one command for operators and developers.
+
+Sub-commands: ``up`` (run the whole suite locally), ``token`` (make a client token for a secrets file), and one
+per service (``ingest``, ``recognize``, ``hotlist``) that runs that service in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from anpr.cli import token, up
+
+
+def _run_service(name: str) -> None:
+    if name == "ingest":
+        from anpr.ingest.server import main as service_main
+    elif name == "recognize":
+        from anpr.recognize.server import main as service_main
+    else:
+        from anpr.hotlist.server import main as service_main
+    service_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="anpr", description="Automatic number plate recognition suite.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up.add_arguments(commands.add_parser("up", help="run ingest, recognize and hotlist locally, supervised"))
+    token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
+    for name in ("ingest", "recognize", "hotlist"):
+        commands.add_parser(name, help=f"run the {name} service (settings from ANPR_{name.upper()}_* variables)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``anpr`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        raise SystemExit(up.run(args))
+    if args.command == "token":
+        raise SystemExit(token.run(args))
+    _run_service(args.command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

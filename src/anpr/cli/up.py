@@ -1,0 +1,209 @@
+"""``anpr up``: run the whole suite on one machine, as separate supervised processes, on embedded defaults.
+
+It starts an embedded PostgreSQL unless a database URL is given, writes development tokens (one per role), starts
+ingest, recognize and hotlist as child processes, waits until each reports where it listens, prints that (as one
+JSON line with ``--json``), and then supervises: a child that dies is reported with its exit status and the suite
+is stopped, never silently restarted. SIGINT or SIGTERM stops every child gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anpr.cli.token import new_token
+from anpr.runtime.auth import Role
+from anpr.runtime.database import EmbeddedPostgres
+from anpr.runtime.settings import DEFAULT_DATA_DIR
+
+SERVICES = ("recognize", "hotlist", "ingest")  # start order: dependencies first
+DATABASE_SERVICES = frozenset({"hotlist", "ingest"})
+READY_TIMEOUT_SECONDS = 120.0
+CHILD_GRACE_SECONDS = 10.0
+
+
+class UpError(Exception):
+    """The suite could not be started or a service died; the message says which and why."""
+
+
+@dataclass
+class Child:
+    """One supervised service process."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    ready_file: Path
+    ready: dict[str, Any] = field(default_factory=dict)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``anpr up``."""
+    parser.add_argument("--json", action="store_true", help="print one JSON line with addresses and tokens first")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "up", help="state of the local suite")
+    parser.add_argument("--host", default="127.0.0.1", help="address every service binds")
+    parser.add_argument("--database-url", default=os.environ.get("ANPR_DATABASE_URL"), help="skip the embedded DB")
+    for name in SERVICES:
+        parser.add_argument(f"--{name}-port", type=int, default=0, help=f"gRPC port of {name} (0: a free port)")
+        parser.add_argument(f"--{name}-metrics-port", type=int, default=0, help=f"metrics port of {name}")
+
+
+def write_dev_tokens(path: Path) -> dict[str, str]:
+    """A fresh token per role, written as a secrets file only the current user can read."""
+    tokens = {role.value: new_token() for role in Role}
+    document = {"clients": [{"identity": f"dev-{role}", "roles": [role], "token": tokens[role]} for role in tokens]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(document, indent=2))
+    return tokens
+
+
+def _child_environment(args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None) -> dict[str, str]:
+    prefix = f"ANPR_{name.upper()}_"
+    # Drop inherited settings of the suite's services so that only what `up` decides (plus the operator's
+    # deliberate variables for this service) applies.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_") or k.startswith(prefix)}
+    env.update(
+        {
+            prefix + "GRPC_HOST": args.host,
+            prefix + "GRPC_PORT": str(getattr(args, f"{name}_port")),
+            prefix + "METRICS_HOST": args.host,
+            prefix + "METRICS_PORT": str(getattr(args, f"{name}_metrics_port")),
+            prefix + "AUTH_TOKENS_FILE": str(tokens_file),
+            prefix + "READY_FILE": str(ready),
+        }
+    )
+    env.setdefault(prefix + "LOG_FORMAT", "text")
+    if name in DATABASE_SERVICES and db is not None:
+        env[prefix + "DATABASE_URL"] = db
+    return env
+
+
+async def _start_child(args: argparse.Namespace, name: str, tokens_file: Path, db: str | None) -> Child:
+    ready = args.data_dir / f"{name}.ready.json"
+    ready.unlink(missing_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        f"anpr.{name}",
+        env=_child_environment(args, name, tokens_file, ready, db),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(),  # keep our stdout for the --json line
+        stderr=None,
+    )
+    return Child(name=name, process=process, ready_file=ready)
+
+
+async def _wait_ready(child: Child) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if child.process.returncode is not None:
+            raise UpError(f"{child.name} exited with status {child.process.returncode} while starting (see its log)")
+        if child.ready_file.exists():
+            child.ready = json.loads(child.ready_file.read_text())
+            return
+        await asyncio.sleep(0.05)
+    raise UpError(f"{child.name} did not become ready within {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+async def _stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            await asyncio.wait_for(child.process.wait(), CHILD_GRACE_SECONDS + 5)
+        except TimeoutError:
+            print(f"anpr up: {child.name} did not stop in time; killing it", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError):
+                child.process.kill()
+            await child.process.wait()
+
+
+def _summary(children: list[Child], tokens: dict[str, str], database: str) -> dict[str, Any]:
+    return {
+        "services": {
+            child.name: {"grpc_address": child.ready["grpc_address"], "metrics_url": child.ready["metrics_url"]}
+            for child in children
+        },
+        "tokens": tokens,
+        "database": database,
+    }
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary), flush=True)
+        return
+    print("ANPR suite is up (Ctrl-C stops it):")
+    for name, where in summary["services"].items():
+        print(f"  {name:<10} gRPC {where['grpc_address']:<22} metrics {where['metrics_url']}")
+    print(f"  database   {summary['database']}")
+    print("  development tokens (send as 'authorization: Bearer <token>'):")
+    for role, value in summary["tokens"].items():
+        print(f"    {role:<14} {value}")
+    sys.stdout.flush()
+
+
+async def _supervise(args: argparse.Namespace, database_url: str | None, database_label: str) -> int:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    tokens_file = args.data_dir / "dev-tokens.json"
+    tokens = write_dev_tokens(tokens_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    children: list[Child] = []
+    try:
+        for name in SERVICES:
+            children.append(await _start_child(args, name, tokens_file, database_url))
+            await _wait_ready(children[-1])
+        _print_summary(_summary(children, tokens, database_label), args.json)
+        waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in waits:
+            task.cancel()
+        crashed = [waits[task] for task in done if task in waits]
+        if crashed:
+            child = crashed[0]
+            raise UpError(f"{child.name} exited unexpectedly with status {child.process.returncode}; stopping the suite")
+        print("anpr up: stopping", file=sys.stderr)
+        return 0
+    finally:
+        await _stop_children(children)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _up(args: argparse.Namespace) -> int:
+    if args.database_url:
+        return await _supervise(args, args.database_url, "external (from --database-url)")
+    embedded = EmbeddedPostgres(args.data_dir / "postgres")
+    url = await asyncio.to_thread(embedded.start)
+    try:
+        return await _supervise(args, url, f"embedded PostgreSQL in {embedded.data_dir}")
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite until interrupted; 0 on a clean stop, 1 when a service failed."""
+    try:
+        return asyncio.run(_up(args))
+    except UpError as exc:
+        print(f"anpr up: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. the embedded database could not start: say so plainly
+        print(f"anpr up: {exc}", file=sys.stderr)
+        return 1

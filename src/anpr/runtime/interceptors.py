@@ -1,0 +1,227 @@
+"""Cross-cutting call handling: request ids, metrics and access logs, authentication, error mapping.
+
+Each concern is an async context manager wrapped around every handler, so it works the same for unary and
+streaming methods. :class:`CallPipeline` enters them in order, outermost first:
+
+1. request id (so every log line and error below carries it),
+2. metrics and access log (so refused and failed calls are counted),
+3. authentication and authorisation,
+4. the error boundary that turns domain exceptions into status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from anpr.runtime import metrics
+from anpr.runtime.auth import AccessPolicy, TokenStore, bearer_token
+from anpr.runtime.context import principal_var, request_id_var
+from anpr.runtime.errors import AnprError
+
+log = logging.getLogger(__name__)
+
+# Health checks (Kubernetes probes) and reflection (grpcurl, debugging) answer without credentials; they reveal
+# nothing about plates or people.
+PUBLIC_SERVICES = frozenset(
+    {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
+)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class RpcInfo:
+    """What the concerns need to know about the call being handled."""
+
+    full_method: str
+    service: str
+    method: str
+    kind: str
+
+    @classmethod
+    def of(cls, full_method: str, handler: grpc.RpcMethodHandler) -> RpcInfo:
+        service, _, method = full_method.lstrip("/").partition("/")
+        if handler.request_streaming and handler.response_streaming:
+            kind = "bidi_stream"
+        elif handler.request_streaming:
+            kind = "client_stream"
+        elif handler.response_streaming:
+            kind = "server_stream"
+        else:
+            kind = "unary"
+        return cls(full_method=full_method, service=service, method=method, kind=kind)
+
+
+Concern = Callable[[RpcInfo, grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
+
+
+class CallPipeline(grpc.aio.ServerInterceptor):
+    """Wraps every handler in the given concerns (first = outermost)."""
+
+    def __init__(self, concerns: Sequence[Concern]) -> None:
+        self._concerns = tuple(concerns)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        info = RpcInfo.of(handler_call_details.method, handler)
+        return _wrap(handler, info, self._concerns)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, info: RpcInfo, concerns: tuple[Concern, ...]) -> grpc.RpcMethodHandler:
+    async def enter(stack: AsyncExitStack, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        for concern in concerns:
+            await stack.enter_async_context(concern(info, context))
+
+    def unary_result(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with AsyncExitStack() as stack:
+                await enter(stack, context)
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+
+        return run
+
+    def streamed_result(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):
+            return unary_result(behavior)  # handler writes with context.write() and returns
+
+        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with AsyncExitStack() as stack:
+                await enter(stack, context)
+                async for response in behavior(request, context):
+                    yield response
+
+        return run
+
+    options = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary_result(handler.unary_unary), **options)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streamed_result(handler.unary_stream), **options)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(unary_result(handler.stream_unary), **options)
+    return grpc.stream_stream_rpc_method_handler(streamed_result(handler.stream_stream), **options)
+
+
+@asynccontextmanager
+async def request_id(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Take the caller's ``x-request-id`` (or make one), expose it to logs, and return it in trailing metadata."""
+    given = next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
+    value = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    token = request_id_var.set(value)
+    context.set_trailing_metadata((("x-request-id", value),))
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
+
+
+def _code_of(exc: BaseException | None, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):  # some grpc versions hand back the numeric value
+        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    return grpc.StatusCode.UNKNOWN if exc is not None else grpc.StatusCode.OK
+
+
+@asynccontextmanager
+async def observe(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Count the call and its outcome, time it, and write a DEBUG access log line (WARNING for server faults)."""
+    labels = (info.kind, info.service, info.method)
+    metrics.GRPC_STARTED.labels(*labels).inc()
+    started = time.perf_counter()
+    failure: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        code = _code_of(failure, context)
+        metrics.GRPC_HANDLED.labels(*labels, code.name).inc()
+        metrics.GRPC_HANDLING_SECONDS.labels(*labels).observe(elapsed)
+        server_fault = code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS)
+        log.log(
+            logging.WARNING if server_fault else logging.DEBUG,
+            "rpc finished",
+            extra={"rpc": info.full_method, "code": code.name, "seconds": round(elapsed, 6)},
+        )
+
+
+def authenticate(tokens: TokenStore, policy: AccessPolicy) -> Concern:
+    """Require a known bearer token whose roles the service's access policy allows for the method."""
+
+    @asynccontextmanager
+    async def concern(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        if info.service in PUBLIC_SERVICES:
+            yield
+            return
+        token = bearer_token(context.invocation_metadata() or ())
+        if token is None:
+            metrics.AUTH_FAILURES.labels("missing_token").inc()
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "missing credentials: send metadata 'authorization: Bearer <token>'"
+            )
+        principal = tokens.lookup(token)
+        if principal is None:
+            metrics.AUTH_FAILURES.labels("unknown_token").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+        allowed = policy.get(info.full_method, frozenset())
+        if not principal.roles & allowed:
+            metrics.AUTH_FAILURES.labels("role").inc()
+            needed = ", ".join(sorted(allowed)) or "a role no client holds"
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{info.method} requires one of: {needed}")
+        token_ref = principal_var.set(principal)
+        try:
+            yield
+        finally:
+            principal_var.reset(token_ref)
+
+    return concern
+
+
+@asynccontextmanager
+async def map_errors(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """The one boundary where domain exceptions become status codes; nothing fails silently."""
+    try:
+        yield
+    except AnprError as exc:
+        await context.abort(exc.code, exc.message)
+    except NotImplementedError:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{info.method} is not implemented by this server")
+    except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception:
+        log.exception("unhandled error in %s", info.full_method)
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id_var.get()} to the operators"
+        )
+
+
+def standard_pipeline(tokens: TokenStore, policy: AccessPolicy) -> CallPipeline:
+    """The pipeline every service installs."""
+    return CallPipeline([request_id, observe, authenticate(tokens, policy), map_errors])

@@ -1,0 +1,53 @@
+"""Prometheus metrics shared by all services and the HTTP endpoint that exposes them.
+
+The gRPC server metrics follow the names of go-grpc-prometheus (``grpc_server_*``) so that stock Grafana
+dashboards work. Service-specific metrics use the ``anpr_`` prefix and base units. Labels never carry plate text,
+frame ids or event ids.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+GRPC_STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", GRPC_LABELS)
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total", "RPCs completed on the server, by status code.", (*GRPC_LABELS, "grpc_code")
+)
+GRPC_HANDLING_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time from the start of an RPC until the server finished it.",
+    GRPC_LABELS,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+AUTH_FAILURES = Counter("anpr_auth_failures_total", "Calls refused by authentication or authorisation.", ("reason",))
+BUILD_INFO = Gauge("anpr_build_info", "Constant 1, labelled with the running service and version.", ("service", "version"))
+
+
+@dataclass
+class MetricsEndpoint:
+    """A running Prometheus HTTP endpoint."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when 0 was asked for)."""
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        """Stop serving; safe to call twice."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_metrics_endpoint(host: str, port: int) -> MetricsEndpoint:
+    """Serve the default registry at ``http://host:port/metrics``; raises OSError when the port is taken."""
+    server, thread = start_http_server(port, addr=host)
+    return MetricsEndpoint(server=server, thread=thread)

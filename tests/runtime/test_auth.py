@@ -1,0 +1,63 @@
+"""The secrets file format, token rotation, and the bearer header."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from anpr.runtime.auth import TokenStore, bearer_token, parse_tokens, token_digest
+from anpr.runtime.errors import ConfigurationError
+
+
+def test_tokens_may_be_stored_as_digests() -> None:
+    principals = parse_tokens(
+        {"clients": [{"identity": "cam-1", "roles": ["camera"], "token_sha256": token_digest("s3cret")}]}
+    )
+    assert principals[token_digest("s3cret")].identity == "cam-1"
+    assert principals[token_digest("s3cret")].roles == frozenset({"camera"})
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], 'expected an object with a "clients" list'),
+        ({"clients": [{"identity": "x", "roles": ["pilot"], "token": "t"}]}, "unknown roles ['pilot']"),
+        ({"clients": [{"identity": "", "roles": ["camera"], "token": "t"}]}, "identity must be a non-empty string"),
+        ({"clients": [{"identity": "x", "roles": [], "token": "t"}]}, "roles must be a non-empty list"),
+        ({"clients": [{"identity": "x", "roles": ["camera"]}]}, "needs token_sha256"),
+        (
+            {"clients": [{"identity": "a", "roles": ["camera"], "token": "t"}, {"identity": "b", "roles": ["camera"], "token": "t"}]},
+            "the same token is given twice",
+        ),
+    ],
+)
+def test_bad_secrets_files_are_refused(document: object, message: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_tokens(document)
+    assert message in str(error.value)
+
+
+def test_token_store_picks_up_rotation_and_survives_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps({"clients": [{"identity": "old", "roles": ["operator"], "token": "one"}]}))
+    store = TokenStore(path, recheck_seconds=0)
+    assert store.lookup("one") is not None
+    path.write_text(json.dumps({"clients": [{"identity": "new", "roles": ["operator"], "token": "two"}]}))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert store.lookup("one") is None
+    principal = store.lookup("two")
+    assert principal is not None and principal.identity == "new"
+    path.write_text("{broken")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000))
+    assert store.lookup("two") is not None  # the last good file stays in force
+
+
+def test_bearer_header_parsing() -> None:
+    assert bearer_token([("authorization", "Bearer abc")]) == "abc"
+    assert bearer_token([("Authorization", "bearer  abc ")]) == "abc"
+    assert bearer_token([("authorization", "Basic abc")]) is None
+    assert bearer_token([("authorization", "Bearer ")]) is None
+    assert bearer_token([]) is None
