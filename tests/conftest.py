@@ -95,7 +95,6 @@ def service_environment(tokens_file: Path) -> dict[str, str]:
     }
 
 
-
 SERVICE_MODULES = {"ingest": "anpr.ingest", "recognize": "anpr.recognize", "hotlist": "anpr.hotlist"}
 DATABASE_SERVICES = frozenset({"ingest", "hotlist"})
 StartService = Callable[..., Awaitable[ServiceServer]]

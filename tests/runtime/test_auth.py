@@ -29,7 +29,12 @@ def test_tokens_may_be_stored_as_digests() -> None:
         ({"clients": [{"identity": "x", "roles": [], "token": "t"}]}, "roles must be a non-empty list"),
         ({"clients": [{"identity": "x", "roles": ["camera"]}]}, "needs token_sha256"),
         (
-            {"clients": [{"identity": "a", "roles": ["camera"], "token": "t"}, {"identity": "b", "roles": ["camera"], "token": "t"}]},
+            {
+                "clients": [
+                    {"identity": "a", "roles": ["camera"], "token": "t"},
+                    {"identity": "b", "roles": ["camera"], "token": "t"},
+                ]
+            },
             "the same token is given twice",
         ),
     ],
@@ -49,7 +54,8 @@ def test_token_store_picks_up_rotation_and_survives_a_broken_file(tmp_path: Path
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert store.lookup("one") is None
     principal = store.lookup("two")
-    assert principal is not None and principal.identity == "new"
+    assert principal is not None
+    assert principal.identity == "new"
     path.write_text("{broken")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000))
     assert store.lookup("two") is not None  # the last good file stays in force

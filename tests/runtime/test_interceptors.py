@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from testkit.probe_service import SERVICE, ProbeSettings, make_server
 
 from anpr.runtime.server import ServiceServer
 from anpr.runtime.settings import load_settings
+from testkit.probe_service import SERVICE, ProbeSettings, make_server
 
 
 @pytest.fixture

@@ -76,5 +76,5 @@ async def test_failed_migration_leaves_nothing_behind(database_url: str, tmp_pat
 
 def test_badly_named_files_are_refused(tmp_path: Path) -> None:
     directory = _write(tmp_path / "m", {"1_init.sql": "SELECT 1;"})
-    with pytest.raises(ConfigurationError, match="NNNN_description.sql"):
+    with pytest.raises(ConfigurationError, match=r"NNNN_description\.sql"):
         discover(directory)

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from testkit.probe_service import ProbeSettings
 
 from anpr.hotlist.settings import HotlistSettings
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.settings import load_settings
+from testkit.probe_service import ProbeSettings
 
 
 def test_valid_environment_loads(tokens_file: Path) -> None:
@@ -30,7 +30,10 @@ def test_valid_environment_loads(tokens_file: Path) -> None:
         ({"ANPR_HOTLIST_GRPC_PORT": "70000"}, "ANPR_HOTLIST_GRPC_PORT: Input should be less than or equal to 65535"),
         ({"ANPR_HOTLIST_GRPC_PORT": "fast"}, "ANPR_HOTLIST_GRPC_PORT: Input should be a valid integer"),
         ({"ANPR_HOTLIST_LOG_LEVEL": "LOUD"}, "ANPR_HOTLIST_LOG_LEVEL: Input should be"),
-        ({"ANPR_HOTLIST_GRPC_PROT": "1"}, "ANPR_HOTLIST_GRPC_PROT: unknown setting (did you mean ANPR_HOTLIST_GRPC_PORT?)"),
+        (
+            {"ANPR_HOTLIST_GRPC_PROT": "1"},
+            "ANPR_HOTLIST_GRPC_PROT: unknown setting (did you mean ANPR_HOTLIST_GRPC_PORT?)",
+        ),
         ({"ANPR_HOTLIST_TLS_CERT_FILE": "/etc/hostname"}, "tls_cert_file and tls_key_file must be set together"),
         ({"ANPR_HOTLIST_DATABASE_POOL_MIN_SIZE": "20"}, "database_pool_min_size must not exceed"),
     ],

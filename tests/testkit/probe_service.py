@@ -7,7 +7,6 @@ domain exception named in its request. Run as a script it serves until SIGTERM, 
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import grpc
@@ -83,4 +82,4 @@ async def _serve(settings: ProbeSettings) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_service("probe", ProbeSettings, _serve))
+    run_service("probe", ProbeSettings, _serve)

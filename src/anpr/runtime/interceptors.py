@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -50,7 +50,7 @@ class RpcInfo:
     kind: str
 
     @classmethod
-    def of(cls, full_method: str, handler: grpc.RpcMethodHandler) -> RpcInfo:
+    def of(cls, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> RpcInfo:
         service, _, method = full_method.lstrip("/").partition("/")
         if handler.request_streaming and handler.response_streaming:
             kind = "bidi_stream"
@@ -63,10 +63,15 @@ class RpcInfo:
         return cls(full_method=full_method, service=service, method=method, kind=kind)
 
 
+if TYPE_CHECKING:  # generic only in grpc-stubs
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
 Concern = Callable[[RpcInfo, grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
 
 
-class CallPipeline(grpc.aio.ServerInterceptor):
+class CallPipeline(_ServerInterceptor):
     """Wraps every handler in the given concerns (first = outermost)."""
 
     def __init__(self, concerns: Sequence[Concern]) -> None:
@@ -74,9 +79,9 @@ class CallPipeline(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -84,12 +89,14 @@ class CallPipeline(grpc.aio.ServerInterceptor):
         return _wrap(handler, info, self._concerns)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, info: RpcInfo, concerns: tuple[Concern, ...]) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any], info: RpcInfo, concerns: tuple[Concern, ...]
+) -> grpc.RpcMethodHandler[Any, Any]:
     async def enter(stack: AsyncExitStack, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         for concern in concerns:
             await stack.enter_async_context(concern(info, context))
 
-    def unary_result(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    def unary_result(behavior: Any) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with AsyncExitStack() as stack:
                 await enter(stack, context)
@@ -98,7 +105,7 @@ def _wrap(handler: grpc.RpcMethodHandler, info: RpcInfo, concerns: tuple[Concern
 
         return run
 
-    def streamed_result(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def streamed_result(behavior: Any) -> Callable[..., Any]:
         if not inspect.isasyncgenfunction(behavior):
             return unary_result(behavior)  # handler writes with context.write() and returns
 

@@ -13,8 +13,10 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from anpr.runtime.errors import ConfigurationError
 
@@ -60,10 +62,14 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"anpr-migrations:{schema}".encode()).digest()[:8], "big", signed=True)
 
 
-async def apply_migrations(connection: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[int]:
+async def apply_migrations(
+    connection: asyncpg.Connection[Any] | PoolConnectionProxy[Any], schema: str, migrations: list[Migration]
+) -> list[int]:
     """Apply what is missing; return the versions applied now (empty when up to date)."""
     if not _SCHEMA_NAME.match(schema):
         raise ConfigurationError(f"invalid schema name {schema!r}")
+    # The schema name is interpolated into SQL (identifiers cannot be parameters); it was checked against
+    # _SCHEMA_NAME above and comes from code, never from a request.
     applied_now: list[int] = []
     await connection.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
     try:
@@ -75,7 +81,7 @@ async def apply_migrations(connection: asyncpg.Connection, schema: str, migratio
                     checksum text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        rows = await connection.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+        rows = await connection.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")  # noqa: S608
         done = {row["version"]: row["checksum"] for row in rows}
         for migration in migrations:
             if migration.version in done:
@@ -89,7 +95,7 @@ async def apply_migrations(connection: asyncpg.Connection, schema: str, migratio
                 await connection.execute(f"SET LOCAL search_path TO {schema}, public")
                 await connection.execute(migration.sql)
                 await connection.execute(
-                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",  # noqa: S608
                     migration.version,
                     migration.name,
                     migration.checksum,

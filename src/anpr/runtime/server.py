@@ -56,7 +56,7 @@ class ServiceServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # grpc-stubs predates the aio servicer
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._service_names: list[str] = []
         self._metrics: metrics.MetricsEndpoint | None = None
@@ -114,10 +114,11 @@ class ServiceServer:
         return self.settings.tls_cert_file is not None
 
     def _credentials(self) -> grpc.ServerCredentials:
-        assert self.settings.tls_cert_file is not None and self.settings.tls_key_file is not None
-        ca = self.settings.tls_client_ca_file
+        cert, key, ca = self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
+        if cert is None or key is None:
+            raise ConfigurationError("TLS needs both tls_cert_file and tls_key_file")
         return grpc.ssl_server_credentials(
-            [(self.settings.tls_key_file.read_bytes(), self.settings.tls_cert_file.read_bytes())],
+            [(key.read_bytes(), cert.read_bytes())],
             root_certificates=ca.read_bytes() if ca else None,
             require_client_auth=ca is not None,
         )

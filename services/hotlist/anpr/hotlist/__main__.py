@@ -1,0 +1,5 @@
+"""``python -m anpr.hotlist`` runs the service."""
+
+from anpr.hotlist.server import main
+
+main()

@@ -1,0 +1,1 @@
+"""Ingest service: cameras, frames pushed and pulled, vehicle-pass tracking, durable delivery of plate events."""

@@ -1,0 +1,24 @@
+"""Which roles may call which ingest method (anything not listed is denied)."""
+
+from __future__ import annotations
+
+from anpr.runtime.auth import AccessPolicy, Role, roles
+
+SERVICE_NAME = "anpr.ingest.v1.IngestService"
+
+_CAMERAS = roles(Role.CAMERA, Role.SERVICE)
+_ADMINS = roles(Role.OPERATOR, Role.SERVICE)
+
+ACCESS_POLICY: AccessPolicy = {
+    f"/{SERVICE_NAME}/{method}": allowed
+    for method, allowed in {
+        "RegisterCamera": _ADMINS,
+        "ListCameras": _ADMINS,
+        "SubmitFrame": _CAMERAS,
+        "PushFrames": _CAMERAS,
+        "AddSource": _ADMINS,
+        "RemoveSource": _ADMINS,
+        "ListSources": _ADMINS,
+        "GetPlateEvents": roles(Role.OPERATOR, Role.SERVICE),
+    }.items()
+}

@@ -1,0 +1,1 @@
+"""Recognize service: stateless plate detection and reading on ONNX Runtime with dynamic batching."""
