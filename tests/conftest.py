@@ -10,7 +10,7 @@ import importlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from anpr.runtime.auth import Role
 from anpr.runtime.database import EmbeddedPostgres
 from anpr.runtime.server import ServiceServer
 from anpr.runtime.settings import load_settings
+from testkit.services import StartService
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +98,6 @@ def service_environment(tokens_file: Path) -> dict[str, str]:
 
 SERVICE_MODULES = {"ingest": "anpr.ingest", "recognize": "anpr.recognize", "hotlist": "anpr.hotlist"}
 DATABASE_SERVICES = frozenset({"ingest", "hotlist"})
-StartService = Callable[..., Awaitable[ServiceServer]]
 
 
 @pytest.fixture

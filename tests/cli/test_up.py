@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import sys
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ import grpc
 import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from testkit.scrape import fetch_text
 
 SERVICE_NAMES = {
     "ingest": "anpr.ingest.v1.IngestService",
@@ -69,8 +70,7 @@ async def test_up_starts_every_service_and_stops_cleanly(
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await anonymous(b"")
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        metrics = await asyncio.to_thread(lambda url=where["metrics_url"]: urllib.request.urlopen(url, timeout=5).read())
-        assert b'grpc_code="UNAUTHENTICATED"' in metrics
+        assert 'grpc_code="UNAUTHENTICATED"' in await fetch_text(where["metrics_url"])
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 60) == 0
 

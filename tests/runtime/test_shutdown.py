@@ -14,19 +14,19 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-PROBE = Path(__file__).parents[1] / "testkit" / "probe_service.py"
+TESTS_DIR = Path(__file__).parents[1]
 
 
 async def _start_probe(tmp_path: Path, tokens_file: Path, grace: float) -> tuple[asyncio.subprocess.Process, str]:
     ready = tmp_path / "ready.json"
     env = {
         **os.environ,
-        "PYTHONPATH": str(PROBE.parents[1]),
+        "PYTHONPATH": str(TESTS_DIR),
         "ANPR_PROBE_AUTH_TOKENS_FILE": str(tokens_file),
         "ANPR_PROBE_READY_FILE": str(ready),
         "ANPR_PROBE_SHUTDOWN_GRACE_SECONDS": str(grace),
     }
-    process = await asyncio.create_subprocess_exec(sys.executable, str(PROBE), env=env)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "testkit.probe_service", env=env)
     for _ in range(400):
         if ready.exists():
             return process, json.loads(ready.read_text())["grpc_address"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import urllib.request
-
 import grpc
 import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from testkit.scrape import fetch_text
+from testkit.services import StartService
 
 SERVICES = {
     "ingest": ("anpr.ingest.v1.IngestService", "ListCameras"),
@@ -36,7 +36,7 @@ async def _code_of(call: grpc.aio.UnaryUnaryCall[bytes, bytes]) -> grpc.StatusCo
     return grpc.StatusCode.OK
 
 
-async def test_health_reports_serving_for_overall_and_service(name: str, start_service) -> None:
+async def test_health_reports_serving_for_overall_and_service(name: str, start_service: StartService) -> None:
     server = await start_service(name)
     service_name, _ = SERVICES[name]
     async with grpc.aio.insecure_channel(server.address) as channel:
@@ -49,7 +49,7 @@ async def test_health_reports_serving_for_overall_and_service(name: str, start_s
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_reflection_lists_the_service(name: str, start_service) -> None:
+async def test_reflection_lists_the_service(name: str, start_service: StartService) -> None:
     server = await start_service(name)
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -60,21 +60,23 @@ async def test_reflection_lists_the_service(name: str, start_service) -> None:
     assert "grpc.health.v1.Health" in listed
 
 
-async def test_auth_rejects_missing_unknown_and_wrong_role(name: str, start_service, tokens: dict[str, str]) -> None:
+async def test_auth_rejects_missing_unknown_and_wrong_role(
+    name: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
     server = await start_service(name)
     service_name, method = SERVICES[name]
     async with grpc.aio.insecure_channel(server.address) as channel:
         call = _raw_unary(channel, f"/{service_name}/{method}")
-        cases = {
-            grpc.StatusCode.UNAUTHENTICATED: [None, tokens["nobody"]],
-            grpc.StatusCode.PERMISSION_DENIED: [tokens[REFUSED_ROLE[name]]],
-        }
-        for expected, presented in cases.items():
-            for token in presented:
-                metadata = () if token is None else (("authorization", f"Bearer {token}"),)
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await call(b"", metadata=metadata)
-                assert refused.value.code() == expected, token
+        cases: list[tuple[str | None, grpc.StatusCode]] = [
+            (None, grpc.StatusCode.UNAUTHENTICATED),
+            (tokens["nobody"], grpc.StatusCode.UNAUTHENTICATED),
+            (tokens[REFUSED_ROLE[name]], grpc.StatusCode.PERMISSION_DENIED),
+        ]
+        for token, expected in cases:
+            metadata = () if token is None else (("authorization", f"Bearer {token}"),)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call(b"", metadata=metadata)
+            assert refused.value.code() == expected, token
         # The accepted role gets past authentication: whatever the method answers, it is not an auth error.
         metadata = (("authorization", f"Bearer {tokens[ACCEPTED_ROLE[name]]}"),)
         assert await _code_of(call(b"", metadata=metadata)) not in (
@@ -83,14 +85,14 @@ async def test_auth_rejects_missing_unknown_and_wrong_role(name: str, start_serv
         )
 
 
-async def test_metrics_endpoint_counts_calls_by_code(name: str, start_service) -> None:
+async def test_metrics_endpoint_counts_calls_by_code(name: str, start_service: StartService) -> None:
     server = await start_service(name)
     service_name, method = SERVICES[name]
     async with grpc.aio.insecure_channel(server.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError):
             await _raw_unary(channel, f"/{service_name}/{method}")(b"")
     url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    text = await fetch_text(url)
     expected = (
         f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",grpc_method="{method}",'
         f'grpc_service="{service_name}",grpc_type="unary"}}'

@@ -14,6 +14,7 @@ ACCESS_POLICY: AccessPolicy = {
     for method, allowed in {
         "CreateHotlist": _ADMIN,
         "UpdateHotlist": _ADMIN,
+        "GetHotlist": _READERS,
         "DeleteHotlist": _ADMIN,
         "ListHotlists": _READERS,
         "UpsertEntries": _ADMIN,

@@ -13,7 +13,10 @@ ACCESS_POLICY: AccessPolicy = {
     f"/{SERVICE_NAME}/{method}": allowed
     for method, allowed in {
         "RegisterCamera": _ADMINS,
+        "GetCamera": _ADMINS,
         "ListCameras": _ADMINS,
+        "UpdateCamera": _ADMINS,
+        "DeleteCamera": _ADMINS,
         "SubmitFrame": _CAMERAS,
         "PushFrames": _CAMERAS,
         "AddSource": _ADMINS,
