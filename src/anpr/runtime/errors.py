@@ -62,6 +62,12 @@ class Unavailable(AnprError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(AnprError):
+    """The caller's deadline passed before the work could be done; the work was dropped."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class Unauthenticated(AnprError):
     """No or unknown credentials."""
 
