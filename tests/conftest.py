@@ -23,6 +23,7 @@ from anpr.runtime.auth import Role
 from anpr.runtime.database import EmbeddedPostgres
 from anpr.runtime.server import ServiceServer
 from anpr.runtime.settings import load_settings
+from testkit.plate_models import build_constant_reader, build_content_detector, write_manifest
 from testkit.services import StartService
 
 
@@ -100,8 +101,20 @@ SERVICE_MODULES = {"ingest": "anpr.ingest", "recognize": "anpr.recognize", "hotl
 DATABASE_SERVICES = frozenset({"ingest", "hotlist"})
 
 
+@pytest.fixture(scope="session")
+def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small, deterministic model set: the content-box detector and a reader that always reads CA123456."""
+    directory = tmp_path_factory.mktemp("models")
+    reader = build_constant_reader(directory / "reader.onnx", "CA123456")
+    detector = build_content_detector(directory / "detector.onnx")
+    write_manifest(directory, detector=detector, reader=reader, config=reader.with_suffix(".yaml"))
+    return directory
+
+
 @pytest.fixture
-async def start_service(service_environment: dict[str, str], postgres_server_url: str) -> AsyncIterator[StartService]:
+async def start_service(
+    request: pytest.FixtureRequest, service_environment: dict[str, str], test_model_dir: Path
+) -> AsyncIterator[StartService]:
     """Start a real service in this process on a free loopback port; stopped (and its resources closed) after."""
     async with AsyncExitStack() as stacks:
 
@@ -110,8 +123,12 @@ async def start_service(service_environment: dict[str, str], postgres_server_url
             settings_class = getattr(importlib.import_module(f"{package}.settings"), f"{name.capitalize()}Settings")
             build = importlib.import_module(f"{package}.server").build
             values: dict[str, Any] = {**service_environment, **overrides}
-            if name in DATABASE_SERVICES:
-                values.setdefault("database_url", postgres_server_url)
+            if name in DATABASE_SERVICES and "database_url" not in values:
+                # Only database services need the (possibly embedded) server.
+                values["database_url"] = request.getfixturevalue("postgres_server_url")
+            if name == "recognize":
+                values.setdefault("model_dir", str(test_model_dir))
+                values.setdefault("model_poll_seconds", "0")
             settings = load_settings(settings_class, environ={}, **values)
             server: ServiceServer = await stacks.enter_async_context(build(settings))
             stacks.push_async_callback(server.stop, 1.0)

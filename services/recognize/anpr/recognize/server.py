@@ -1,4 +1,4 @@
-"""Process entry point of the recognize service: build dependencies, serve, shut down in order."""
+"""Process entry point of the recognize service: load and warm the models, serve, shut down in order."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from anpr.api.recognize.v1 import recognize_service_pb2_grpc
 from anpr.recognize.access import ACCESS_POLICY, SERVICE_NAME
+from anpr.recognize.engine import RecognitionEngine
+from anpr.recognize.servicer import RecognizeServicer
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.entrypoint import run_service
 from anpr.runtime.server import ServiceServer
@@ -14,19 +16,23 @@ from anpr.runtime.server import ServiceServer
 
 @asynccontextmanager
 async def build(settings: RecognizeSettings) -> AsyncIterator[ServiceServer]:
-    """Yield the service's server, not yet started."""
-    server = ServiceServer("recognize", settings, ACCESS_POLICY)
-    # The generated base answers UNIMPLEMENTED for every RPC until the service's capability lands.
-    server.add(
-        recognize_service_pb2_grpc.RecognizeServiceServicer(),  # type: ignore[abstract]
-        recognize_service_pb2_grpc.add_RecognizeServiceServicer_to_server,
-        SERVICE_NAME,
-    )
-    yield server
+    """Load and warm the models (health reports SERVING only after this), then yield the server, not yet started."""
+    engine = RecognitionEngine(settings)
+    await engine.start()
+    try:
+        server = ServiceServer("recognize", settings, ACCESS_POLICY)
+        server.add(
+            RecognizeServicer(engine, settings),
+            recognize_service_pb2_grpc.add_RecognizeServiceServicer_to_server,
+            SERVICE_NAME,
+        )
+        yield server
+    finally:
+        await engine.close()
 
 
 async def serve(settings: RecognizeSettings) -> None:
-    """Run the recognize service until SIGTERM, then close its resources."""
+    """Run the recognize service until SIGTERM, then release the models."""
     async with build(settings) as server:
         await server.run()
 

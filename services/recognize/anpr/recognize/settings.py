@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,3 +17,40 @@ class RecognizeSettings(ServiceSettings):
 
     grpc_port: Port = Field(50052, description="gRPC port; 0 picks a free port.")
     metrics_port: Port = Field(9102, description="Prometheus port; 0 picks a free port.")
+
+    model_dir: Path | None = Field(
+        None, description="Directory with manifest.yaml of the models to serve; empty: the project's shipped models."
+    )
+    model_poll_seconds: float = Field(
+        5.0, ge=0, le=3600, description="How often to look for changed model files (0: only ReloadModels reloads)."
+    )
+    providers: list[str] = Field(
+        default_factory=list,
+        description="ONNX Runtime execution providers in order; empty: TensorRT, CUDA, CPU as available.",
+    )
+    intra_op_threads: int = Field(1, ge=0, le=256, description="Threads per model call (0: all cores).")
+    fp16: bool = Field(True, description="Half precision where the provider supports it (TensorRT).")
+    tensorrt_cache_dir: Path | None = Field(None, description="Where TensorRT keeps built engines across restarts.")
+    inference_workers: int = Field(
+        0, ge=0, le=64, description="Model batches run at once per stage (0: one per CPU core, 1 on a GPU)."
+    )
+    decode_workers: int = Field(0, ge=0, le=256, description="Threads decoding images (0: one per CPU core).")
+
+    max_images_per_request: int = Field(64, ge=1, le=1024, description="Most images in one Recognize call.")
+    max_image_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Largest encoded image accepted, in bytes."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=10_000, le=1_000_000_000, description="Largest width x height decoded (decompression bombs)."
+    )
+    detect_batch_size: int = Field(16, ge=1, le=512, description="Most frames per detector batch.")
+    read_batch_size: int = Field(64, ge=1, le=2048, description="Most plate crops per reader batch.")
+    max_batch_wait_seconds: float = Field(
+        0.003, ge=0, le=1, description="Longest an item waits for its batch to fill before the batch runs anyway."
+    )
+    max_queued_images: int = Field(
+        256, ge=1, le=100_000, description="Images waiting for detection before new work is refused (overload)."
+    )
+    stream_window: int = Field(
+        16, ge=1, le=1024, description="Images of one StreamRecognize call in flight at once (flow control)."
+    )

@@ -1,0 +1,308 @@
+"""The recognition engine behind the gRPC servicer: per-stage batching across requests, and hot model reload.
+
+Each image goes decode -> detect -> crop -> read -> post-process. Decoding and cropping run in a thread pool
+(OpenCV releases the GIL); detection and reading go through one :class:`BatchQueue` each, so concurrent requests
+and stream messages share model batches (detection over frames, reading over all plate crops of the batch).
+
+A *model set* is a loaded pipeline with its own queues. Reloading builds and warms a new set beside the old one,
+then swaps the reference: requests that started on the old set finish on it, and the old set is closed once idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from anpr.recognize import metrics
+from anpr.recognize.batching import BatchQueue
+from anpr.recognize.pipeline.errors import ImageInputError, ModelError
+from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, ImageArray
+from anpr.recognize.pipeline.manifest import load_manifest
+from anpr.recognize.pipeline.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognize.pipeline.reader import RawReading
+from anpr.recognize.pipeline.session import SessionOptions
+from anpr.recognize.pipeline.types import Detection, ImageResult, PlateResult, StageTimes
+from anpr.recognize.settings import RecognizeSettings
+from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
+
+log = logging.getLogger(__name__)
+
+
+def shipped_models_dir() -> Path:
+    """The project's own models, installed with the package."""
+    return Path(str(files("anpr.recognize") / "models"))
+
+
+def _fingerprint(location: Path) -> str:
+    """Changes whenever the manifest or a file it names changes (size or modification time)."""
+    manifest = load_manifest(location)
+    paths = [manifest.source, manifest.reader.path, manifest.reader.plate_config]
+    if manifest.detector is not None:
+        paths.append(manifest.detector.path)
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Recognized:
+    """One image's result and, when asked for, its plates' JPEG crops (same order as the plates)."""
+
+    result: ImageResult
+    crops: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class ModelSet:
+    """One loaded pipeline with its batch queues and a count of the requests using it."""
+
+    pipeline: RecognitionPipeline
+    detect_queue: BatchQueue[DecodedImage, list[Detection]]
+    read_queue: BatchQueue[ImageArray, RawReading]
+    fingerprint: str
+    loaded_at: datetime
+    active: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close_when_idle(self) -> None:
+        """Wait until no request uses this set, then stop its queues."""
+        while self.active:
+            self.idle.clear()
+            await self.idle.wait()
+        await self.detect_queue.close()
+        await self.read_queue.close()
+
+
+class RecognitionEngine:
+    """Loads the configured models and recognises images with batching across concurrent callers."""
+
+    def __init__(self, settings: RecognizeSettings) -> None:
+        self.settings = settings
+        self.location = settings.model_dir or shipped_models_dir()
+        cores = os.cpu_count() or 1
+        self._decode_pool = ThreadPoolExecutor(settings.decode_workers or cores, thread_name_prefix="decode")
+        self._inference_workers = settings.inference_workers or cores
+        self._inference_pool = ThreadPoolExecutor(2 * self._inference_workers, thread_name_prefix="inference")
+        self._current: ModelSet | None = None
+        self._reload_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # Loading ------------------------------------------------------------------------------------------------
+
+    def _load_pipeline(self) -> tuple[RecognitionPipeline, str]:
+        s = self.settings
+        options = SessionOptions(
+            providers=tuple(s.providers),
+            intra_op_threads=s.intra_op_threads,
+            trt_cache_dir=s.tensorrt_cache_dir,
+            fp16=s.fp16,
+        )
+        limits = DecodeLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+        pipeline = RecognitionPipeline.load(
+            self.location, session_options=options, config=PipelineConfig(limits=limits)
+        )
+        _warm_up(pipeline)
+        return pipeline, _fingerprint(self.location)
+
+    def _model_set(self, pipeline: RecognitionPipeline, fingerprint: str) -> ModelSet:
+        s = self.settings
+        detect: BatchQueue[DecodedImage, list[Detection]] = BatchQueue(
+            "detect",
+            pipeline.detect,
+            executor=self._inference_pool,
+            max_batch_size=s.detect_batch_size,
+            max_wait_seconds=s.max_batch_wait_seconds,
+            max_queue=s.max_queued_images,
+            concurrency=self._inference_workers,
+        )
+        read: BatchQueue[ImageArray, RawReading] = BatchQueue(
+            "read",
+            pipeline.read,
+            executor=self._inference_pool,
+            max_batch_size=s.read_batch_size,
+            max_wait_seconds=s.max_batch_wait_seconds,
+            # Every queued image may bring several plates; crops are never refused once their image was admitted.
+            max_queue=s.max_queued_images * 16,
+            concurrency=self._inference_workers,
+        )
+        detect.start()
+        read.start()
+        metrics.record_model(pipeline.info.name, pipeline.info.version, pipeline.info.execution_provider)
+        return ModelSet(pipeline, detect, read, fingerprint, datetime.now(UTC))
+
+    async def start(self) -> None:
+        """Load and warm the models; then watch the model files when polling is enabled."""
+        pipeline, fingerprint = await asyncio.to_thread(self._load_pipeline)
+        self._current = self._model_set(pipeline, fingerprint)
+        if self.settings.model_poll_seconds > 0:
+            self._watcher = asyncio.create_task(self._watch(), name="model-watcher")
+
+    async def close(self) -> None:
+        """Stop watching, stop every model set and the thread pools; safe to call twice."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        if self._current is not None:
+            current, self._current = self._current, None
+            await current.detect_queue.close()
+            await current.read_queue.close()
+        for task in list(self._retiring):
+            task.cancel()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self._inference_pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def current(self) -> ModelSet:
+        """The model set serving new requests."""
+        if self._current is None:
+            raise FailedPrecondition("models are not loaded")
+        return self._current
+
+    async def reload(self, *, force: bool) -> tuple[ModelSet, ModelSet, bool]:
+        """Load the models again; returns (previous, current, whether swapped). Keeps the old set on failure."""
+        async with self._reload_lock:
+            previous = self.current
+            try:
+                if not force and await asyncio.to_thread(_fingerprint, self.location) == previous.fingerprint:
+                    return previous, previous, False
+                pipeline, fingerprint = await asyncio.to_thread(self._load_pipeline)
+            except (ModelError, OSError) as exc:
+                metrics.MODEL_RELOADS.labels("failed").inc()
+                raise FailedPrecondition(f"models not reloaded, the previous ones stay in use: {exc}") from exc
+            current = self._model_set(pipeline, fingerprint)
+            self._current = current
+            task = asyncio.create_task(previous.close_when_idle(), name="retire-models")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            metrics.MODEL_RELOADS.labels("reloaded").inc()
+            log.info("models reloaded", extra={"model": pipeline.info.name, "version": pipeline.info.version})
+            return previous, current, True
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.model_poll_seconds)
+            try:
+                await self.reload(force=False)
+            except FailedPrecondition as exc:
+                log.error("%s", exc.message)
+            except Exception:
+                log.exception("model watcher failed; retrying at the next poll")
+
+    # Recognition --------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def using(self) -> AsyncIterator[ModelSet]:
+        """The current model set, kept alive (not retired) while the block runs."""
+        models = self.current
+        models.active += 1
+        try:
+            yield models
+        finally:
+            models.active -= 1
+            if not models.active:
+                models.idle.set()
+
+    def admit(self, images: int) -> None:
+        """Refuse a request up front when its images would overflow the detection queue."""
+        depth = self.current.detect_queue.depth
+        if depth + images > self.settings.max_queued_images:
+            metrics.IMAGES_REJECTED.labels("overloaded").inc(images)
+            raise ResourceExhausted(
+                f"recognize is overloaded ({depth} images queued, limit {self.settings.max_queued_images});"
+                " retry with backoff or on another replica"
+            )
+
+    async def recognize(
+        self,
+        models: ModelSet,
+        data: bytes,
+        options: RecognitionOptions,
+        deadline: float | None,
+        *,
+        with_crops: bool = False,
+    ) -> Recognized:
+        """Recognise one image on ``models``; image problems come back in the result, not as exceptions."""
+        loop = asyncio.get_running_loop()
+        pipeline = models.pipeline
+        started = time.perf_counter()
+        try:
+            image = await loop.run_in_executor(self._decode_pool, pipeline.decode, data)
+        except ImageInputError as exc:
+            metrics.IMAGES_REJECTED.labels(exc.reason.lower()).inc()
+            return Recognized(ImageResult(times=StageTimes(decode=time.perf_counter() - started), error=exc))
+        decoded = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
+
+        detections = await models.detect_queue.submit(image, deadline)
+        minimum = options.min_detection_confidence or 0.0
+        limit = options.max_plates or pipeline.config.max_plates
+        detections = [d for d in detections if d.confidence >= minimum][:limit]
+        detected = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
+
+        crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
+        raws = await asyncio.gather(*(models.read_queue.submit(crop, deadline) for crop in crops))
+        plates, kept = await loop.run_in_executor(self._decode_pool, _plates, pipeline, detections, raws, options)
+        encoded = await loop.run_in_executor(self._decode_pool, _encode, [crops[i] for i in kept]) if with_crops else []
+        finished = time.perf_counter()
+        if detections:
+            metrics.STAGE_SECONDS.labels("read").observe(finished - detected)
+        metrics.PLATES_FOUND.inc(len(plates))
+        times = StageTimes(decode=decoded - started, detect=detected - decoded, read=finished - detected)
+        return Recognized(ImageResult(tuple(plates), image.width, image.height, times), encoded)
+
+
+def _crops(pipeline: RecognitionPipeline, image: DecodedImage, detections: Sequence[Detection]) -> list[ImageArray]:
+    return [pipeline.crop(image, detection) for detection in detections]
+
+
+def _plates(
+    pipeline: RecognitionPipeline,
+    detections: Sequence[Detection],
+    raws: Sequence[RawReading],
+    options: RecognitionOptions,
+) -> tuple[list[PlateResult], list[int]]:
+    minimum = options.min_reading_confidence or pipeline.config.min_reading_confidence
+    plates, kept = [], []
+    for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
+        reading = pipeline.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
+        if reading.confidence >= minimum:
+            plates.append(PlateResult(detection.box, detection.confidence, reading))
+            kept.append(index)
+    return plates, kept
+
+
+def _encode(crops: Sequence[ImageArray]) -> list[bytes]:
+    encoded = []
+    for crop in crops:
+        ok, data = cv2.imencode(".jpg", crop, (cv2.IMWRITE_JPEG_QUALITY, 90))
+        encoded.append(data.tobytes() if ok else b"")
+    return encoded
+
+
+def _warm_up(pipeline: RecognitionPipeline) -> None:
+    """Run every stage once so the first real request does not pay for lazy initialisation."""
+    frame = np.full((720, 1280, 3), 127, dtype=np.uint8)
+    ok, encoded = cv2.imencode(".jpg", frame)
+    if not ok:
+        raise ModelError("could not encode the warm-up frame")
+    if pipeline.detector is not None:
+        pipeline.recognize([encoded.tobytes()])
+    pipeline.read([frame[300:364, 500:628]])
