@@ -5,6 +5,10 @@ needs large batches to be busy). Callers submit one item and await its result; a
 batch is full or the oldest item has waited ``max_wait_seconds``, then runs the batch in an executor so the event
 loop never blocks.
 
+Waiting only pays when more items are on their way: ``incoming`` (a callable the owner provides) reports how many
+items are in the stages before this one, and a lone item with nothing incoming runs at once instead of sitting out
+``max_wait_seconds``. Under load, batches also form naturally while the previous batch runs.
+
 Overload is refused at once (``ResourceExhausted``) once ``max_queue`` items wait, instead of queueing without bound.
 Items whose deadline passes while queued, or whose caller went away, are dropped before the batch runs.
 """
@@ -62,6 +66,7 @@ class BatchQueue(Generic[ItemT, ResultT]):
         max_wait_seconds: float,
         max_queue: int,
         concurrency: int = 1,
+        incoming: Callable[[], int] | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_seconds < 0:
             raise ValueError("batch sizes, queue length and concurrency must be positive")
@@ -72,6 +77,7 @@ class BatchQueue(Generic[ItemT, ResultT]):
         self._max_wait = max_wait_seconds
         self._max_queue = max_queue
         self._concurrency = concurrency
+        self._incoming = incoming
         self._pending: deque[_Pending[ItemT, ResultT]] = deque()
         self._arrived = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -118,6 +124,8 @@ class BatchQueue(Generic[ItemT, ResultT]):
         # Wait for more items only while the batch is not full and the oldest item may still wait.
         oldest = self._pending[0].enqueued
         while len(self._pending) < self._max_batch_size:
+            if self._incoming is not None and self._incoming() <= 0:
+                break  # nothing else is on its way: waiting would only add latency
             remaining = oldest + self._max_wait - time.monotonic()
             if remaining <= 0:
                 break

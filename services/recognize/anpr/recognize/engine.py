@@ -102,6 +102,10 @@ class RecognitionEngine:
         self._reload_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        # Images between admission and the detect queue, and between detection and the read queue: the batch
+        # queues wait for a fuller batch only while such work is on its way.
+        self._decoding = 0
+        self._cropping = 0
 
     # Loading ------------------------------------------------------------------------------------------------
 
@@ -130,6 +134,7 @@ class RecognitionEngine:
             max_wait_seconds=s.max_batch_wait_seconds,
             max_queue=s.max_queued_images,
             concurrency=self._inference_workers,
+            incoming=lambda: self._decoding,
         )
         read: BatchQueue[ImageArray, RawReading] = BatchQueue(
             "read",
@@ -140,6 +145,7 @@ class RecognitionEngine:
             # Every queued image may bring several plates; crops are never refused once their image was admitted.
             max_queue=s.max_queued_images * 16,
             concurrency=self._inference_workers,
+            incoming=lambda: self._cropping,
         )
         detect.start()
         read.start()
@@ -242,22 +248,28 @@ class RecognitionEngine:
         loop = asyncio.get_running_loop()
         pipeline = models.pipeline
         started = time.perf_counter()
+        self._decoding += 1
         try:
             image = await loop.run_in_executor(self._decode_pool, pipeline.decode, data)
         except ImageInputError as exc:
             metrics.IMAGES_REJECTED.labels(exc.reason.lower()).inc()
             return Recognized(ImageResult(times=StageTimes(decode=time.perf_counter() - started), error=exc))
+        finally:
+            self._decoding -= 1
         decoded = time.perf_counter()
         metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
 
-        detections = await models.detect_queue.submit(image, deadline)
-        minimum = options.min_detection_confidence or 0.0
-        limit = options.max_plates or pipeline.config.max_plates
-        detections = [d for d in detections if d.confidence >= minimum][:limit]
-        detected = time.perf_counter()
-        metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
-
-        crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
+        self._cropping += 1
+        try:
+            detections = await models.detect_queue.submit(image, deadline)
+            minimum = options.min_detection_confidence or 0.0
+            limit = options.max_plates or pipeline.config.max_plates
+            detections = [d for d in detections if d.confidence >= minimum][:limit]
+            detected = time.perf_counter()
+            metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
+            crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
+        finally:
+            self._cropping -= 1
         raws = await asyncio.gather(*(models.read_queue.submit(crop, deadline) for crop in crops))
         plates, kept = await loop.run_in_executor(self._decode_pool, _plates, pipeline, detections, raws, options)
         encoded = await loop.run_in_executor(self._decode_pool, _encode, [crops[i] for i in kept]) if with_crops else []
