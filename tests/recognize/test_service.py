@@ -223,3 +223,24 @@ async def test_plate_crops_on_request(start_service: StartService, tokens: dict[
     crop = reply.results[0].plates[0].crop
     assert crop.encoding == image_pb2.IMAGE_ENCODING_JPEG
     assert crop.data[:2] == b"\xff\xd8"
+
+
+async def test_changed_model_files_are_picked_up_by_polling(
+    start_service: StartService, tokens: dict[str, str], test_model_dir: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(test_model_dir, models)
+    reader = models / "reader.onnx"
+    write_manifest(models, detector=models / "detector.onnx", reader=reader, config=reader.with_suffix(".yaml"))
+    server = await start_service("recognize", model_dir=str(models), model_poll_seconds="0.1")
+    channel, stub = _stub(server)
+    async with channel:
+        build_constant_reader(reader, "ND123456")
+        request = recognize_service_pb2.RecognizeRequest(images=[_image(_frame(), "x")])
+        for _ in range(100):
+            reply = await stub.Recognize(request, metadata=_auth(tokens))
+            if reply.results[0].plates[0].reading.text == "ND123456":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the changed reader was not loaded within 5 s")
