@@ -44,6 +44,12 @@ class FailedPrecondition(AnprError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class OutOfRange(AnprError):
+    """A position (cursor, page) outside what exists, e.g. a stream cursor already purged by retention."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Aborted(AnprError):
     """A concurrency conflict; the caller may retry."""
 

@@ -135,12 +135,11 @@ async def request_id(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any])
     """Take the caller's ``x-request-id`` (or make one), expose it to logs, and return it in trailing metadata."""
     given = next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
     value = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-    token = request_id_var.set(value)
+    # Every RPC runs in its own task, hence its own context: the value needs no reset afterwards (and a reset
+    # would fail when a cancelled stream's generator is finalised from another context).
+    request_id_var.set(value)
     context.set_trailing_metadata((("x-request-id", value),))
-    try:
-        yield
-    finally:
-        request_id_var.reset(token)
+    yield
 
 
 def _code_of(exc: BaseException | None, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
@@ -202,11 +201,8 @@ def authenticate(tokens: TokenStore, policy: AccessPolicy) -> Concern:
             metrics.AUTH_FAILURES.labels("role").inc()
             needed = ", ".join(sorted(allowed)) or "a role no client holds"
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{info.method} requires one of: {needed}")
-        token_ref = principal_var.set(principal)
-        try:
-            yield
-        finally:
-            principal_var.reset(token_ref)
+        principal_var.set(principal)  # per-task context, as for the request id
+        yield
 
     return concern
 

@@ -1,0 +1,172 @@
+"""Matching rules of the in-memory index, table-driven, plus normalisation and pattern validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, MatchKind, MatchRules, Reading, Strictness
+from anpr.hotlist.patterns import InvalidPattern, normalise_pattern
+from anpr.hotlist.plates import Folding, InvalidPlate, deletion_keys, normalise_plate, pack
+from anpr.hotlist.settings import DEFAULT_CONFUSION_CLASSES
+
+RULES = MatchRules(Folding(DEFAULT_CONFUSION_CLASSES), min_length_distance_1=6)
+LENIENT, STANDARD, EXACT = 1, 2, 3
+
+
+def make_index(entries: list[tuple[int, int, str]], *, bulk: bool = False) -> MatchIndex:
+    """Lists 1 (lenient), 2 (standard), 3 (exact); entries as (entry_id, list_id, target)."""
+    index = MatchIndex(RULES)
+    index.set_list(ListInfo(LENIENT, "lenient", 10, True, Strictness.LENIENT, 0.0))
+    index.set_list(ListInfo(STANDARD, "standard", 50, True, Strictness.STANDARD, 0.0))
+    index.set_list(ListInfo(EXACT, "exact", 90, True, Strictness.EXACT, 0.0))
+    items = [IndexedEntry(e, h, t, "*" in t or "?" in t) for e, h, t in entries]
+    if bulk:  # enough filler entries to go through the vectorised numpy build rather than the delta dict
+        items += [IndexedEntry(1000 + i, LENIENT, f"ZZ{i:06d}", False) for i in range(3000)]
+    index.upsert(items)
+    return index
+
+
+# reading, alternatives, entry target, expected kind (None: no hit), distance, confusions
+CASES = [
+    ("CA123456", (), "CA123456", MatchKind.EXACT, 0, 0),
+    ("CA12345G", (), "CA123456", MatchKind.CONFUSION, 0, 1),
+    ("CAI23456", (), "CA123456", MatchKind.CONFUSION, 0, 1),
+    ("C4123456", (), "CA123456", MatchKind.EDIT_DISTANCE, 1, 0),
+    ("CA1234567", (), "CA123456", MatchKind.EDIT_DISTANCE, 1, 0),
+    ("CA12356", (), "CA123456", MatchKind.EDIT_DISTANCE, 1, 0),
+    ("CA12346G", (), "CA123456", MatchKind.EDIT_DISTANCE, 1, 0),  # substitution plus a confusion: folded distance 1
+    ("CA1234", (), "CA123456", None, 0, 0),
+    ("XY98765", (), "CA123456", None, 0, 0),
+    ("ABC12", (), "ABC13", None, 0, 0),  # 5 characters: no edit distance allowed
+    ("CA000456", (), "CA*456", MatchKind.WILDCARD, 0, 0),
+    ("CA456", (), "CA*456", MatchKind.WILDCARD, 0, 0),
+    ("CA12X456", (), "CA12?456", MatchKind.WILDCARD, 0, 0),
+    ("CA12XY456", (), "CA12?456", None, 0, 0),
+    ("CAOOO456", (), "CA*456", MatchKind.WILDCARD, 0, 0),
+    ("CAXXX45G", (), "CA*456", MatchKind.WILDCARD, 0, 1),
+    ("ZZ999999", ("CA123456",), "CA123456", MatchKind.EXACT, 0, 0),
+]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["delta", "bulk"])
+@pytest.mark.parametrize(("reading", "alternatives", "target", "kind", "distance", "confusions"), CASES)
+def test_match_kinds(
+    reading: str,
+    alternatives: tuple[str, ...],
+    target: str,
+    kind: MatchKind | None,
+    distance: int,
+    confusions: int,
+    bulk: bool,
+) -> None:
+    index = make_index([(1, LENIENT, target)], bulk=bulk)
+    readings = [Reading(reading, 1.0), *(Reading(a, 0.5) for a in alternatives)]
+    hits = [h for h in index.match(readings, include_weak=True) if h.entry_id == 1]
+    if kind is None:
+        assert hits == []
+        return
+    assert len(hits) == 1
+    hit = hits[0]
+    assert (hit.kind, hit.edit_distance, hit.confusion_count) == (kind, distance, confusions)
+    assert hit.alternative_rank == (1 if alternatives else 0)
+    assert 0 < hit.score <= 1
+
+
+@pytest.mark.parametrize(
+    ("reading", "alternatives", "list_id", "meets"),
+    [
+        ("CA123456", (), EXACT, True),
+        ("CA12345G", (), EXACT, False),  # confusion is not exact
+        ("ZZ000000", ("CA123456",), EXACT, False),  # an alternative reading is not the best reading
+        ("CA12345G", (), STANDARD, True),
+        ("ZZ000000", ("CA123456",), STANDARD, True),
+        ("CA1234567", (), STANDARD, False),  # edit distance needs a lenient list
+        ("CA1234567", (), LENIENT, True),
+    ],
+)
+def test_strictness_decides_which_hits_alert(
+    reading: str, alternatives: tuple[str, ...], list_id: int, meets: bool
+) -> None:
+    index = make_index([(1, list_id, "CA123456")])
+    readings = [Reading(reading), *(Reading(a, 0.6) for a in alternatives)]
+    weak = index.match(readings, include_weak=True)
+    assert [h.meets_strictness for h in weak] == [meets]
+    assert len(index.match(readings)) == (1 if meets else 0)
+
+
+def test_scores_order_hits_strongest_first() -> None:
+    index = make_index([(1, LENIENT, "CA123456"), (2, LENIENT, "CA12345G"), (3, LENIENT, "CA123457")])
+    hits = index.match([Reading("CA123456", 0.9)])
+    assert [h.entry_id for h in hits] == [1, 2, 3]
+    assert hits[0].score == pytest.approx(0.9)
+    assert hits[0].score > hits[1].score > hits[2].score
+
+
+def test_min_match_score_and_inactive_and_expired_entries() -> None:
+    index = make_index([(1, LENIENT, "CA123456")])
+    index.set_list(ListInfo(LENIENT, "lenient", 10, True, Strictness.LENIENT, 0.8))
+    assert index.match([Reading("CA1234567")]) == []  # 0.7 < 0.8
+    assert len(index.match([Reading("CA123456")])) == 1
+    index.set_list(ListInfo(LENIENT, "lenient", 10, False, Strictness.LENIENT, 0.0))
+    assert index.match([Reading("CA123456")], include_weak=True) == []
+    index.set_list(ListInfo(LENIENT, "lenient", 10, True, Strictness.LENIENT, 0.0))
+    index.upsert([IndexedEntry(1, LENIENT, "CA123456", False, expires_at=1000.0)])
+    assert index.match([Reading("CA123456")], now=999.0)
+    assert index.match([Reading("CA123456")], now=1000.0) == []
+
+
+def test_list_filter_remove_reload_and_drop() -> None:
+    index = make_index([(1, LENIENT, "CA123456"), (2, STANDARD, "CA123456")], bulk=True)
+    assert {h.entry_id for h in index.match([Reading("CA123456")])} == {1, 2}
+    assert {h.entry_id for h in index.match([Reading("CA123456")], hotlists={STANDARD})} == {2}
+    index.remove([1])
+    assert {h.entry_id for h in index.match([Reading("CA123456")])} == {2}
+    index.load_list(
+        ListInfo(STANDARD, "standard", 50, True, Strictness.STANDARD, 0.0), [IndexedEntry(7, 2, "GP1", False)]
+    )
+    assert index.match([Reading("CA123456")]) == []
+    assert [h.entry_id for h in index.match([Reading("GP1")])] == [7]
+    index.drop_list(STANDARD)
+    assert index.match([Reading("GP1")]) == []
+    assert len(index) == 3000
+
+
+def test_edit_distance_two_when_configured() -> None:
+    rules = MatchRules(Folding(DEFAULT_CONFUSION_CLASSES), min_length_distance_1=6, min_length_distance_2=8)
+    index = MatchIndex(rules)
+    index.set_list(ListInfo(1, "l", 1, True, Strictness.LENIENT, 0.0))
+    index.upsert(
+        [IndexedEntry(1, 1, "CA123456", False)] + [IndexedEntry(10 + i, 1, f"XY{i:06d}", False) for i in range(2500)]
+    )
+    hits = index.match([Reading("CA193496")])
+    assert [(h.entry_id, h.edit_distance) for h in hits] == [(1, 2)]
+    assert index.match([Reading("CA1934")]) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("ca 123-456", "CA123456"), ("GP-1", "GP1"), ("  nd 12345 ", "ND12345")]
+)
+def test_plate_normalisation(given: str, expected: str) -> None:
+    assert normalise_plate(given) == expected
+
+
+@pytest.mark.parametrize("given", ["", "A", "CA12345678901", "CA_123", "CA'; DROP TABLE x;--", "CÄ123", "CA\x00123"])
+def test_malformed_plates_are_refused(given: str) -> None:
+    with pytest.raises(InvalidPlate):
+        normalise_plate(given)
+
+
+@pytest.mark.parametrize(("given", "expected"), [("ca*456", "CA*456"), ("CA**456", "CA*456"), ("ca12?456", "CA12?456")])
+def test_pattern_normalisation(given: str, expected: str) -> None:
+    assert normalise_pattern(given) == expected
+
+
+@pytest.mark.parametrize("given", ["*", "C*?", "CA%456*", "AB*" + "C" * 30, "CA123456", "A?*B"])
+def test_malformed_patterns_are_refused(given: str) -> None:
+    with pytest.raises(InvalidPattern):
+        normalise_pattern(given)
+
+
+def test_deletion_keys_are_packed_deletions() -> None:
+    assert deletion_keys("ABC", 1) == {pack("ABC"), pack("BC"), pack("AC"), pack("AB")}
+    assert pack("AB") != pack("AB0")

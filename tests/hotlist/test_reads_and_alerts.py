@@ -1,0 +1,210 @@
+"""ReportReads and AcknowledgeAlert: idempotent storage, alerts in the same transaction, suppression, verdicts."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+import grpc.aio
+import pytest
+from google.protobuf import duration_pb2
+
+from anpr.api.hotlist.v1 import alert_pb2, audit_pb2
+from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
+from testkit.hotlist import add_plates, caller, channel_to, create_list, plate_event
+from testkit.scrape import fetch_text
+from testkit.services import StartService
+
+
+async def test_reads_are_idempotent_and_hits_raise_alerts_once(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url)
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["service"])
+        await create_list(admin, "stolen", priority=70, alert_suppression_window=duration_pb2.Duration(seconds=0))
+        await add_plates(admin, "stolen", "CA123456")
+
+        first = plate_event("CA123456", event_id="pass-1", crop=b"\xff\xd8jpeg")
+        reply = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[first]), metadata=ingest.metadata)
+        result = reply.results[0]
+        assert result.status == 1
+        assert len(result.alerts) == 1
+        alert = result.alerts[0]
+        assert alert.state == alert_pb2.ALERT_STATE_OPEN
+        assert alert.hit.hotlist_name == "stolen"
+        assert alert.hit.kind == 1
+        assert alert.event.best_crop.data == b"\xff\xd8jpeg"
+
+        # Same revision again: duplicate, no new alert. Higher revision of the same pass: updated, no new alert.
+        again = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[first]), metadata=ingest.metadata)
+        assert again.results[0].status == 3
+        assert not again.results[0].alerts
+        later = plate_event("CA123456", event_id="pass-1", revision=2)
+        newer = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[later]), metadata=ingest.metadata)
+        assert newer.results[0].status == 2
+        assert not newer.results[0].alerts
+
+        # One batch, same event id twice, out of order: applied in revision order.
+        batch = [
+            plate_event("ZZ999", event_id="pass-2", revision=3),
+            plate_event("ZZ999", event_id="pass-2", revision=1),
+        ]
+        mixed = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=batch), metadata=ingest.metadata)
+        assert [r.status for r in mixed.results] == [2, 1]
+
+        # Without suppression (window 0), a second pass of the same plate raises a second alert.
+        other = await ingest.stub.ReportReads(
+            pb.ReportReadsRequest(events=[plate_event("CA 123456".replace(" ", ""), event_id="pass-3")]),
+            metadata=ingest.metadata,
+        )
+        assert len(other.results[0].alerts) == 1
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT revision FROM hotlist.reads WHERE event_id = 'pass-2'") == 3
+        assert await connection.fetchval("SELECT count(*) FROM hotlist.alerts") == 2
+        assert await connection.fetchval("SELECT crop FROM hotlist.reads WHERE event_id = 'pass-1'") == b"\xff\xd8jpeg"
+    finally:
+        await connection.close()
+
+
+async def test_repeat_hits_are_suppressed_and_counted(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url, alert_suppression_window_seconds="600")
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["service"])
+        await create_list(admin, "stolen")
+        await add_plates(admin, "stolen", "CA123456")
+        replies = [
+            await ingest.stub.ReportReads(
+                pb.ReportReadsRequest(events=[plate_event("CA123456", camera_id=f"cam-{i}")]), metadata=ingest.metadata
+            )
+            for i in range(3)
+        ]
+        assert [len(r.results[0].alerts) for r in replies] == [1, 0, 0]
+        assert [r.results[0].suppressed_hit_count for r in replies] == [0, 1, 1]
+        operator = caller(channel, tokens["operator"])
+        alert_id = replies[0].results[0].alerts[0].alert_id
+        acked = await operator.stub.AcknowledgeAlert(
+            pb.AcknowledgeAlertRequest(alert_id=alert_id, outcome=alert_pb2.ALERT_OUTCOME_CONFIRMED),
+            metadata=operator.metadata,
+        )
+        assert acked.alert.suppressed_count == 2
+        assert acked.alert.HasField("last_suppressed_time")
+        # Once the alert is acknowledged, the next hit raises a new alert.
+        fourth = await ingest.stub.ReportReads(
+            pb.ReportReadsRequest(events=[plate_event("CA123456")]), metadata=ingest.metadata
+        )
+        assert len(fourth.results[0].alerts) == 1
+
+
+async def test_acknowledgement_is_idempotent_and_audited(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url)
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["service"])
+        operator = caller(channel, tokens["operator"])
+        await create_list(admin, "stolen")
+        await add_plates(admin, "stolen", "CA123456", "GP555")
+        reply = await ingest.stub.ReportReads(
+            pb.ReportReadsRequest(events=[plate_event("CA123456"), plate_event("GP555")]), metadata=ingest.metadata
+        )
+        first, second = (r.alerts[0].alert_id for r in reply.results)
+        metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+        assert "anpr_hotlist_open_alerts" in await fetch_text(metrics_url)
+
+        reject = pb.AcknowledgeAlertRequest(
+            alert_id=first,
+            outcome=alert_pb2.ALERT_OUTCOME_REJECTED,
+            rejection_reason=alert_pb2.REJECTION_REASON_VEHICLE_MISMATCH,
+            note="white Hilux, listed as red Polo",
+        )
+        done = await operator.stub.AcknowledgeAlert(reject, metadata=operator.metadata)
+        assert done.changed
+        assert done.alert.state == alert_pb2.ALERT_STATE_REJECTED
+        assert done.alert.acknowledgement.acknowledged_by == "test-operator"
+        repeat = await operator.stub.AcknowledgeAlert(reject, metadata=operator.metadata)
+        assert not repeat.changed
+        assert repeat.alert.state == alert_pb2.ALERT_STATE_REJECTED
+
+        cases = [
+            (
+                pb.AcknowledgeAlertRequest(alert_id=first, outcome=alert_pb2.ALERT_OUTCOME_CONFIRMED),
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ),
+            (
+                pb.AcknowledgeAlertRequest(alert_id="999999", outcome=alert_pb2.ALERT_OUTCOME_CONFIRMED),
+                grpc.StatusCode.NOT_FOUND,
+            ),
+            (
+                pb.AcknowledgeAlertRequest(alert_id="'; --", outcome=alert_pb2.ALERT_OUTCOME_CONFIRMED),
+                grpc.StatusCode.NOT_FOUND,
+            ),
+            (pb.AcknowledgeAlertRequest(alert_id=second), grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                pb.AcknowledgeAlertRequest(alert_id=second, outcome=alert_pb2.ALERT_OUTCOME_REJECTED),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.AcknowledgeAlertRequest(
+                    alert_id=second,
+                    outcome=alert_pb2.ALERT_OUTCOME_CONFIRMED,
+                    rejection_reason=alert_pb2.REJECTION_REASON_MISREAD,
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+        ]
+        for request, code in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await operator.stub.AcknowledgeAlert(request, metadata=operator.metadata)
+            assert refused.value.code() == code
+        cancelled = await operator.stub.AcknowledgeAlert(
+            pb.AcknowledgeAlertRequest(alert_id=second, outcome=alert_pb2.ALERT_OUTCOME_CANCELLED),
+            metadata=operator.metadata,
+        )
+        assert cancelled.alert.state == alert_pb2.ALERT_STATE_CANCELLED
+
+        auditor = caller(channel, tokens["auditor"])
+        trail = await auditor.stub.GetAuditLog(
+            pb.GetAuditLogRequest(actions=[audit_pb2.AUDIT_ACTION_ALERT_ACKNOWLEDGED]), metadata=auditor.metadata
+        )
+        assert sorted(r.target_id for r in trail.records) == sorted([first, second])
+
+
+async def test_bad_batches_store_nothing(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url, max_report_batch="5", max_plate_crop_bytes="100")
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["service"])
+        await create_list(admin, "stolen")
+        await add_plates(admin, "stolen", "CA123456")
+        good = plate_event("CA123456")
+        bad_events = [
+            [good] * 6,  # over the batch limit
+            [good, plate_event("CA 123")],  # not normalised
+            [good, plate_event("CA123", event_id="")],
+            [good, plate_event("CA123", event_id="x" * 200)],
+            [good, plate_event("CA123", revision=0)],
+            [good, plate_event("CA123", camera_id="")],
+            [good, plate_event("CA123", crop=b"x" * 101)],
+            [good, plate_event("CA123", confidence=1.5)],
+            [good, plate_event("CA123", lat_lon=(91.0, 0.0))],
+            [],
+        ]
+        for events in bad_events:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await ingest.stub.ReportReads(pb.ReportReadsRequest(events=events), metadata=ingest.metadata)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM hotlist.reads") == 0
+        assert await connection.fetchval("SELECT count(*) FROM hotlist.alerts") == 0
+    finally:
+        await connection.close()
