@@ -176,6 +176,27 @@ class MatchIndex:
 
     # -- changes ------------------------------------------------------------------------------------------------
 
+    def clone(self) -> MatchIndex:
+        """An independent copy to change off the event loop (reads only this index, so matching may go on)."""
+        twin = MatchIndex.__new__(MatchIndex)
+        twin.__dict__.update(self.__dict__)
+        twin._lists = dict(self._lists)
+        twin._slots = _Slots(
+            list(self._slots.targets),
+            list(self._slots.folded),
+            list(self._slots.entry_ids),
+            list(self._slots.lists),
+            list(self._slots.expiries),
+        )
+        twin._slot_of = dict(self._slot_of)
+        twin._patterns = dict(self._patterns)
+        twin._delta = {key: list(slots) for key, slots in self._delta.items()}
+        return twin
+
+    def adopt(self, other: MatchIndex) -> None:
+        """Take over ``other``'s state in one step (between two awaits, so no match sees half of it)."""
+        self.__dict__.update(other.__dict__)
+
     def set_list(self, info: ListInfo) -> None:
         """Add a list or change its settings (its entries stay)."""
         self._lists[info.hotlist_id] = info

@@ -48,6 +48,12 @@ def _entry(row: Any) -> IndexedEntry:
     )
 
 
+def _reloaded(index: MatchIndex, info: ListInfo, entries: list[IndexedEntry]) -> MatchIndex:
+    staged = index.clone()
+    staged.load_list(info, entries)
+    return staged
+
+
 class IndexSync:
     """Loads the index at start-up and applies every later change of any list."""
 
@@ -106,7 +112,10 @@ class IndexSync:
                     prefetch=_CURSOR_PREFETCH,
                 )
             ]
-            self.index.load_list(info, entries)
+            # A full list can hold a million entries: rebuild a copy in a thread and swap it in, so matching and
+            # health checks on this replica keep answering meanwhile.
+            staged = await asyncio.to_thread(_reloaded, self.index, info, entries)
+            self.index.adopt(staged)
             mode = "full"
         else:
             self.index.set_list(info)
