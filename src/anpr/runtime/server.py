@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -44,7 +44,13 @@ def suite_version() -> str:
 class ServiceServer:
     """One service's gRPC server with its standard companions."""
 
-    def __init__(self, name: str, settings: ServiceSettings, policy: AccessPolicy) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        policy: AccessPolicy,
+        channel_options: Sequence[tuple[str, int | str]] = (),
+    ) -> None:
         self.name = name
         self.settings = settings
         self._tokens = TokenStore(settings.auth_tokens_file)
@@ -54,6 +60,7 @@ class ServiceServer:
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                *channel_options,
             ],
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # grpc-stubs predates the aio servicer

@@ -1,20 +1,82 @@
-"""Process entry point of the ingest service: build dependencies, serve, shut down in order."""
+"""Process entry point of the ingest service: build dependencies, serve, shut down in order.
+
+Shutdown order (the reverse of start-up): the gRPC server stops taking calls (done by the caller before this
+context exits), pulled sources stop, the frame pipeline stops and ends open passes with their final events
+(spooled), delivery stops, the spool closes, channels close, the database pool closes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
 
+import asyncpg
+
 from anpr.api.ingest.v1 import ingest_service_pb2_grpc
 from anpr.ingest.access import ACCESS_POLICY, SERVICE_NAME
+from anpr.ingest.cameras import CameraRepository
+from anpr.ingest.channels import open_channel, token_metadata
+from anpr.ingest.delivery import Delivery
+from anpr.ingest.directory import CameraDirectory
+from anpr.ingest.emitter import EventEmitter
+from anpr.ingest.event_store import EventStore
+from anpr.ingest.intake import FrameIntake
+from anpr.ingest.pipeline import FramePipeline
+from anpr.ingest.recognition import RecognitionClient
+from anpr.ingest.service import IngestServicer
 from anpr.ingest.settings import IngestSettings
+from anpr.ingest.sources import SourceManager
+from anpr.ingest.spool import Spool, SpooledEvent
+from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
 from anpr.runtime.database import open_pool
 from anpr.runtime.entrypoint import run_service
 from anpr.runtime.migrations import migrate
 from anpr.runtime.server import ServiceServer
 
+log = logging.getLogger(__name__)
+
 DATABASE_SCHEMA = "ingest"
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+
+def tracker_config(settings: IngestSettings) -> TrackerConfig:
+    """Tracker tuning from settings."""
+    return TrackerConfig(
+        timeout_seconds=settings.track_timeout_seconds,
+        max_missed_frames=settings.track_max_missed_frames,
+        early_min_reads=settings.early_min_reads,
+        final_min_reads=settings.final_min_reads,
+    )
+
+
+async def _retention(store: EventStore, keep_seconds: float) -> None:
+    while True:
+        try:
+            purged = await store.purge(keep_seconds)
+            if purged:
+                log.info("purged old plate events", extra={"events": purged})
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("plate event retention failed; retrying later: %s", exc)
+        await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+
+@asynccontextmanager
+async def _background(coroutine_name: str, task: asyncio.Task[None]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        task.cancel()
+        # Bounded: a gRPC call to an unreachable peer can ignore cancellation until its channel closes (which
+        # happens right after this), and shutdown must finish within the grace period.
+        done, _ = await asyncio.wait({task}, timeout=2.0)
+        if not done:
+            log.warning("%s did not stop within 2 s; closing its channel", coroutine_name)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("%s had failed: %s", coroutine_name, task.exception())
+        log.debug("stopped %s", coroutine_name)
 
 
 @asynccontextmanager
@@ -23,10 +85,74 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
     async with AsyncExitStack() as resources:
         pool = await resources.enter_async_context(open_pool(settings))
         await migrate(pool, DATABASE_SCHEMA, files("anpr.ingest") / "migrations")
-        server = ServiceServer("ingest", settings, ACCESS_POLICY)
-        # The generated base answers UNIMPLEMENTED for every RPC until the service's capability lands.
+        metadata = token_metadata(settings.service_token_file)
+
+        spool = Spool(settings.spool_path)
+        await spool.open()
+        resources.push_async_callback(spool.close)
+        recognize_channel = open_channel(
+            settings.recognize_target, "anpr.recognize.v1.RecognizeService", settings.max_message_bytes
+        )
+        resources.push_async_callback(recognize_channel.close, None)
+        hotlist_channel = open_channel(
+            settings.hotlist_target, "anpr.hotlist.v1.HotlistService", settings.max_message_bytes
+        )
+        resources.push_async_callback(hotlist_channel.close, None)
+
+        cameras = CameraRepository(pool)
+        directory = CameraDirectory(cameras, online_window=settings.camera_online_window_seconds)
+        store = EventStore(pool)
+
+        async def delivered(batch: Sequence[SpooledEvent]) -> None:
+            try:
+                await store.mark_delivered([(entry.event_id, entry.revision) for entry in batch])
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("could not record delivery state: %s", exc)
+
+        delivery = Delivery(
+            spool,
+            hotlist_channel,
+            metadata,
+            batch_size=settings.delivery_batch_size,
+            deadline_seconds=settings.delivery_deadline_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds,
+            on_delivered=delivered,
+        )
+        await resources.enter_async_context(_background("delivery", asyncio.create_task(delivery.run())))
+        await resources.enter_async_context(
+            _background("retention", asyncio.create_task(_retention(store, settings.event_retention_seconds)))
+        )
+
+        recognition = RecognitionClient(
+            recognize_channel,
+            metadata,
+            deadline_seconds=settings.recognize_deadline_seconds,
+            attempts=settings.recognize_attempts,
+        )
+        pipeline = FramePipeline(
+            recognition,
+            PassTracker(tracker_config(settings)),
+            EventEmitter(directory, store, delivery),
+            directory,
+            max_pending=settings.max_pending_frames,
+            batch_size=settings.recognize_batch_size,
+            batch_wait_seconds=settings.recognize_batch_wait_seconds,
+            concurrency=settings.recognize_concurrency,
+        )
+        pipeline.start()
+        resources.push_async_callback(pipeline.stop)
+
+        intake = FrameIntake(settings, directory, pipeline)
+        sources = SourceManager(pool, settings, lambda frame: intake.submit(frame, "pull"))
+        await sources.start_all()
+        resources.push_async_callback(sources.stop_all)
+
+        # Without BDP probing the HTTP/2 window stays small, so a camera that sends faster than recognition keeps
+        # up is pushed back by flow control instead of filling megabytes of transport buffers per stream (measured:
+        # p99 capture-to-event latency 54 s -> 8 s at saturation, bench/ingest/README.md).
+        server = ServiceServer("ingest", settings, ACCESS_POLICY, channel_options=[("grpc.http2.bdp_probe", 0)])
         server.add(
-            ingest_service_pb2_grpc.IngestServiceServicer(),  # type: ignore[abstract]
+            IngestServicer(cameras, directory, intake, sources, store),
             ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
             SERVICE_NAME,
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from anpr.runtime.settings import DatabaseSettings, Port, ServiceSettings
+from anpr.runtime.settings import DEFAULT_DATA_DIR, DatabaseSettings, Port, ServiceSettings
 
 
 class IngestSettings(ServiceSettings, DatabaseSettings):
@@ -15,3 +17,88 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
 
     grpc_port: Port = Field(50051, description="gRPC port; 0 picks a free port.")
     metrics_port: Port = Field(9101, description="Prometheus port; 0 picks a free port.")
+
+    # Downstream services.
+    recognize_target: str = Field(
+        "dns:///127.0.0.1:50052",
+        description="gRPC target of the recognize service; a dns:/// name resolving to every replica spreads load.",
+    )
+    hotlist_target: str = Field("dns:///127.0.0.1:50053", description="gRPC target of the hotlist service.")
+    service_token_file: Path | None = Field(
+        None, description="File holding the bearer token ingest presents to recognize and hotlist (role service)."
+    )
+
+    # Frame admission.
+    default_max_frame_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Frame size limit for cameras without their own."
+    )
+    default_max_frames_per_second: float = Field(
+        30.0, gt=0, le=1000, description="Sustained frame rate limit for cameras without their own."
+    )
+    rate_burst_seconds: float = Field(
+        2.0, gt=0, le=60, description="Seconds of frames at the rate limit a camera may send in one burst."
+    )
+    dedupe_window_frames: int = Field(
+        100_000, ge=100, le=10_000_000, description="Most (camera, frame id) pairs remembered for idempotency."
+    )
+    dedupe_window_seconds: float = Field(
+        600.0, gt=0, le=86_400, description="How long a frame id is remembered for idempotent resubmission."
+    )
+    max_frame_age_seconds: float = Field(
+        86_400.0, gt=0, description="Oldest capture time accepted (edge agents drain buffered frames late)."
+    )
+    max_clock_skew_seconds: float = Field(300.0, ge=0, description="How far in the future a capture time may be.")
+    max_pending_frames: int = Field(
+        256, ge=1, le=100_000, description="Frames accepted but not yet recognised, across all cameras (memory bound)."
+    )
+    overload_wait_seconds: float = Field(
+        1.0, ge=0, le=60, description="How long a frame waits for room in the pending queue before it is throttled."
+    )
+    camera_online_window_seconds: float = Field(
+        30.0, gt=0, description="A camera whose last frame is older than this is reported offline."
+    )
+
+    # Recognition.
+    recognize_batch_size: int = Field(16, ge=1, le=256, description="Most frames per Recognize call.")
+    recognize_batch_wait_seconds: float = Field(
+        0.02, ge=0, le=5, description="Longest a frame waits for its batch to fill."
+    )
+    recognize_concurrency: int = Field(4, ge=1, le=256, description="Recognize calls in flight at once.")
+    recognize_deadline_seconds: float = Field(10.0, gt=0, le=300, description="Deadline of each Recognize call.")
+    recognize_attempts: int = Field(4, ge=1, le=20, description="Attempts per batch on UNAVAILABLE.")
+
+    # Tracking.
+    track_timeout_seconds: float = Field(
+        1.5, gt=0, le=60, description="A pass ends when its plate was not seen for this long (capture time)."
+    )
+    track_max_missed_frames: int = Field(
+        8, ge=1, le=1000, description="A pass also ends after this many frames of its camera without the plate."
+    )
+    early_min_reads: int = Field(3, ge=1, le=100, description="Agreeing reads needed before an early event.")
+    final_min_reads: int = Field(2, ge=1, le=100, description="Reads a pass needs to produce an event at all.")
+
+    # Delivery and retention.
+    spool_path: Path = Field(
+        DEFAULT_DATA_DIR / "ingest-spool.sqlite3", description="SQLite file where undelivered events wait."
+    )
+    delivery_batch_size: int = Field(100, ge=1, le=10_000, description="Most events per ReportReads call.")
+    delivery_deadline_seconds: float = Field(10.0, gt=0, le=300, description="Deadline of each ReportReads call.")
+    delivery_backoff_max_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest wait between delivery attempts while hotlist is unreachable."
+    )
+    event_retention_seconds: float = Field(
+        7 * 86_400.0, gt=0, description="How long emitted events stay queryable through GetPlateEvents."
+    )
+
+    # Pulled sources.
+    source_default_fps: float = Field(5.0, gt=0, le=120, description="Sampling rate of sources that state none.")
+    source_backoff_initial_seconds: float = Field(0.5, gt=0, le=60, description="First reconnection delay.")
+    source_backoff_max_seconds: float = Field(30.0, gt=0, le=3600, description="Longest reconnection delay.")
+
+    @model_validator(mode="after")
+    def _check_ingest(self) -> IngestSettings:
+        if self.service_token_file is not None and not self.service_token_file.is_file():
+            raise ValueError(f"service_token_file: no such file: {self.service_token_file}")
+        if self.source_backoff_initial_seconds > self.source_backoff_max_seconds:
+            raise ValueError("source_backoff_initial_seconds must not exceed source_backoff_max_seconds")
+        return self

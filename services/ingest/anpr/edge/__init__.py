@@ -1,0 +1,1 @@
+"""Edge agent (``anpr-edge``) for mobile units: local camera + GPS -> on-disk buffer -> ingest's PushFrames."""

@@ -1,0 +1,88 @@
+"""Reading frames with OpenCV's FFmpeg backend, off the event loop.
+
+OpenCV calls block (network reads, decoding) but release the GIL, so each call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the opened stream says about itself."""
+
+    fps: float  # 0 when the stream does not say
+
+
+class VideoReader:
+    """One opened ``cv2.VideoCapture``; every method is a coroutine that runs OpenCV in a thread."""
+
+    def __init__(self, capture: Any, info: StreamInfo) -> None:
+        self._capture = capture
+        self.info = info
+
+    @classmethod
+    async def open(cls, uri: str, open_timeout_seconds: float = 10.0) -> VideoReader | None:
+        """Open ``uri`` (RTSP, HTTP MJPEG, file path, a device index or ``/dev/videoN``); None when it cannot be."""
+
+        def open_capture() -> VideoReader | None:
+            timeout_ms = int(open_timeout_seconds * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            if uri.isdigit():  # a local camera by index: whatever backend the platform has (V4L2 on Linux)
+                capture = cv2.VideoCapture(int(uri))
+            elif uri.startswith("/dev/video"):
+                capture = cv2.VideoCapture(uri, cv2.CAP_V4L2)
+            else:
+                capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
+            if not capture.isOpened():
+                capture.release()
+                return None
+            fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            # Some streams report nonsense (e.g. 90000, the RTP clock); treat that as unknown.
+            return cls(capture, StreamInfo(fps=fps if 0 < fps <= 240 else 0.0))
+
+        return await asyncio.to_thread(open_capture)
+
+    async def read(self) -> np.ndarray[Any, Any] | None:
+        """The next frame (BGR), or None at the end of the stream or on a read error."""
+
+        def read() -> np.ndarray[Any, Any] | None:
+            ok, image = self._capture.read()
+            return image if ok else None
+
+        return await asyncio.to_thread(read)
+
+    async def grab(self) -> bool:
+        """Skip one frame without decoding it into an image (cheap for frames sampling drops)."""
+        return bool(await asyncio.to_thread(self._capture.grab))
+
+    async def retrieve(self) -> np.ndarray[Any, Any] | None:
+        """Decode the frame last grabbed."""
+
+        def retrieve() -> np.ndarray[Any, Any] | None:
+            ok, image = self._capture.retrieve()
+            return image if ok else None
+
+        return await asyncio.to_thread(retrieve)
+
+    async def close(self) -> None:
+        """Release the stream."""
+        await asyncio.to_thread(self._capture.release)
+
+
+async def encode_jpeg(image: np.ndarray[Any, Any], quality: int = 90) -> bytes:
+    """JPEG bytes of a BGR image, encoded in a thread."""
+
+    def encode() -> bytes:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        return bytes(data.tobytes())
+
+    return await asyncio.to_thread(encode)

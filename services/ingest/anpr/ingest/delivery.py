@@ -1,0 +1,128 @@
+"""Delivery of plate events to ``HotlistService.ReportReads``: spool first, then send in order, in batches.
+
+Every event revision is appended to the durable spool before anything else; one background task sends the oldest
+batch, removes it once the hotlist service answered, and otherwise backs off exponentially and tries again. A batch
+the hotlist service refuses as invalid is retried one event at a time so that only the bad event is set aside.
+Duplicates (a batch re-sent after a lost reply) are harmless: the receiver keeps the highest revision per event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+import grpc.aio
+
+from anpr.api.common.v1 import plate_event_pb2
+from anpr.api.hotlist.v1 import hotlist_service_pb2, hotlist_service_pb2_grpc
+from anpr.ingest import metrics
+from anpr.ingest.spool import Spool, SpooledEvent
+
+log = logging.getLogger(__name__)
+
+OnDelivered = Callable[[Sequence[SpooledEvent]], Awaitable[None]]
+
+# Codes after which the same batch may succeed later; anything else means the data itself is refused.
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        # Misconfiguration or a hotlist service not yet upgraded: keep the events until an operator fixes it.
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+
+class Delivery:
+    """Owns the spool-to-hotlist loop; :meth:`submit` from anywhere, :meth:`run` as one background task."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        channel: grpc.aio.Channel,
+        metadata: tuple[tuple[str, str], ...],
+        *,
+        batch_size: int = 100,
+        deadline_seconds: float = 10.0,
+        backoff_initial_seconds: float = 0.2,
+        backoff_max_seconds: float = 10.0,
+        on_delivered: OnDelivered | None = None,
+    ) -> None:
+        self._spool = spool
+        self._stub = hotlist_service_pb2_grpc.HotlistServiceStub(channel)
+        self._metadata = metadata
+        self._batch_size = batch_size
+        self._deadline = deadline_seconds
+        self._backoff_initial = backoff_initial_seconds
+        self._backoff_max = backoff_max_seconds
+        self._on_delivered = on_delivered
+        self._wake = asyncio.Event()
+        self._singles = 0  # events still to send one at a time after an INVALID_ARGUMENT batch
+
+    async def submit(self, events: Sequence[plate_event_pb2.PlateEvent]) -> None:
+        """Spool event revisions durably and wake the sender; returns once they are on disk."""
+        await self._spool.append([(e.event_id, e.revision, e.SerializeToString()) for e in events])
+        metrics.SPOOL_DEPTH.inc(len(events))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        metrics.SPOOL_DEPTH.set(await self._spool.depth())
+        backoff = self._backoff_initial
+        while True:
+            batch = await self._spool.peek(1 if self._singles else self._batch_size)
+            if not batch:
+                self._wake.clear()
+                # The timeout is a safety net only: submit() wakes the loop.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+                continue
+            if await self._send(batch):
+                backoff = self._backoff_initial
+                continue
+            await self._spool.record_attempt([entry.seq for entry in batch])
+            # New events do not cut the backoff short: a down hotlist service must not be hammered.
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+
+    async def _send(self, batch: list[SpooledEvent]) -> bool:
+        request = hotlist_service_pb2.ReportReadsRequest(
+            events=[plate_event_pb2.PlateEvent.FromString(entry.payload) for entry in batch]
+        )
+        try:
+            await self._stub.ReportReads(request, timeout=self._deadline, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            metrics.DELIVERY_FAILURES.labels(code.name).inc()
+            if code in _RETRYABLE:
+                log.warning(
+                    "hotlist delivery failed, will retry",
+                    extra={"grpc_code": code.name, "events": len(batch), "detail": error.details()},
+                )
+                return False
+            if len(batch) > 1:
+                self._singles = len(batch)  # find the bad event by sending one at a time
+                return True
+            await self._spool.dead_letter(batch[0], f"{code.name}: {error.details()}")
+            metrics.EVENTS_DEAD_LETTERED.inc()
+            metrics.SPOOL_DEPTH.dec()
+            log.error("hotlist refused an event; set aside", extra={"event_id": batch[0].event_id, "code": code.name})
+            self._singles = max(0, self._singles - 1)
+            return True
+        await self._spool.remove([entry.seq for entry in batch])
+        metrics.SPOOL_DEPTH.dec(len(batch))
+        metrics.EVENTS_DELIVERED.inc(len(batch))
+        self._singles = max(0, self._singles - len(batch))
+        if self._on_delivered is not None:
+            await self._on_delivered(batch)
+        return True

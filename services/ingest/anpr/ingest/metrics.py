@@ -1,0 +1,52 @@
+"""Prometheus metrics of the ingest service (``anpr_ingest_`` prefix, base units, no plate text or ids as labels).
+
+Camera ids do appear as a label of the online gauge: they name equipment, not people or vehicles, and the number
+of cameras is bounded by registration.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES_RECEIVED = Counter("anpr_ingest_frames_received_total", "Frames received, by how they arrived.", ("transport",))
+FRAMES_ACCEPTED = Counter("anpr_ingest_frames_accepted_total", "Frames accepted for recognition.")
+FRAMES_DUPLICATE = Counter("anpr_ingest_frames_duplicate_total", "Frames acknowledged as duplicates.")
+FRAMES_REJECTED = Counter("anpr_ingest_frames_rejected_total", "Frames refused or throttled, by reason.", ("reason",))
+PENDING_FRAMES = Gauge("anpr_ingest_pending_frames", "Frames accepted and waiting for recognition.")
+FRAMES_UNRECOGNISED = Counter(
+    "anpr_ingest_frames_unrecognised_total",
+    "Accepted frames that recognition could not process, by reason.",
+    ("reason",),
+)
+RECOGNITION_SECONDS = Histogram(
+    "anpr_ingest_recognition_seconds",
+    "Duration of one Recognize call (a batch), retries included.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECOGNITION_BATCH_SIZE = Histogram(
+    "anpr_ingest_recognition_batch_frames", "Frames per Recognize call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+RECOGNITION_RETRIES = Counter("anpr_ingest_recognition_retries_total", "Recognize calls retried after UNAVAILABLE.")
+EVENTS_EMITTED = Counter("anpr_ingest_events_emitted_total", "Plate event revisions emitted, by stage.", ("stage",))
+CAPTURE_TO_EVENT_SECONDS = Histogram(
+    "anpr_ingest_capture_to_event_seconds",
+    "From the capture time of the newest frame of a pass to the emission of the event revision.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+)
+SPOOL_DEPTH = Gauge("anpr_ingest_spool_depth", "Plate events spooled on disk waiting for the hotlist service.")
+EVENTS_DELIVERED = Counter(
+    "anpr_ingest_events_delivered_total", "Plate event revisions accepted by the hotlist service."
+)
+DELIVERY_FAILURES = Counter(
+    "anpr_ingest_delivery_failures_total", "Failed ReportReads calls, by status code.", ("grpc_code",)
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "anpr_ingest_events_dead_lettered_total", "Events the hotlist service refused as invalid (kept aside, not retried)."
+)
+# Counts by state, not one series per camera: camera ids as labels would grow without bound with the fleet.
+# Which camera is offline is in ListCameras (connectivity) and in ListSources for pulled streams.
+CAMERAS_BY_STATE = Gauge(
+    "anpr_ingest_cameras", "Cameras that have sent frames, by state (online: a frame within the window).", ("state",)
+)
+SOURCES_BY_STATE = Gauge("anpr_ingest_sources", "Pulled sources, by state.", ("state",))
+SOURCE_RECONNECTS = Counter("anpr_ingest_source_reconnects_total", "Reconnection attempts of pulled sources.")

@@ -1,0 +1,170 @@
+"""The ``anpr.ingest.v1.IngestService`` servicer: thin handlers over the registry, intake, sources and events.
+
+Handlers raise domain exceptions (:mod:`anpr.runtime.errors`); the runtime's error boundary maps them to status
+codes. Authentication and roles are checked before a handler runs (see :mod:`anpr.ingest.access`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc.aio
+
+from anpr.api.ingest.v1 import frame_pb2, ingest_service_pb2, ingest_service_pb2_grpc
+from anpr.ingest.cameras import CameraRepository, check_camera_id
+from anpr.ingest.directory import CameraDirectory
+from anpr.ingest.event_store import EventStore
+from anpr.ingest.intake import FrameIntake
+from anpr.ingest.sources import SourceManager
+from anpr.runtime.auth import Role
+from anpr.runtime.context import current_principal
+from anpr.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# A camera may carry this label naming the only client identity (besides services) allowed to send its frames.
+PRINCIPAL_LABEL = "principal"
+
+
+class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
+    """Implements every IngestService RPC."""
+
+    def __init__(
+        self,
+        cameras: CameraRepository,
+        directory: CameraDirectory,
+        intake: FrameIntake,
+        sources: SourceManager,
+        events: EventStore,
+    ) -> None:
+        self._cameras = cameras
+        self._directory = directory
+        self._intake = intake
+        self._sources = sources
+        self._events = events
+
+    async def RegisterCamera(
+        self, request: ingest_service_pb2.RegisterCameraRequest, context: Context
+    ) -> ingest_service_pb2.RegisterCameraResponse:
+        camera, created = await self._cameras.register(request.camera)
+        self._directory.invalidate(camera.camera_id)
+        return ingest_service_pb2.RegisterCameraResponse(camera=camera, created=created)
+
+    async def GetCamera(
+        self, request: ingest_service_pb2.GetCameraRequest, context: Context
+    ) -> ingest_service_pb2.GetCameraResponse:
+        camera = await self._cameras.get(request.camera_id)
+        return ingest_service_pb2.GetCameraResponse(camera=self._directory.decorate(camera))
+
+    async def ListCameras(
+        self, request: ingest_service_pb2.ListCamerasRequest, context: Context
+    ) -> ingest_service_pb2.ListCamerasResponse:
+        cameras, token = await self._cameras.list(
+            request.page.page_size, request.page.page_token, request.kinds, request.owner_unit, request.include_disabled
+        )
+        response = ingest_service_pb2.ListCamerasResponse(cameras=[self._directory.decorate(c) for c in cameras])
+        response.page.next_page_token = token
+        return response
+
+    async def UpdateCamera(
+        self, request: ingest_service_pb2.UpdateCameraRequest, context: Context
+    ) -> ingest_service_pb2.UpdateCameraResponse:
+        camera = await self._cameras.update(request.camera, request.update_mask)
+        self._intake.forget_camera(camera.camera_id)
+        return ingest_service_pb2.UpdateCameraResponse(camera=self._directory.decorate(camera))
+
+    async def DeleteCamera(
+        self, request: ingest_service_pb2.DeleteCameraRequest, context: Context
+    ) -> ingest_service_pb2.DeleteCameraResponse:
+        removed = await self._sources.remove_for_camera(check_camera_id(request.camera_id))
+        await self._cameras.delete(request.camera_id)
+        self._intake.forget_camera(request.camera_id)
+        return ingest_service_pb2.DeleteCameraResponse(removed_source_count=removed)
+
+    async def _submit(self, frame: frame_pb2.Frame, transport: str, wait: bool) -> frame_pb2.FrameAck:
+        refusal = await self._check_caller(frame)
+        if refusal is not None:
+            return refusal
+        return await self._intake.submit(frame, transport, wait)
+
+    async def _check_caller(self, frame: frame_pb2.Frame) -> frame_pb2.FrameAck | None:
+        principal = current_principal()
+        if principal is None or Role.SERVICE in principal.roles or not frame.camera_id:
+            return None
+        camera = await self._directory.get(frame.camera_id)
+        owner = camera.labels.get(PRINCIPAL_LABEL) if camera is not None else None
+        if owner is None or owner == principal.identity:
+            return None
+        return frame_pb2.FrameAck(
+            camera_id=frame.camera_id,
+            frame_id=frame.frame_id,
+            status=frame_pb2.FRAME_STATUS_REJECTED,
+            reason=frame_pb2.FRAME_REJECT_REASON_PERMISSION_DENIED,
+            message=f"{principal.identity} may not submit frames for camera {frame.camera_id}",
+        )
+
+    async def SubmitFrame(
+        self, request: ingest_service_pb2.SubmitFrameRequest, context: Context
+    ) -> ingest_service_pb2.SubmitFrameResponse:
+        ack = await self._submit(request.frame, "unary", wait=True)
+        if ack.status in (frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_STATUS_DUPLICATE):
+            return ingest_service_pb2.SubmitFrameResponse(ack=ack)
+        if ack.status == frame_pb2.FRAME_STATUS_THROTTLED:
+            raise ResourceExhausted(ack.message)
+        if ack.reason == frame_pb2.FRAME_REJECT_REASON_UNKNOWN_CAMERA:
+            raise NotFound(ack.message)
+        if ack.reason == frame_pb2.FRAME_REJECT_REASON_CAMERA_DISABLED:
+            raise FailedPrecondition(ack.message)
+        if ack.reason == frame_pb2.FRAME_REJECT_REASON_PERMISSION_DENIED:
+            raise PermissionDenied(ack.message)
+        raise InvalidArgument(ack.message)
+
+    async def PushFrames(
+        self, request_iterator: AsyncIterator[ingest_service_pb2.PushFramesRequest], context: Context
+    ) -> AsyncIterator[ingest_service_pb2.PushFramesResponse]:
+        # Flow control: the next frame is read only after this one is acknowledged, and acknowledging waits for
+        # room in the bounded pipeline queue; meanwhile HTTP/2 flow control stops the sender. Memory per stream
+        # is one frame plus the transport's window, whatever the camera's speed.
+        async for request in request_iterator:
+            ack = await self._submit(request.frame, "stream", wait=True)
+            yield ingest_service_pb2.PushFramesResponse(ack=ack)
+
+    async def AddSource(
+        self, request: ingest_service_pb2.AddSourceRequest, context: Context
+    ) -> ingest_service_pb2.AddSourceResponse:
+        if await self._directory.get(request.source.camera_id) is None and request.source.camera_id:
+            raise FailedPrecondition(f"camera {request.source.camera_id} is not registered")
+        return ingest_service_pb2.AddSourceResponse(source=await self._sources.add(request.source))
+
+    async def RemoveSource(
+        self, request: ingest_service_pb2.RemoveSourceRequest, context: Context
+    ) -> ingest_service_pb2.RemoveSourceResponse:
+        return ingest_service_pb2.RemoveSourceResponse(source=await self._sources.remove(request.source_id))
+
+    async def ListSources(
+        self, request: ingest_service_pb2.ListSourcesRequest, context: Context
+    ) -> ingest_service_pb2.ListSourcesResponse:
+        sources, token = self._sources.list(
+            request.page.page_size, request.page.page_token, request.camera_id, request.states
+        )
+        response = ingest_service_pb2.ListSourcesResponse(sources=sources)
+        response.page.next_page_token = token
+        return response
+
+    async def GetPlateEvents(
+        self, request: ingest_service_pb2.GetPlateEventsRequest, context: Context
+    ) -> ingest_service_pb2.GetPlateEventsResponse:
+        plate = "".join(c for c in request.plate.upper() if c.isalnum())
+        records, token = await self._events.list(
+            request.page.page_size,
+            request.page.page_token,
+            request.camera_ids,
+            request.time_range if request.HasField("time_range") else None,
+            plate,
+            request.delivery_states,
+            request.include_plate_crops,
+        )
+        response = ingest_service_pb2.GetPlateEventsResponse(events=records)
+        response.page.next_page_token = token
+        return response

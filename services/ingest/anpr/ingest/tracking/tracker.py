@@ -1,0 +1,272 @@
+"""Associates plate reads across the frames of each camera and emits one event (with revisions) per pass.
+
+A *track* follows one plate through consecutive frames. A new read joins the track whose predicted position
+(last box moved by the track's velocity) is close and whose text is similar; otherwise it starts a track. A track
+ends when its plate was not seen for a while (capture time) or for several frames of its camera; then its final
+event is emitted. An early event goes out as soon as a few reads agree, so a hotlist hit is not held back until the
+vehicle has left.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from anpr.ingest.tracking.model import Box, Direction, FrameReads, Gps, PassEvent, PlateRead, Stage
+from anpr.ingest.tracking.text import similarity
+from anpr.ingest.tracking.voting import Vote, vote
+
+# Fixed namespace so that event ids are the same on every replica and every replay of the same frames.
+EVENT_NAMESPACE = uuid.UUID("6f1d4c1e-3a55-5b8e-9a0f-2f0c8e3b7a11")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tuning of association and emission."""
+
+    timeout_seconds: float = 1.5
+    max_missed_frames: int = 8
+    early_min_reads: int = 3
+    early_min_confidence: float = 0.5
+    final_min_reads: int = 2
+    # How far (in plate widths) a read may be from the predicted position and still join the track.
+    max_centre_distance_widths: float = 2.5
+    # Without a velocity yet (second read of a track) the plate may have moved further.
+    max_first_step_widths: float = 6.0
+    min_text_similarity: float = 0.5
+    max_alternatives: int = 5
+
+
+@dataclass
+class _Observation:
+    frame_id: str
+    time: float
+    read: PlateRead
+    gps: Gps | None
+
+
+@dataclass
+class _Track:
+    event_id: str
+    camera_id: str
+    observations: list[_Observation] = field(default_factory=list)
+    velocity: tuple[float, float] | None = None  # pixels per second
+    missed_frames: int = 0
+    revision: int = 0
+    emitted_text: str | None = None
+    model_version: str = ""
+
+    @property
+    def last(self) -> _Observation:
+        return self.observations[-1]
+
+    def predicted_box(self, at: float) -> Box:
+        if self.velocity is None:
+            return self.last.read.box
+        dt = at - self.last.time
+        return self.last.read.box.shifted(self.velocity[0] * dt, self.velocity[1] * dt)
+
+    def add(self, observation: _Observation) -> None:
+        previous = self.last
+        dt = observation.time - previous.time
+        if dt > 0:
+            (px, py), (nx, ny) = previous.read.box.centre, observation.read.box.centre
+            measured = ((nx - px) / dt, (ny - py) / dt)
+            # Smooth the velocity so one jittery detection does not throw the prediction off.
+            self.velocity = (
+                measured
+                if self.velocity is None
+                else (0.5 * self.velocity[0] + 0.5 * measured[0], 0.5 * self.velocity[1] + 0.5 * measured[1])
+            )
+        self.observations.append(observation)
+        self.missed_frames = 0
+
+
+class PassTracker:
+    """Per-camera multi-plate tracker; feed it frames in capture order per camera."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self._tracks: dict[str, list[_Track]] = {}
+
+    def active_tracks(self, camera_id: str | None = None) -> int:
+        """Tracks still open (for one camera, or all)."""
+        if camera_id is not None:
+            return len(self._tracks.get(camera_id, ()))
+        return sum(len(tracks) for tracks in self._tracks.values())
+
+    def observe(self, frame: FrameReads) -> list[PassEvent]:
+        """Take one frame's reads; return the events (early, update or final) this frame caused."""
+        tracks = self._tracks.setdefault(frame.camera_id, [])
+        events: list[PassEvent] = []
+        # Tracks that timed out before this frame end first, so a returning plate starts a new pass.
+        for track in [t for t in tracks if frame.capture_time - t.last.time > self.config.timeout_seconds]:
+            tracks.remove(track)
+            events.extend(self._finish(track))
+
+        assigned = self._associate(tracks, frame)
+        touched: set[int] = set()
+        for index, read in enumerate(frame.reads):
+            observation = _Observation(frame.frame_id, frame.capture_time, read, frame.gps)
+            found = assigned.get(index)
+            if found is None:
+                if not read.text:
+                    continue  # an unreadable plate alone does not open a pass
+                track = _Track(event_id=_event_id(frame, read), camera_id=frame.camera_id)
+                track.observations.append(observation)
+                tracks.append(track)
+            else:
+                track = found
+                track.add(observation)
+            if frame.model_version:
+                track.model_version = frame.model_version
+            touched.add(id(track))
+            event = self._maybe_early_or_update(track)
+            if event is not None:
+                events.append(event)
+
+        for track in list(tracks):
+            if id(track) in touched:
+                continue
+            track.missed_frames += 1
+            if track.missed_frames >= self.config.max_missed_frames:
+                tracks.remove(track)
+                events.extend(self._finish(track))
+        return events
+
+    def expire(self, camera_id: str, now: float) -> list[PassEvent]:
+        """End the camera's tracks not seen since ``now - timeout`` (call periodically when frames stop)."""
+        tracks = self._tracks.get(camera_id, [])
+        events: list[PassEvent] = []
+        for track in [t for t in tracks if now - t.last.time > self.config.timeout_seconds]:
+            tracks.remove(track)
+            events.extend(self._finish(track))
+        if not tracks:
+            self._tracks.pop(camera_id, None)
+        return events
+
+    def cameras(self) -> list[str]:
+        """Cameras with open tracks."""
+        return [camera for camera, tracks in self._tracks.items() if tracks]
+
+    def flush(self) -> list[PassEvent]:
+        """End every open track now (shutdown)."""
+        events: list[PassEvent] = []
+        for tracks in self._tracks.values():
+            for track in tracks:
+                events.extend(self._finish(track))
+        self._tracks.clear()
+        return events
+
+    def _associate(self, tracks: list[_Track], frame: FrameReads) -> dict[int, _Track]:
+        config = self.config
+        candidates: list[tuple[float, int, int]] = []
+        for t_index, track in enumerate(tracks):
+            predicted = track.predicted_box(frame.capture_time)
+            reference_text = _vote_text(track)
+            for r_index, read in enumerate(frame.reads):
+                width = max(predicted.width, read.box.width, 1.0)
+                distance = predicted.centre_distance(read.box) / width
+                limit = config.max_first_step_widths if track.velocity is None else config.max_centre_distance_widths
+                text_score = similarity(reference_text, read.text)
+                exact = bool(read.text) and read.text == reference_text and len(read.text) >= 4
+                if text_score < config.min_text_similarity:
+                    continue
+                if distance > limit and not exact:
+                    continue
+                motion_score = max(predicted.iou(read.box), 1.0 - min(distance / limit, 1.0))
+                candidates.append((0.5 * motion_score + 0.5 * text_score, t_index, r_index))
+        # Greedy by best score: good enough for the few plates in one frame, and deterministic.
+        candidates.sort(key=lambda item: (-item[0], item[1], item[2]))
+        used_tracks: set[int] = set()
+        assigned: dict[int, _Track] = {}
+        for _, t_index, r_index in candidates:
+            if t_index in used_tracks or r_index in assigned:
+                continue
+            used_tracks.add(t_index)
+            assigned[r_index] = tracks[t_index]
+        return assigned
+
+    def _maybe_early_or_update(self, track: _Track) -> PassEvent | None:
+        result = vote([o.read for o in track.observations], self.config.max_alternatives)
+        if result is None:
+            return None
+        if track.emitted_text is None:
+            if (
+                result.agreeing_reads >= self.config.early_min_reads
+                and result.confidence >= self.config.early_min_confidence
+            ):
+                return self._emit(track, result, Stage.EARLY)
+            return None
+        if result.text != track.emitted_text:
+            return self._emit(track, result, Stage.UPDATE)
+        return None
+
+    def _finish(self, track: _Track) -> list[PassEvent]:
+        result = vote([o.read for o in track.observations], self.config.max_alternatives)
+        if result is None:
+            return []
+        texted = sum(1 for o in track.observations if o.read.text)
+        if track.emitted_text is None and texted < self.config.final_min_reads:
+            return []  # a lone read is more likely a false detection than a pass
+        return [self._emit(track, result, Stage.FINAL)]
+
+    def _emit(self, track: _Track, result: Vote, stage: Stage) -> PassEvent:
+        track.revision += 1
+        track.emitted_text = result.text
+        best = _best_observation(track)
+        return PassEvent(
+            event_id=track.event_id,
+            revision=track.revision,
+            stage=stage,
+            camera_id=track.camera_id,
+            text=result.text,
+            raw_text=best.read.text,
+            confidence=result.confidence,
+            character_confidences=result.character_confidences,
+            alternatives=result.alternatives,
+            best_frame_id=best.frame_id,
+            best_box=best.read.box,
+            best_crop=best.read.crop,
+            first_seen=track.observations[0].time,
+            last_seen=track.last.time,
+            frame_count=len({o.frame_id for o in track.observations}),
+            gps=best.gps,
+            direction=_direction(track),
+            model_version=track.model_version,
+        )
+
+
+def _vote_text(track: _Track) -> str:
+    result = vote([o.read for o in track.observations[-5:]])
+    return result.text if result else ""
+
+
+def _best_observation(track: _Track) -> _Observation:
+    # Prefer observations with a crop (what an officer looks at), then the most confident, then the largest plate.
+    return max(
+        track.observations,
+        key=lambda o: (o.read.crop is not None, bool(o.read.text), o.read.confidence, o.read.box.area),
+    )
+
+
+def _direction(track: _Track) -> Direction:
+    if len(track.observations) < 2:
+        return Direction.UNKNOWN
+    first, last = track.observations[0].read.box.area, track.last.read.box.area
+    if first <= 0:
+        return Direction.UNKNOWN
+    ratio = last / first
+    if ratio > 1.2:
+        return Direction.APPROACHING
+    if ratio < 1 / 1.2:
+        return Direction.RECEDING
+    return Direction.STATIONARY
+
+
+def _event_id(frame: FrameReads, read: PlateRead) -> str:
+    # Camera + first frame + where in it the plate was: unique per pass (two plates in one frame differ by box)
+    # and identical when the same frames are replayed, so the hotlist service stores a replay as a duplicate.
+    where = f"{round(read.box.x)}x{round(read.box.y)}"
+    key = f"{frame.camera_id}\x1f{frame.frame_id}\x1f{round(frame.capture_time, 6)}\x1f{where}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, key))
