@@ -67,7 +67,7 @@ def write_dev_tokens(path: Path) -> dict[str, str]:
 
 
 def _child_environment(
-    args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None
+    args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None, peers: dict[str, str]
 ) -> dict[str, str]:
     prefix = f"ANPR_{name.upper()}_"
     # Drop inherited settings of the suite's services so that only what `up` decides (plus the operator's
@@ -86,17 +86,25 @@ def _child_environment(
     env.setdefault(prefix + "LOG_FORMAT", "text")
     if name in DATABASE_SERVICES and db is not None:
         env[prefix + "DATABASE_URL"] = db
+    if name == "ingest":
+        # Ingest calls the other two with the development service token, and spools under the suite's data dir.
+        env[prefix + "RECOGNIZE_TARGET"] = f"dns:///{peers['recognize']}"
+        env[prefix + "HOTLIST_TARGET"] = f"dns:///{peers['hotlist']}"
+        env[prefix + "SERVICE_TOKEN_FILE"] = str(args.data_dir / "service-token")
+        env[prefix + "SPOOL_PATH"] = str(args.data_dir / "ingest-spool.sqlite3")
     return env
 
 
-async def _start_child(args: argparse.Namespace, name: str, tokens_file: Path, db: str | None) -> Child:
+async def _start_child(
+    args: argparse.Namespace, name: str, tokens_file: Path, db: str | None, peers: dict[str, str]
+) -> Child:
     ready = args.data_dir / f"{name}.ready.json"
     ready.unlink(missing_ok=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         f"anpr.{name}",
-        env=_child_environment(args, name, tokens_file, ready, db),
+        env=_child_environment(args, name, tokens_file, ready, db, peers),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=sys.stderr.fileno(),  # keep our stdout for the --json line
         stderr=None,
@@ -161,15 +169,20 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tokens_file = args.data_dir / "dev-tokens.json"
     tokens = write_dev_tokens(tokens_file)
+    service_token = args.data_dir / "service-token"
+    service_token.touch(mode=0o600)
+    service_token.write_text(tokens[Role.SERVICE.value])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     children: list[Child] = []
     try:
+        peers: dict[str, str] = {}
         for name in SERVICES:
-            children.append(await _start_child(args, name, tokens_file, database_url))
+            children.append(await _start_child(args, name, tokens_file, database_url, peers))
             await _wait_ready(children[-1])
+            peers[name] = children[-1].ready["grpc_address"]
         _print_summary(_summary(children, tokens, database_label, args.data_dir), args.json)
         waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
         stopper = asyncio.ensure_future(stop.wait())
