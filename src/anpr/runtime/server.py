@@ -154,7 +154,7 @@ class ServiceServer:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         if self._metrics is not None:
-            self._metrics.close()
+            await asyncio.to_thread(self._metrics.close)  # shutdown() waits for the serving thread's poll
         if self._stopping is not None:
             self._stopping.set()
 

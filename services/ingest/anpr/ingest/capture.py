@@ -6,11 +6,15 @@ OpenCV calls block (network reads, decoding) but release the GIL, so each call r
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -21,11 +25,22 @@ class StreamInfo:
 
 
 class VideoReader:
-    """One opened ``cv2.VideoCapture``; every method is a coroutine that runs OpenCV in a thread."""
+    """One opened ``cv2.VideoCapture``; every method is a coroutine that runs OpenCV in a thread.
+
+    Cancelling a coroutine does not stop its thread: a task cancelled during ``grab`` leaves the grab running while
+    its ``finally`` releases the capture from another thread, and ``cv2.VideoCapture`` is not safe for that (it
+    crashes the process). A lock serialises every call on the capture, and nothing runs after the release.
+    """
 
     def __init__(self, capture: Any, info: StreamInfo) -> None:
         self._capture = capture
         self.info = info
+        self._lock = threading.Lock()
+        self._released = False
+
+    def _locked(self, operation: Callable[[Any], _T], default: _T) -> _T:
+        with self._lock:
+            return default if self._released else operation(self._capture)
 
     @classmethod
     async def open(cls, uri: str, open_timeout_seconds: float = 10.0) -> VideoReader | None:
@@ -52,28 +67,33 @@ class VideoReader:
     async def read(self) -> np.ndarray[Any, Any] | None:
         """The next frame (BGR), or None at the end of the stream or on a read error."""
 
-        def read() -> np.ndarray[Any, Any] | None:
-            ok, image = self._capture.read()
+        def read(capture: Any) -> np.ndarray[Any, Any] | None:
+            ok, image = capture.read()
             return image if ok else None
 
-        return await asyncio.to_thread(read)
+        return await asyncio.to_thread(self._locked, read, None)
 
     async def grab(self) -> bool:
         """Skip one frame without decoding it into an image (cheap for frames sampling drops)."""
-        return bool(await asyncio.to_thread(self._capture.grab))
+        return bool(await asyncio.to_thread(self._locked, lambda capture: bool(capture.grab()), False))
 
     async def retrieve(self) -> np.ndarray[Any, Any] | None:
         """Decode the frame last grabbed."""
 
-        def retrieve() -> np.ndarray[Any, Any] | None:
-            ok, image = self._capture.retrieve()
+        def retrieve(capture: Any) -> np.ndarray[Any, Any] | None:
+            ok, image = capture.retrieve()
             return image if ok else None
 
-        return await asyncio.to_thread(retrieve)
+        return await asyncio.to_thread(self._locked, retrieve, None)
 
     async def close(self) -> None:
-        """Release the stream."""
-        await asyncio.to_thread(self._capture.release)
+        """Release the stream (after any call still running on it); safe to call twice."""
+
+        def release(capture: Any) -> None:
+            capture.release()
+            self._released = True
+
+        await asyncio.to_thread(self._locked, release, None)
 
 
 async def encode_jpeg(image: np.ndarray[Any, Any], quality: int = 90) -> bytes:

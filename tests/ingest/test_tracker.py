@@ -1,0 +1,188 @@
+"""Vehicle-pass tracker: sequences of reads -> exactly one pass event (early, updates, final) per vehicle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pytest
+
+from anpr.ingest.tracking.model import Box, Direction, FrameReads, PassEvent, PlateRead, Stage
+from anpr.ingest.tracking.text import edit_distance, similarity
+from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
+from anpr.ingest.tracking.voting import vote
+
+FPS = 10.0
+
+
+@dataclass(frozen=True)
+class Car:
+    """A plate that moves linearly across the frame during [first, last] frame indices."""
+
+    texts: tuple[str, ...]  # what the reader says in each frame it sees the plate (cycled)
+    first: int
+    last: int
+    x0: float = 0.0
+    y: float = 400.0
+    dx: float = 60.0
+    confidence: float = 0.9
+
+
+def frames(cars: Iterable[Car], count: int, camera: str = "cam-1") -> list[FrameReads]:
+    cars = list(cars)
+    result = []
+    for index in range(count):
+        reads = []
+        for car in cars:
+            if car.first <= index <= car.last:
+                step = index - car.first
+                text = car.texts[step % len(car.texts)]
+                box = Box(car.x0 + car.dx * step, car.y, 120, 30)
+                reads.append(PlateRead(text=text, confidence=car.confidence, box=box))
+        result.append(FrameReads(camera, f"f{index}", 1_700_000_000 + index / FPS, tuple(reads)))
+    return result
+
+
+def run(sequence: list[FrameReads], config: TrackerConfig | None = None) -> list[PassEvent]:
+    tracker = PassTracker(config)
+    events: list[PassEvent] = []
+    for frame in sequence:
+        events.extend(tracker.observe(frame))
+    events.extend(tracker.flush())
+    return events
+
+
+def finals(events: list[PassEvent]) -> list[str]:
+    return sorted(event.text for event in events if event.stage is Stage.FINAL)
+
+
+CASES = {
+    "one clean pass": ([Car(("CA123456",), 0, 15)], ["CA123456"]),
+    "misreads outvoted per character": ([Car(("CA123456", "CA123458", "CA123456", "CA1Z3456"), 0, 15)], ["CA123456"]),
+    "two cars in the same frame": (
+        [Car(("CA111111",), 0, 12, y=100), Car(("GP222222",), 0, 12, y=600)],
+        ["CA111111", "GP222222"],
+    ),
+    "a car leaves and another enters": (
+        [Car(("CA111111",), 0, 8), Car(("WP333333",), 20, 30)],
+        ["CA111111", "WP333333"],
+    ),
+    "missed detections inside a pass": ([Car(("CA123456",), 0, 5), Car(("CA123456",), 7, 12, x0=420)], ["CA123456"]),
+    "a single stray read is no pass": ([Car(("XX99",), 5, 5)], []),
+    "cars following closely in the same lane": (
+        [Car(("CA111111",), 0, 10, dx=100), Car(("CA777000",), 3, 13, dx=100)],
+        ["CA111111", "CA777000"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_final_event_per_pass(name: str) -> None:
+    cars, expected = CASES[name]
+    events = run(frames(cars, 40))
+    assert finals(events) == expected
+    # Every event id has exactly one FINAL and revisions go 1, 2, 3 ... without gaps.
+    by_id: dict[str, list[PassEvent]] = {}
+    for event in events:
+        by_id.setdefault(event.event_id, []).append(event)
+    for revisions in by_id.values():
+        assert [e.revision for e in revisions] == list(range(1, len(revisions) + 1))
+        assert [e.stage for e in revisions].count(Stage.FINAL) == 1
+        assert revisions[-1].stage is Stage.FINAL
+
+
+def test_early_event_comes_before_the_pass_ends_and_final_updates_it() -> None:
+    tracker = PassTracker(TrackerConfig(early_min_reads=3))
+    sequence = frames([Car(("CA123456",), 0, 20)], 21)
+    emitted = [(index, event) for index, frame in enumerate(sequence) for event in tracker.observe(frame)]
+    assert [(index, event.stage) for index, event in emitted] == [(2, Stage.EARLY)]
+    final = tracker.flush()
+    assert [event.stage for event in final] == [Stage.FINAL]
+    assert final[0].event_id == emitted[0][1].event_id
+    assert final[0].revision == 2
+    assert final[0].frame_count == 21
+    assert final[0].first_seen == sequence[0].capture_time
+    assert final[0].last_seen == sequence[20].capture_time
+
+
+def test_update_revision_when_the_vote_changes() -> None:
+    texts = ("CA123458",) * 3 + ("CA123456",) * 10
+    events = run([f for f in frames([Car(texts, 0, 12)], 13)])
+    assert [e.stage for e in events] == [Stage.EARLY, Stage.UPDATE, Stage.FINAL]
+    assert events[0].text == "CA123458"
+    assert events[-1].text == "CA123456"
+    assert "CA123458" in [text for text, _ in events[-1].alternatives]
+
+
+def test_pass_ends_by_timeout_through_expire() -> None:
+    tracker = PassTracker(TrackerConfig(timeout_seconds=1.0))
+    sequence = frames([Car(("CA123456",), 0, 4)], 5)
+    for frame in sequence:
+        tracker.observe(frame)
+    assert tracker.expire("cam-1", sequence[-1].capture_time + 0.5) == []
+    ended = tracker.expire("cam-1", sequence[-1].capture_time + 1.5)
+    assert [e.stage for e in ended] == [Stage.FINAL]
+    assert tracker.active_tracks() == 0
+
+
+def test_event_ids_are_deterministic_across_replays() -> None:
+    sequence = frames([Car(("CA111111",), 0, 10), Car(("GP222222",), 0, 10, y=700)], 12)
+    first, second = run(sequence), run(sequence)
+    assert [(e.event_id, e.revision) for e in first] == [(e.event_id, e.revision) for e in second]
+    assert len({e.event_id for e in first}) == 2
+
+
+def test_cameras_are_tracked_independently() -> None:
+    a = frames([Car(("CA123456",), 0, 6)], 7, camera="cam-a")
+    b = frames([Car(("CA123456",), 0, 6)], 7, camera="cam-b")
+    events = run([frame for pair in zip(a, b, strict=True) for frame in pair])
+    assert sorted(e.camera_id for e in events if e.stage is Stage.FINAL) == ["cam-a", "cam-b"]
+
+
+def test_direction_from_plate_growth() -> None:
+    tracker = PassTracker()
+    for index in range(6):
+        size = 60 + 20 * index
+        read = PlateRead("CA123456", 0.9, Box(500, 400, size, size / 4))
+        tracker.observe(FrameReads("cam-1", f"f{index}", 100 + index / FPS, (read,)))
+    [event] = tracker.flush()
+    assert event.direction is Direction.APPROACHING
+
+
+def test_best_crop_prefers_the_most_confident_read_with_a_crop() -> None:
+    tracker = PassTracker()
+    for index, (confidence, crop) in enumerate([(0.95, None), (0.7, b"low"), (0.9, b"best"), (0.8, b"mid")]):
+        read = PlateRead("CA123456", confidence, Box(100 + 40 * index, 400, 120, 30), crop=crop)
+        tracker.observe(FrameReads("cam-1", f"f{index}", 100 + index / FPS, (read,)))
+    [event] = tracker.flush()
+    assert event.best_crop == b"best"
+    assert event.best_frame_id == "f2"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [("", "", 0), ("CA123", "CA123", 0), ("CA123", "CA128", 1), ("CA123", "CA1234", 1), ("ABC", "", 3)],
+)
+def test_edit_distance(a: str, b: str, distance: int) -> None:
+    assert edit_distance(a, b) == distance
+    assert edit_distance(b, a) == distance
+
+
+def test_similarity_is_neutral_for_empty_text() -> None:
+    assert similarity("", "CA1") == 0.5
+    assert similarity("CA123", "CA123") == 1.0
+
+
+def test_vote_weights_characters_by_confidence() -> None:
+    box = Box(0, 0, 10, 10)
+    reads = [
+        PlateRead("CA8", 0.9, box, character_confidences=(0.9, 0.9, 0.3)),
+        PlateRead("CA8", 0.9, box, character_confidences=(0.9, 0.9, 0.3)),
+        PlateRead("CAB", 0.9, box, character_confidences=(0.9, 0.9, 0.95)),
+        PlateRead("CAB", 0.9, box, character_confidences=(0.9, 0.9, 0.95)),
+    ]
+    result = vote(reads)
+    assert result is not None
+    assert result.text == "CAB"
+    assert result.alternatives[0][0] == "CA8"
+    assert vote([PlateRead("", 0.1, box)]) is None

@@ -1,0 +1,186 @@
+"""Tiny ONNX models and images built by tests, following the pipeline's model contracts.
+
+- :func:`build_content_detector`: a ``yolov9-end2end`` detector whose one real "detection" is the bounding box of
+  every pixel that is not the letterbox grey (114) and not the frame background, computed inside the graph. A
+  test frame with a grey background and one bright plate therefore yields that plate's box in letterbox
+  coordinates, which the pipeline must map back to the original image; a second, low-score row per image checks
+  score filtering, and the batch-index column checks batch handling.
+- :func:`build_constant_reader`: a ``fast-plate-ocr`` reader that reads the same text from every crop.
+- :func:`render_plate` / :func:`plate_frame`: black-on-white plates drawn with OpenCV, pasted on a grey frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+PEER_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "fast-plate-ocr-cct-xs-v1-global"
+PEER_MODEL = PEER_DIR / "cct_xs_v1_global.onnx"
+PEER_CONFIG = PEER_DIR / "cct_xs_v1_global_plate_config.yaml"
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+BACKGROUND = 114
+OPSET = 17
+
+
+def _const(name: str, value: npt.NDArray[np.generic]) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name=name + "_v"))
+
+
+def build_content_detector(path: Path, size: int = 96, *, fixed_batch: bool = False) -> Path:
+    """Write the content-box detector (see the module docstring) to ``path``."""
+    nodes = [
+        _const("bg", np.array(BACKGROUND / 255.0, dtype=np.float32)),
+        _const("thr", np.array(0.03, dtype=np.float32)),
+        _const("zero_i", np.array(0, dtype=np.int64)),
+        _const("one_i", np.array(1, dtype=np.int64)),
+        _const("one_f", np.array(1.0, dtype=np.float32)),
+        _const("zero_f", np.array(0.0, dtype=np.float32)),
+        _const("hi", np.array(0.9, dtype=np.float32)),
+        _const("lo", np.array(0.1, dtype=np.float32)),
+        _const("ax1", np.array([1], dtype=np.int64)),
+        helper.make_node("Sub", ["images", "bg"], ["diff"]),
+        helper.make_node("Abs", ["diff"], ["adiff"]),
+        helper.make_node("ReduceMax", ["adiff"], ["chan"], axes=[1], keepdims=0),
+        helper.make_node("Greater", ["chan", "thr"], ["maskb"]),
+        helper.make_node("Cast", ["maskb"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMax", ["mask"], ["cols"], axes=[1], keepdims=0),
+        helper.make_node("ReduceMax", ["mask"], ["rows"], axes=[2], keepdims=0),
+        helper.make_node("ArgMax", ["cols"], ["x1i"], axis=1, keepdims=1),
+        helper.make_node("ArgMax", ["cols"], ["x2i"], axis=1, keepdims=1, select_last_index=1),
+        helper.make_node("ArgMax", ["rows"], ["y1i"], axis=1, keepdims=1),
+        helper.make_node("ArgMax", ["rows"], ["y2i"], axis=1, keepdims=1, select_last_index=1),
+        helper.make_node("Cast", ["x1i"], ["x1"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["y1i"], ["y1"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["x2i"], ["x2l"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["y2i"], ["y2l"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x2l", "one_f"], ["x2"]),
+        helper.make_node("Add", ["y2l", "one_f"], ["y2"]),
+        helper.make_node("Shape", ["images"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero_i"], ["n"], axis=0),
+        helper.make_node("Range", ["zero_i", "n", "one_i"], ["idx_i"]),
+        helper.make_node("Cast", ["idx_i"], ["idx_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["idx_f", "ax1"], ["bidx"]),
+        helper.make_node("Mul", ["bidx", "zero_f"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "hi"], ["score_hi"]),
+        helper.make_node("Add", ["zeros", "lo"], ["score_lo"]),
+        helper.make_node("Concat", ["bidx", "x1", "y1", "x2", "y2", "zeros", "score_hi"], ["row_hi"], axis=1),
+        # The low-score row covers the whole input; it must be filtered out by the default threshold.
+        helper.make_node("Add", ["zeros", "one_f"], ["ones"]),
+        _const("full", np.array(float(size), dtype=np.float32)),
+        helper.make_node("Mul", ["ones", "full"], ["fulls"]),
+        helper.make_node(
+            "Concat", ["bidx", "zeros", "zeros", "fulls", "fulls", "zeros", "score_lo"], ["row_lo"], axis=1
+        ),
+        helper.make_node("Concat", ["row_hi", "row_lo"], ["output"], axis=0),
+    ]
+    batch: int | str = 1 if fixed_batch else "batch"
+    graph = helper.make_graph(
+        nodes,
+        "content_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["rows", 7])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def build_constant_reader(path: Path, text: str, *, slots: int = 9, height: int = 64, width: int = 128) -> Path:
+    """A ``fast-plate-ocr`` model reading ``text`` (probability 0.9 per slot) from any crop; writes its config too."""
+    probs = np.full((slots, len(ALPHABET)), 0.1 / (len(ALPHABET) - 1), dtype=np.float32)
+    for i in range(slots):
+        probs[i, ALPHABET.index(text[i] if i < len(text) else "_")] = 0.9
+    nodes = [
+        _const("probs", probs[None]),
+        _const("zero_f", np.array(0.0, dtype=np.float32)),
+        helper.make_node("Cast", ["input"], ["inf"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["inf"], ["mean"], axes=[1, 2, 3], keepdims=1),  # [N, 1, 1, 1]
+        helper.make_node("Squeeze", ["mean", "sq_axes"], ["mean2"]),  # [N, 1]
+        helper.make_node("Unsqueeze", ["mean2", "sq_axes1"], ["mean3"]),  # [N, 1, 1]
+        helper.make_node("Mul", ["mean3", "zero_f"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "probs"], ["output"]),
+        _const("sq_axes", np.array([2, 3], dtype=np.int64)),
+        _const("sq_axes1", np.array([2], dtype=np.int64)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_reader",
+        [helper.make_tensor_value_info("input", TensorProto.UINT8, ["batch", height, width, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", slots, len(ALPHABET)])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    # Constants are declared after use above for readability; sort them first for a valid topological order.
+    model.graph.node.sort(key=lambda node: node.op_type != "Constant")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    path.with_suffix(".yaml").write_text(
+        f'max_plate_slots: {slots}\nalphabet: "{ALPHABET}"\npad_char: "_"\nimg_height: {height}\n'
+        f"img_width: {width}\nkeep_aspect_ratio: false\ninterpolation: linear\nimage_color_mode: rgb\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_manifest(
+    directory: Path, *, detector: Path | None, reader: Path, config: Path, input_size: int | None = None
+) -> Path:
+    """A manifest in ``directory`` pointing at the given files (absolute paths)."""
+    lines = [
+        "name: test-set",
+        "version: t1",
+        "reader:",
+        "  format: fast-plate-ocr",
+        f"  path: {reader}",
+        f"  plate_config: {config}",
+    ]
+    if detector is not None:
+        lines += ["detector:", "  format: yolov9-end2end", f"  path: {detector}"]
+        if input_size is not None:
+            lines.append(f"  input_size: {input_size}")
+    path = directory / "manifest.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def render_plate(text: str, width: int = 256, height: int = 64) -> npt.NDArray[np.uint8]:
+    """Black text on a white plate with a border (BGR)."""
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    cv2.rectangle(image, (2, 2), (width - 3, height - 3), (0, 0, 0), 2)
+    scale = height / 64
+    cv2.putText(
+        image,
+        text,
+        (int(10 * scale), int(48 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.5 * scale,
+        (0, 0, 0),
+        max(2, int(4 * scale)),
+        cv2.LINE_AA,
+    )
+    return image
+
+
+def plate_frame(text: str, frame_size: tuple[int, int], box: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
+    """A grey (114) frame of ``frame_size`` (w, h) with a rendered plate resized into ``box`` (x, y, w, h)."""
+    width, height = frame_size
+    frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+    x, y, w, h = box
+    frame[y : y + h, x : x + w] = cv2.resize(render_plate(text), (w, h), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def encode(image: npt.NDArray[np.uint8], ext: str = ".png", quality: int = 95) -> bytes:
+    """Encode with OpenCV (PNG by default: lossless, so the grey background stays exactly 114)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == ".jpg" else []
+    ok, buffer = cv2.imencode(ext, image, params)
+    assert ok
+    return buffer.tobytes()
