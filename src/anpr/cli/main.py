@@ -1,7 +1,8 @@
 """``anpr``: one command for operators and developers.
 
-Sub-commands: ``up`` (run the whole suite locally), ``token`` (make a client token for a secrets file), and one
-per service (``ingest``, ``recognize``, ``hotlist``) that runs that service in the foreground.
+Sub-commands: ``up`` (run the whole suite locally), ``token`` (make a client token for a secrets file), ``read``
+(recognise plates in image files), ``eval`` (score recognition on a labelled set), and one per service
+(``ingest``, ``recognize``, ``hotlist``) that runs that service in the foreground.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from anpr.cli import token, up
+from anpr.cli import evaluate, hotlist, read, token, up
 
 
 def _run_service(name: str) -> None:
@@ -29,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up.add_arguments(commands.add_parser("up", help="run ingest, recognize and hotlist locally, supervised"))
     token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
+    read.add_arguments(commands.add_parser("read", help="recognise the plates in image files"))
+    evaluate.add_arguments(commands.add_parser("eval", help="score plate recognition on a labelled set"))
     for name in ("ingest", "recognize", "hotlist"):
-        commands.add_parser(name, help=f"run the {name} service (settings from ANPR_{name.upper()}_* variables)")
+        service = commands.add_parser(
+            name, help=f"run the {name} service (settings from ANPR_{name.upper()}_* variables)"
+        )
+        if name == "hotlist":
+            hotlist.add_arguments(service)  # `anpr hotlist import ...`; plain `anpr hotlist` runs the service
     return parser
 
 
@@ -41,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(up.run(args))
     if args.command == "token":
         raise SystemExit(token.run(args))
+    if args.command == "read":
+        raise SystemExit(read.run(args))
+    if args.command == "eval":
+        raise SystemExit(evaluate.run(args))
+    if args.command == "hotlist" and args.hotlist_command:
+        raise SystemExit(hotlist.run(args))
     _run_service(args.command)
 
 

@@ -1,0 +1,72 @@
+"""Plate recognition pipeline: image decoding, plate detection, plate reading and syntax-aware correction.
+
+The recognize service wraps :class:`RecognitionPipeline`; ``anpr read`` and ``anpr eval`` use it directly.
+Models come from a manifest (:func:`load_manifest`): the shipped defaults or an operator's own files in the
+``yolov9-end2end`` (detector) and ``fast-plate-ocr`` (reader) formats.
+"""
+
+from __future__ import annotations
+
+from anpr.recognize.pipeline.errors import (
+    CorruptImage,
+    DataTooLarge,
+    DimensionsTooLarge,
+    EmptyImage,
+    ImageInputError,
+    ModelError,
+    NotAnImage,
+    ZeroSizeImage,
+)
+from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_formats
+from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, decode_image
+from anpr.recognize.pipeline.manifest import DetectorSpec, ModelManifest, ReaderSpec, load_manifest
+from anpr.recognize.pipeline.pipeline import ModelInfo, PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognize.pipeline.session import SessionOptions, choose_providers, create_session
+from anpr.recognize.pipeline.types import (
+    Alternative,
+    Box,
+    Detection,
+    FormatMatch,
+    ImageResult,
+    PlateLayout,
+    PlateReading,
+    PlateResult,
+    StageTimes,
+)
+
+__all__ = [
+    "Alternative",
+    "Box",
+    "Correction",
+    "CorruptImage",
+    "DataTooLarge",
+    "DecodeLimits",
+    "DecodedImage",
+    "Detection",
+    "DetectorSpec",
+    "DimensionsTooLarge",
+    "EmptyImage",
+    "FormatCatalogue",
+    "FormatMatch",
+    "ImageInputError",
+    "ImageResult",
+    "ModelError",
+    "ModelInfo",
+    "ModelManifest",
+    "NotAnImage",
+    "PipelineConfig",
+    "PlateLayout",
+    "PlateReading",
+    "PlateResult",
+    "ReaderSpec",
+    "RecognitionOptions",
+    "RecognitionPipeline",
+    "SessionOptions",
+    "StageTimes",
+    "ZeroSizeImage",
+    "choose_providers",
+    "create_session",
+    "decode_image",
+    "load_formats",
+    "load_manifest",
+]

@@ -1,0 +1,139 @@
+"""Result types of the recognition pipeline.
+
+Plain frozen dataclasses that map one for one onto the ``anpr.recognize.v1`` / ``anpr.common.v1`` messages
+(``ImageResult``, ``PlateDetection``, ``PlateReading``, ``PlateFormat``, ``AlternativeReading``), so the service can
+convert them without knowing how they were computed. Nothing here depends on ONNX Runtime or OpenCV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned box in pixels of the original image: top-left corner, width and height."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def x2(self) -> float:
+        """Right edge."""
+        return self.x + self.width
+
+    @property
+    def y2(self) -> float:
+        """Bottom edge."""
+        return self.y + self.height
+
+    def as_xywh(self) -> list[int]:
+        """Integer ``[x, y, w, h]`` as printed by ``anpr read --json``."""
+        return [round(self.x), round(self.y), round(self.width), round(self.height)]
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when either box is empty)."""
+        ix = max(0.0, min(self.x2, other.x2) - max(self.x, other.x))
+        iy = max(0.0, min(self.y2, other.y2) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.width * self.height + other.width * other.height - inter
+        return inter / union if union > 0 else 0.0
+
+
+class PlateLayout(Enum):
+    """One or two rows of characters (``anpr.common.v1.PlateLayout``)."""
+
+    UNSPECIFIED = 0
+    SINGLE_ROW = 1
+    TWO_ROWS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class FormatMatch:
+    """The plate format a reading matched (``anpr.common.v1.PlateFormat``)."""
+
+    format_id: str
+    country_code: str
+    region_code: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """Another candidate text for a plate, ranked below the best (``AlternativeReading``)."""
+
+    text: str
+    confidence: float
+    format: FormatMatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlateReading:
+    """What a plate says (``anpr.common.v1.PlateReading``).
+
+    ``text`` is after syntax-aware correction, ``raw_text`` before it; correction replaces characters one for one,
+    so ``character_confidences`` lines up with both. ``text`` is empty when the plate could not be read.
+    """
+
+    text: str
+    raw_text: str
+    confidence: float
+    character_confidences: tuple[float, ...]
+    display_text: str = ""
+    format: FormatMatch | None = None
+    layout: PlateLayout = PlateLayout.UNSPECIFIED
+    alternatives: tuple[Alternative, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A plate box found by the detector, in pixels of the original image."""
+
+    box: Box
+    confidence: float
+    class_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlateResult:
+    """One plate in an image: where it is and what it says (``PlateDetection``)."""
+
+    box: Box
+    detection_confidence: float
+    reading: PlateReading
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds spent per stage on one image.
+
+    Batched stages (detection, reading) are shared among the images of a batch; each image is charged its share
+    (the batch time divided by the images or crops it contributed), so the sum over a batch equals the wall time.
+    """
+
+    decode: float = 0.0
+    detect: float = 0.0
+    read: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """Decode + detect + read."""
+        return self.decode + self.detect + self.read
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """Recognition result of one image (``anpr.recognize.v1.ImageResult``).
+
+    Exactly one of ``error`` and a (possibly empty) ``plates`` list is meaningful: when ``error`` is set the image
+    failed on its own and the rest of the batch is unaffected.
+    """
+
+    plates: tuple[PlateResult, ...] = ()
+    width: int = 0
+    height: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    error: Exception | None = None

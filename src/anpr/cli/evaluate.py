@@ -1,0 +1,216 @@
+"""``anpr eval``: score the recognition pipeline on a labelled set.
+
+Reads ``DATASET_DIR/labels.jsonl`` (one object per image: ``{"image": "images/x.jpg", "size": [W, H],
+"plates": [{"text": "ABC1234", "box": [x, y, w, h]}]}``) and reports, over the labelled plates:
+
+- ``detection_recall``: share of labelled plates with a detection of IoU >= 0.3 (end-to-end mode only);
+- ``exact_accuracy``: the matched detection's corrected text equals the label;
+- ``folded_accuracy``: equal after folding O to 0 and I to 1 on both sides;
+- ``one_edit_accuracy``: within one edit (insertion, deletion or substitution);
+- ``raw_exact_accuracy``: like ``exact_accuracy`` but on the reader's text before syntax-aware correction;
+- ``median_seconds`` and ``p95_seconds``: recognition time per image.
+
+A plate that was not detected counts as wrongly read. In crop mode (``--crops``, or automatically when every
+labelled box is the whole image) the labelled box is cut out and only the reader runs: that scores reading alone.
+Only aggregate figures are printed, never plate text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anpr.cli.read import add_model_arguments, load_pipeline
+
+IOU_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPlate:
+    """One labelled plate of one image."""
+
+    text: str
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledImage:
+    """One line of ``labels.jsonl``."""
+
+    path: Path
+    size: tuple[int, int] | None
+    plates: tuple[LabelledPlate, ...]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``anpr eval``."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--crops",
+        action="store_true",
+        help="read the labelled boxes directly (reading stage only); automatic when every box is the whole image",
+    )
+    parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N images")
+    parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory holding labels.jsonl")
+
+
+def load_labels(dataset: Path) -> list[LabelledImage]:
+    """Parse ``labels.jsonl``; raises ``ValueError`` naming the line on malformed input."""
+    out = []
+    path = dataset / "labels.jsonl"
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            size = tuple(record["size"]) if record.get("size") else None
+            plates = tuple(
+                LabelledPlate(
+                    str(p["text"]).upper().replace(" ", "").replace("-", ""),
+                    (int(p["box"][0]), int(p["box"][1]), int(p["box"][2]), int(p["box"][3])),
+                )
+                for p in record["plates"]
+            )
+            out.append(LabelledImage(dataset / record["image"], size, plates))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"{path}:{number}: malformed label line ({exc})") from exc
+    return out
+
+
+def fold(text: str) -> str:
+    """O -> 0 and I -> 1: US plates often draw them alike and their labels are not consistent."""
+    return text.replace("O", "0").replace("I", "1")
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Levenshtein distance <= 1."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def _whole_image(image: LabelledImage) -> bool:
+    return image.size is not None and all(
+        p.box[0] == 0 and p.box[1] == 0 and (p.box[2], p.box[3]) == image.size for p in image.plates
+    )
+
+
+def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the pipeline over ``images`` and compute the figures (see the module docstring)."""
+    from anpr.recognize.pipeline import Box, ImageInputError, RecognitionOptions, decode_image
+
+    options = RecognitionOptions(format_hints=hints)
+
+    plates = detected = exact = folded = one_edit = raw_exact = 0
+    seconds: list[float] = []
+    unreadable = 0
+    if images:
+        # One untimed pass so that lazy initialisation inside ONNX Runtime does not land on the first image.
+        first = images[0].path.read_bytes()
+        if crops:
+            pipeline.read_plates([decode_image(first).full()])
+        else:
+            pipeline.recognize([first])
+    for image in images:
+        data = image.path.read_bytes()
+        readings: list[tuple[Any, str, str]] = []  # (box, text, raw text)
+        start = time.perf_counter()
+        if crops:
+            try:
+                # Full resolution: the labelled box is the crop, nothing is detected on a reduced frame.
+                decoded = decode_image(data, limits=pipeline.config.limits)
+            except ImageInputError:  # a bad image counts as unread, the run goes on
+                decoded = None
+            if decoded is not None:
+                boxes = [Box(*p.box) for p in image.plates]
+                cut = [decoded.crop(box) for box in boxes]
+                for box, reading in zip(boxes, pipeline.read_plates(cut, options), strict=True):
+                    readings.append((box, reading.text, reading.raw_text))
+            error = decoded is None
+        else:
+            result = pipeline.recognize([data], options)[0]
+            error = result.error is not None
+            readings = [(p.box, p.reading.text, p.reading.raw_text) for p in result.plates]
+        seconds.append(time.perf_counter() - start)
+        unreadable += error
+        for label in image.plates:
+            plates += 1
+            target = Box(*label.box)
+            best = max(readings, key=lambda r: r[0].iou(target), default=None)
+            if best is None or best[0].iou(target) < IOU_THRESHOLD:
+                continue
+            detected += 1
+            text, raw = best[1], best[2]
+            exact += text == label.text
+            raw_exact += raw == label.text
+            folded += fold(text) == fold(label.text)
+            one_edit += within_one_edit(text, label.text)
+
+    def share(count: int) -> float:
+        return round(count / plates, 4) if plates else 0.0
+
+    return {
+        "mode": "crops" if crops else "end-to-end",
+        "images": len(images),
+        "plates": plates,
+        "unreadable_images": unreadable,
+        "detection_recall": None if crops else share(detected),
+        "exact_accuracy": share(exact),
+        "folded_accuracy": share(folded),
+        "one_edit_accuracy": share(one_edit),
+        "raw_exact_accuracy": share(raw_exact),
+        "median_seconds": round(statistics.median(seconds), 6) if seconds else 0.0,
+        "p95_seconds": round(_percentile(seconds, 0.95), 6),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the figures; 2 on unusable input or models."""
+    from anpr.recognize.pipeline import ModelError
+
+    try:
+        images = load_labels(args.dataset)
+    except (OSError, ValueError) as exc:
+        print(f"anpr eval: {exc}", file=sys.stderr)
+        return 2
+    if args.limit > 0:
+        images = images[: args.limit]
+    crops = args.crops or (bool(images) and all(_whole_image(image) for image in images))
+    try:
+        pipeline = load_pipeline(args.models, args.threads)
+        if not crops and pipeline.detector is None:
+            raise ModelError("the model set has no detector; use --crops to score reading alone")
+    except ModelError as exc:
+        print(f"anpr eval: {exc}", file=sys.stderr)
+        return 2
+    figures = {"dataset": str(args.dataset), "models": f"{pipeline.info.name} {pipeline.info.version}"}
+    figures |= evaluate(pipeline, images, crops=crops, hints=args.hints)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        width = max(len(key) for key in figures)
+        for key, value in figures.items():
+            print(f"{key.ljust(width)}  {'n/a' if value is None else value}")
+    return 0

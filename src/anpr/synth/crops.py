@@ -1,0 +1,77 @@
+"""Reader training samples: a rendered plate, seen through a camera, cropped by a loose box and resized.
+
+Real crops come from hand-drawn or detected boxes, so the crop keeps some of the car around the plate, cuts a little
+off at times, and the plate is slightly rotated or seen at an angle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from anpr.synth.effects import degrade
+from anpr.synth.formats import FORMATS, PlateFormat, Rng
+from anpr.synth.plate import render_plate
+from anpr.synth.scene import clutter_background
+
+
+@dataclass(frozen=True)
+class ReaderSample:
+    """An RGB crop of ``size`` (width, height) and its label."""
+
+    image: np.ndarray
+    label: str
+    format: str
+
+
+def plate_quad(rng: Rng, w: int, h: int, x0: float, y0: float, tilt: float) -> np.ndarray:
+    """The four corners (tl, tr, br, bl) of a w x h plate placed at (x0, y0) with random rotation and perspective."""
+    pts = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    jitter = rng.uniform(-tilt, tilt, (4, 2)).astype(np.float32) * np.array([w, h], np.float32) * 0.5
+    pts = pts + jitter * np.array([0.25, 1.0], np.float32)
+    angle = np.deg2rad(float(rng.normal(0, 4 * tilt / 0.15)))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    centre = np.array([w / 2, h / 2], np.float32)
+    pts = ((pts - centre) @ rot.T + centre).astype(np.float32)
+    return np.asarray(pts + np.array([x0, y0], np.float32), np.float32)
+
+
+def reader_sample(
+    rng: Rng, size: tuple[int, int] = (128, 64), formats: tuple[PlateFormat, ...] = FORMATS, strength: float = 1.0
+) -> ReaderSample:
+    """One reader training sample: the crop resized to ``size`` (width, height) and its label.
+
+    ``strength`` scales how often camera effects are applied (training starts gentle and ramps up).
+    """
+    fmt = formats[int(rng.integers(0, len(formats)))] if formats is not FORMATS else None
+    plate = render_plate(rng, fmt)
+    ph, pw = plate.image.shape[:2]
+    # Shown at a random real-world size: plates seen 30 to 300 pixels wide.
+    target_w = float(np.exp(rng.uniform(np.log(50), np.log(300))))
+    s = target_w / pw
+    margin = 0.6
+    cw, ch = int(pw * s * (1 + 2 * margin)) + 4, int(ph * s * (1 + 2 * margin * 2)) + 4
+    canvas = clutter_background(rng, cw, ch)
+    quad = plate_quad(rng, int(pw * s), int(ph * s), pw * s * margin, ph * s * margin * 2, 0.15)
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    m = cv2.getPerspectiveTransform(src, quad)
+    warped = cv2.warpPerspective(plate.image, m, (cw, ch), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), m, (cw, ch), flags=cv2.INTER_AREA)
+    a = (mask.astype(np.float32) / 255.0)[:, :, None]
+    canvas = (canvas * (1 - a) + warped * a).astype(np.uint8)
+    canvas = degrade(canvas, rng, strength, detail=ph * s * 0.6)
+    x1, y1 = quad.min(axis=0)
+    x2, y2 = quad.max(axis=0)
+    bw, bh = x2 - x1, y2 - y1
+    lo, hi = -0.04, 0.12
+    x1 -= bw * rng.uniform(lo, hi)
+    x2 += bw * rng.uniform(lo, hi)
+    y1 -= bh * rng.uniform(lo, hi * 1.5)
+    y2 += bh * rng.uniform(lo, hi * 1.5)
+    xi1, yi1 = max(0, int(x1)), max(0, int(y1))
+    xi2, yi2 = min(cw, int(np.ceil(x2))), min(ch, int(np.ceil(y2)))
+    crop = canvas[yi1:yi2, xi1:xi2]
+    out = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+    return ReaderSample(out, plate.label, plate.format)

@@ -1,0 +1,172 @@
+"""Detection scenes: cluttered street-like frames with 0 to 4 plates, their boxes, and hard negatives.
+
+Plates are 20 to 400 px wide when scaled to a 1920-px-wide frame, warped in perspective, sometimes partly occluded.
+Negatives look like plates to a careless detector: signs, badges, bumper stickers, random text, grilles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from anpr.synth.effects import degrade
+from anpr.synth.formats import LETTERS, Rng, pick
+from anpr.synth.glyphs import GlyphStyle, draw_glyph
+
+
+@dataclass(frozen=True)
+class Scene:
+    """An RGB frame, plate boxes ``[K, 4]`` as x1, y1, x2, y2 in pixels, and their labels."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    labels: tuple[str, ...]
+
+
+def _colour(rng: Rng) -> list[float]:
+    return [float(v) for v in rng.uniform(0, 255, 3)]
+
+
+def clutter_background(rng: Rng, w: int, h: int) -> np.ndarray:
+    """A textured background: gradient, low-frequency blotches, rectangles and lines."""
+    cells = int(rng.choice([4, 8, 16, 32]))  # coarse blotches (walls, tarmac, sky) to fine clutter (foliage)
+    small = rng.uniform(0, 255, (max(2, h * cells // w), max(2, cells), 3)).astype(np.float32)
+    small = small * 0.5 + small.mean(axis=2, keepdims=True) * 0.5
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    if rng.random() < 0.5:  # mostly grey streets, walls and car bodies
+        img = img * 0.3 + img.mean(axis=2, keepdims=True) * 0.7
+    img = img * float(rng.uniform(0.3, 1.0)) + np.array(_colour(rng), np.float32) * float(rng.uniform(0, 0.7))
+    for _ in range(int(rng.integers(0, 6))):
+        p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, p1, p2, _colour(rng), -1)
+        else:
+            cv2.line(img, p1, p2, _colour(rng), int(rng.integers(1, max(2, h // 20))))
+    img += rng.normal(0, float(rng.uniform(1, 8)), (h, w, 1)).astype(np.float32)  # fine texture
+    return np.asarray(np.clip(img, 0, 255), np.uint8)
+
+
+def _random_text(rng: Rng, img: np.ndarray, x: int, y: int, w: int, h: int, colour: list[float]) -> None:
+    """Stroke-font text of 2 to 10 characters filling (x, y, w, h): text that is not a plate."""
+    text = pick(rng, LETTERS + "0123456789  ", int(rng.integers(2, 11)))
+    if w < 4 or h < 4:
+        return
+    mask = np.zeros((h, w), np.uint8)
+    cw = w / max(len(text), 1)
+    style = GlyphStyle.random(rng)
+    for i, ch in enumerate(text):
+        draw_glyph(mask, ch, i * cw + cw * 0.1, 0, cw * 0.8, h, style)
+    region = img[y : y + h, x : x + w]
+    a = (mask.astype(np.float32) / 255.0)[:, :, None]
+    region[:] = (region * (1 - a) + np.array(colour) * a).astype(np.uint8)
+
+
+def _negative(rng: Rng, img: np.ndarray) -> None:
+    """Draw one hard negative: sign, badge, sticker, text or grille."""
+    fh, fw = img.shape[:2]
+    w = int(fw * float(np.exp(rng.uniform(np.log(0.015), np.log(0.25)))))
+    h = max(4, int(w * float(rng.uniform(0.15, 1.0))))
+    x, y = int(rng.integers(0, max(1, fw - w))), int(rng.integers(0, max(1, fh - h)))
+    kind = int(rng.integers(0, 5))
+    if kind == 0:  # sign or sticker with text
+        cv2.rectangle(img, (x, y), (x + w, y + h), _colour(rng), -1)
+        _random_text(rng, img, x + w // 10, y + h // 4, w * 8 // 10, h // 2, _colour(rng))
+    elif kind == 1:  # badge
+        cv2.circle(img, (x + w // 2, y + h // 2), max(2, min(w, h) // 2), _colour(rng), -1, cv2.LINE_AA)
+        cv2.circle(img, (x + w // 2, y + h // 2), max(1, min(w, h) // 3), _colour(rng), 2, cv2.LINE_AA)
+    elif kind == 2:  # grille
+        step = max(2, h // int(rng.integers(3, 9)))
+        for yy in range(y, y + h, step):
+            cv2.line(img, (x, yy), (x + w, yy), _colour(rng) if rng.random() < 0.2 else (30, 30, 30), max(1, step // 2))
+    elif kind == 3:  # loose text
+        _random_text(rng, img, x, y, w, min(h, max(4, w // 5)), _colour(rng))
+    else:  # light bar / lamp
+        cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, max(1, h // 4)), 0, 0, 360, _colour(rng), -1)
+
+
+def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int) -> None:
+    """A crude car body and bumper around the spot where a plate will go."""
+    w = int(pw * float(rng.uniform(3.5, 6)))
+    h = int(w * float(rng.uniform(0.4, 0.7)))
+    x1, y1 = cx - w // 2, cy - int(h * float(rng.uniform(0.5, 0.8)))
+    body = _colour(rng) if rng.random() < 0.5 else [float(rng.uniform(20, 235))] * 3
+    cv2.rectangle(img, (x1, y1), (x1 + w, y1 + h), body, -1)
+    glass = [float(rng.uniform(10, 80))] * 3
+    cv2.rectangle(img, (x1 + w // 8, y1 - h // 2), (x1 + w - w // 8, y1), glass, -1)
+    for wx in (x1 + w // 8, x1 + w - w // 8):
+        cv2.circle(img, (wx, y1 + h), max(2, h // 4), (20, 20, 20), -1)
+    cv2.rectangle(img, (x1, cy + pw // 8), (x1 + w, cy + pw // 3), [c * 0.5 for c in body], -1)
+    for lx in (x1 + w // 10, x1 + w - w // 10 - w // 6):
+        cv2.rectangle(img, (lx, y1 + h // 3), (lx + w // 6, y1 + h // 3 + h // 8), _colour(rng), -1)
+
+
+def render_scene(
+    rng: Rng,
+    width: int = 1920,
+    height: int = 1080,
+    max_plates: int = 4,
+    min_width_1080p: float = 20.0,
+    max_width_1080p: float = 400.0,
+) -> Scene:
+    """One frame of ``width`` x ``height`` with 0 to ``max_plates`` plates (sizes given for a 1920-px frame)."""
+    from anpr.synth.crops import plate_quad  # the crop module builds on this one's backgrounds
+    from anpr.synth.plate import render_plate
+
+    img = clutter_background(rng, width, height)
+    for _ in range(int(rng.integers(2, 10))):
+        _negative(rng, img)
+    scale = width / 1920.0
+    n = int(rng.choice([0, 1, 1, 1, 2, 2, 3, 4][: max_plates + 4]))
+    n = min(n, max_plates)
+    boxes: list[list[float]] = []
+    labels: list[str] = []
+    placed = []
+    for _ in range(n):
+        plate = render_plate(rng)
+        ph, pw = plate.image.shape[:2]
+        lo = min_width_1080p if rng.random() < 0.6 else max(min_width_1080p, min(100.0, max_width_1080p))
+        target_w = float(np.exp(rng.uniform(np.log(lo), np.log(max_width_1080p)))) * scale
+        s = target_w / pw
+        tw, th = max(2, int(pw * s)), max(2, int(ph * s))
+        if tw >= width - 4 or th >= height - 4:
+            continue
+        x0 = float(rng.uniform(2, width - tw - 2))
+        y0 = float(rng.uniform(2, height - th - 2))
+        if any(not (x0 + tw < b[0] or x0 > b[2] or y0 + th < b[1] or y0 > b[3]) for b in boxes):
+            continue
+        boxes.append([x0, y0, x0 + tw, y0 + th])
+        placed.append((plate, x0, y0, tw, th))
+        if rng.random() < 0.7:
+            _car(rng, img, int(x0 + tw / 2), int(y0 + th / 2), tw)
+    boxes = []
+    for plate, x0, y0, tw, th in placed:
+        ph, pw = plate.image.shape[:2]
+        quad = plate_quad(rng, tw, th, x0, y0, 0.2)
+        quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
+        quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
+        bx1, by1 = (int(v) for v in np.floor(quad.min(axis=0)))
+        bx2, by2 = (int(v) for v in np.ceil(quad.max(axis=0)))
+        bx2, by2 = min(bx2 + 1, width), min(by2 + 1, height)
+        local = quad - np.array([bx1, by1], np.float32)
+        size = (bx2 - bx1, by2 - by1)
+        small = cv2.resize(plate.image, (max(tw * 2, 4), max(th * 2, 4)), interpolation=cv2.INTER_AREA)
+        m = cv2.getPerspectiveTransform(
+            np.array([[0, 0], [small.shape[1], 0], [small.shape[1], small.shape[0]], [0, small.shape[0]]], np.float32),
+            local,
+        )
+        warped = cv2.warpPerspective(small, m, size, flags=cv2.INTER_LINEAR)
+        mask = cv2.warpPerspective(np.full(small.shape[:2], 255, np.uint8), m, size, flags=cv2.INTER_LINEAR)
+        a = (mask.astype(np.float32) / 255.0)[:, :, None]
+        region = img[by1:by2, bx1:bx2]
+        region[:] = (region * (1 - a) + warped * a).astype(np.uint8)
+        if rng.random() < 0.1:  # partial occlusion (a tow bar, a bicycle rack, another car's edge)
+            ox = bx1 + int(rng.uniform(0, 0.7) * (bx2 - bx1))
+            cv2.rectangle(img, (ox, by1 - 2), (ox + max(2, (bx2 - bx1) // 6), by2 + 2), _colour(rng), -1)
+        boxes.append([float(bx1), float(by1), float(bx2), float(by2)])
+        labels.append(plate.label)
+    img = degrade(img, rng, 1.0, detail=min((b[3] - b[1] for b in boxes), default=40.0))
+    arr = np.array(boxes, np.float32).reshape(-1, 4)
+    return Scene(img, arr, tuple(labels))

@@ -1,0 +1,212 @@
+"""Export the trained models to the shipped ONNX contracts, check onnxruntime parity, write golden files.
+
+Reader: fast-plate-ocr contract (uint8 NHWC in, per-slot probabilities out) plus its plate-config YAML.
+Detector: open-image-models YOLOv9 "end2end" contract: the torch graph outputs decoded boxes and scores, and graph
+surgery appends NonMaxSuppression and the gathers that build rows [batch, x1, y1, x2, y2, class, score].
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import yaml
+from onnx import TensorProto, helper
+
+from anpr.synth.crops import reader_sample
+from anpr.synth.scene import render_scene
+from anpr.training.common import ALPHABET, MODELS_DIR, PAD, READER_H, READER_W, SLOTS, WORK_DIR, load_checkpoint
+from anpr.training.ctc_reader import CtcExport, CtcReader
+from anpr.training.detector import PlateDetector, decode, letterbox
+from anpr.training.reader import PlateReader, ReaderExport
+
+OPSET = 17
+IOU_THRESHOLD = 0.45
+SCORE_THRESHOLD = 0.15
+MAX_DETECTIONS = 50
+GOLDEN_REPEAT = 4  # the golden detector input is stored at S/4 x S/4 and enlarged by pixel repetition
+
+
+class DetectorExport(torch.nn.Module):
+    """Float NCHW in, decoded boxes [N, A, 4] and scores [N, 1, A] out (NMS is appended afterwards)."""
+
+    def __init__(self, model: PlateDetector) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes and scores of every stride-8 cell."""
+        return decode(self.model(x))
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, outputs: list[str]) -> None:
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=outputs,
+        opset_version=OPSET,
+        dynamic_axes={"input": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
+        dynamo=False,
+    )
+
+
+def append_nms(path: Path) -> None:
+    """Graph surgery: boxes/scores outputs -> NonMaxSuppression -> rows [K, 7] named ``output``."""
+    model = onnx.load(str(path))
+    g = model.graph
+    consts = [
+        helper.make_tensor("nms_max", TensorProto.INT64, [1], [MAX_DETECTIONS]),
+        helper.make_tensor("nms_iou", TensorProto.FLOAT, [1], [IOU_THRESHOLD]),
+        helper.make_tensor("nms_score", TensorProto.FLOAT, [1], [SCORE_THRESHOLD]),
+        helper.make_tensor("idx0", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("idx1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("idx2", TensorProto.INT64, [1], [2]),
+    ]
+    g.initializer.extend(consts)
+    nodes = [
+        helper.make_node(
+            "NonMaxSuppression", ["boxes", "scores", "nms_max", "nms_iou", "nms_score"], ["sel"], center_point_box=0
+        ),
+        helper.make_node("Gather", ["sel", "idx0"], ["sel_b"], axis=1),  # [K, 1]
+        helper.make_node("Gather", ["sel", "idx1"], ["sel_c"], axis=1),
+        helper.make_node("Gather", ["sel", "idx2"], ["sel_i"], axis=1),
+        helper.make_node("Concat", ["sel_b", "sel_i"], ["bi"], axis=1),
+        helper.make_node("GatherND", ["boxes", "bi"], ["det_boxes"]),  # [K, 4]
+        helper.make_node("GatherND", ["scores", "sel"], ["det_scores_flat"]),  # [K]
+        helper.make_node("Unsqueeze", ["det_scores_flat", "idx1"], ["det_scores"]),
+        helper.make_node("Cast", ["sel_b"], ["det_b"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["sel_c"], ["det_c"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["det_b", "det_boxes", "det_c", "det_scores"], ["output"], axis=1),
+    ]
+    g.node.extend(nodes)
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("output", TensorProto.FLOAT, ["detections", 7]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def export_reader(ckpt: Path, out_dir: Path, seed: int) -> dict[str, object]:
+    """Export the reader, write its plate config, check parity on seeded crops and write the golden file."""
+    state = load_checkpoint(ckpt)
+    wrapped: torch.nn.Module
+    if state.get("arch", "slots") == "ctc":
+        ctc = CtcReader()
+        ctc.load_state_dict(state["model"])
+        wrapped = CtcExport(ctc).eval()
+    else:
+        model = PlateReader()
+        model.load_state_dict(state["model"])
+        wrapped = ReaderExport(model).eval()
+    path = out_dir / "plate_reader.onnx"
+    rng = np.random.default_rng(seed)
+    crops = np.stack([reader_sample(rng, (READER_W, READER_H)).image for _ in range(2)])
+    _export(wrapped, torch.from_numpy(crops[:1]), path, ["output"])
+    with torch.no_grad():
+        expected = wrapped(torch.from_numpy(crops)).numpy()
+    got = _session(path).run(None, {"input": crops})[0]
+    diff = float(np.abs(got - expected).max())
+    if diff > 1e-4:
+        raise RuntimeError(f"reader parity failed: max |torch - onnxruntime| = {diff}")
+    np.savez_compressed(out_dir / "plate_reader_golden.npz", input=crops, output=got)
+    config = {
+        "max_plate_slots": SLOTS,
+        "alphabet": ALPHABET,
+        "pad_char": PAD,
+        "img_height": READER_H,
+        "img_width": READER_W,
+        "keep_aspect_ratio": False,
+        "interpolation": "linear",
+        "image_color_mode": "rgb",
+    }
+    (out_dir / "plate_reader_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return {"parity_max_abs_diff": diff, "steps": state["step"], "seconds": state.get("seconds")}
+
+
+def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int) -> dict[str, object]:
+    """Export the detector with NMS inside, check parity on a seeded scene and write the golden file."""
+    state = load_checkpoint(ckpt)
+    model = PlateDetector()
+    model.load_state_dict(state["model"])
+    wrapped = DetectorExport(model).eval()
+    path = out_dir / "plate_detector.onnx"
+    _export(wrapped, torch.zeros(1, 3, size, size), path, ["boxes", "scores"])
+    append_nms(path)
+    session = _session(path)
+    rng = np.random.default_rng(seed)
+    # The golden input stays small: an S/4 x S/4 scene enlarged by repeating pixels.
+    small_size = size // GOLDEN_REPEAT
+    for _ in range(20):
+        scene = render_scene(rng, small_size, small_size, max_plates=2, min_width_1080p=500, max_width_1080p=900)
+        small, _, _ = letterbox(scene.image, small_size)
+        big = np.repeat(np.repeat(small, GOLDEN_REPEAT, axis=0), GOLDEN_REPEAT, axis=1)
+        x = (big.transpose(2, 0, 1)[None].astype(np.float32) / 255.0).copy()
+        rows = session.run(None, {"input": x})[0]
+        if len(rows):
+            break
+    with torch.no_grad():
+        boxes, scores = wrapped(torch.from_numpy(x))
+        keep = scores[0, 0] >= SCORE_THRESHOLD
+        ref = boxes[0][keep].numpy()
+    for row in rows:
+        d = np.abs(ref - row[1:5]).max(axis=1).min() if len(ref) else np.inf
+        if d > 1e-2:
+            raise RuntimeError(f"detector parity failed: box {row[1:5]} not among torch boxes (diff {d})")
+    np.savez_compressed(out_dir / "plate_detector_golden.npz", input_small=small, repeat=GOLDEN_REPEAT, output=rows)
+    return {"golden_detections": len(rows), "steps": state["step"], "seconds": state.get("seconds")}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(args: argparse.Namespace) -> None:
+    """Export both models and write the manifest."""
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work)
+    info_r = export_reader(work / "reader.pt", out_dir, args.seed)
+    info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
+    version = args.version or datetime.date.today().isoformat()
+    manifest = {
+        "detector": {
+            "format": "yolov9-end2end",
+            "path": "plate_detector.onnx",
+            "name": "anpr-plate-detector-s8",
+            "version": version,
+            "input_size": args.size,
+            "sha256": _sha256(out_dir / "plate_detector.onnx"),
+        },
+        "reader": {
+            "format": "fast-plate-ocr",
+            "path": "plate_reader.onnx",
+            "plate_config": "plate_reader_config.yaml",
+            "name": "anpr-plate-reader-slots",
+            "version": version,
+            "sha256": _sha256(out_dir / "plate_reader.onnx"),
+        },
+    }
+    (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    print(f"reader: {info_r}\ndetector: {info_d}\nwritten to {out_dir}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Command-line options of ``python -m anpr.training export``."""
+    p.add_argument("--work", default=str(WORK_DIR))
+    p.add_argument("--out", default=str(MODELS_DIR))
+    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--version", default="")

@@ -1,0 +1,151 @@
+"""``anpr read`` and ``anpr eval`` end to end through the command line, with the exact output shapes."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import pytest
+
+from anpr.cli import evaluate
+from anpr.cli.main import main
+from testkit.plate_models import DATA_DIR, PEER_CONFIG, PEER_MODEL, build_content_detector, plate_frame, write_manifest
+
+SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
+PLATES = [("CA123456", (1920, 1080), (800, 700, 320, 80)), ("BC45DFGP", (1280, 720), (100, 100, 256, 64))]
+
+
+@pytest.fixture(scope="module")
+def peer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test-built detector + the real peer reader, as an operator's manifest."""
+    if not PEER_MODEL.is_file():
+        pytest.skip("peer reader not present in ../shared/peers")
+    directory = tmp_path_factory.mktemp("peer-models")
+    detector = build_content_detector(directory / "detector.onnx", 96)
+    return write_manifest(directory, detector=detector, reader=PEER_MODEL, config=PEER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled set in the ../shared/data format, with rendered frames."""
+    root = tmp_path_factory.mktemp("dataset")
+    (root / "images").mkdir()
+    lines = []
+    for i, (text, size, box) in enumerate(PLATES):
+        name = f"images/{i}.jpg"
+        cv2.imwrite(str(root / name), plate_frame(text, size, box), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        lines.append(json.dumps({"image": name, "size": list(size), "plates": [{"text": text, "box": list(box)}]}))
+    (root / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return int(exit_info.value.code or 0), capsys.readouterr().out
+
+
+def test_read_json(peer_models: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images = [str(dataset / "images" / "0.jpg"), str(dataset / "images" / "1.jpg")]
+    code, out = _run(["read", "--json", "--models", str(peer_models), "--threads", "1", *images], capsys)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["image"] for line in lines] == images  # the path as given, in order
+    for line, (text, _, box) in zip(lines, PLATES, strict=True):
+        assert set(line) == {"image", "plates", "seconds"}
+        (plate,) = line["plates"]
+        assert set(plate) == {"text", "confidence", "box"}
+        assert plate["text"] == text
+        assert 0 < plate["confidence"] <= 1
+        assert plate["box"] == pytest.approx(list(box), abs=16)
+        assert all(isinstance(v, int) for v in plate["box"])
+        assert 0 < line["seconds"] < 5
+
+
+def test_read_reports_bad_files(peer_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"definitely not a jpeg")
+    code, out = _run(["read", "--json", "--models", str(peer_models), str(junk), str(tmp_path / "nope.jpg")], capsys)
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["plates"] == []
+    assert "not a JPEG" in first["error"]
+    assert second["plates"] == []
+    assert "cannot read file" in second["error"]
+
+
+def test_read_plain_and_bad_models(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _run(["read", "--models", str(tmp_path), str(dataset / "images" / "0.jpg")], capsys)
+    assert code == 2  # no manifest there: a clear message on stderr, no traceback
+
+
+def test_eval_json(peer_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["eval", "--json", "--hints", "ZA-WC,ZA-GP", "--models", str(peer_models), str(dataset)], capsys)
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["mode"] == "end-to-end"
+    assert (figures["images"], figures["plates"]) == (2, 2)
+    for key in ("detection_recall", "exact_accuracy", "folded_accuracy", "one_edit_accuracy"):
+        assert figures[key] == 1.0, key
+    assert 0 < figures["median_seconds"] <= figures["p95_seconds"]
+
+
+def test_eval_crops_mode(peer_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["eval", "--json", "--crops", "--models", str(peer_models), str(dataset)], capsys)
+    figures = json.loads(out)
+    assert (code, figures["mode"], figures["detection_recall"], figures["exact_accuracy"]) == (0, "crops", None, 1.0)
+
+
+@pytest.mark.parametrize(("name", "minimum"), [("openalpr-us-platecrops", 0.7), ("openalpr-br", 0.8)])
+def test_eval_real_sets_crop_mode(
+    peer_models: Path, name: str, minimum: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not (DATA_DIR / name / "labels.jsonl").is_file():
+        pytest.skip("real plate photos not present in ../shared/data")
+    # US crops switch to crop mode by themselves (every box is the whole image); BR needs --crops.
+    extra = [] if name.startswith("openalpr-us") else ["--crops"]
+    code, out = _run(
+        ["eval", "--json", "--limit", "40", *extra, "--models", str(peer_models), str(DATA_DIR / name)], capsys
+    )
+    figures = json.loads(out)
+    assert (code, figures["mode"], figures["plates"]) == (0, "crops", 40)
+    assert figures["folded_accuracy"] >= minimum
+
+
+@pytest.mark.skipif(not (SHIPPED / "manifest.yaml").is_file(), reason="shipped default models not present yet")
+def test_read_with_shipped_defaults(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["read", "--json", str(dataset / "images" / "0.jpg")], capsys)
+    line = json.loads(out)
+    assert code == 0
+    assert set(line) == {"image", "plates", "seconds"}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("ABC123", "ABC123", True),
+        ("ABC123", "ABC128", True),
+        ("ABC123", "ABC12", True),
+        ("ABC123", "XABC123", True),
+        ("ABC123", "ABD128", False),
+        ("ABC123", "ABC1", False),
+        ("", "A", True),
+    ],
+)
+def test_within_one_edit(a: str, b: str, expected: bool) -> None:
+    assert evaluate.within_one_edit(a, b) is expected
+    assert evaluate.within_one_edit(b, a) is expected
+
+
+def test_fold() -> None:
+    assert evaluate.fold("OI0110") == "010110"
+
+
+def test_malformed_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "labels.jsonl").write_text('{"image": "a.jpg", "plates": [{"text": "X"}]}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "labels.jsonl:1: malformed" in capsys.readouterr().err

@@ -1,0 +1,100 @@
+"""The whole pipeline: batches with bad images, reduced decoding, timing, post-processing, the shipped models."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from anpr.recognize.pipeline import (
+    CorruptImage,
+    NotAnImage,
+    PipelineConfig,
+    RecognitionOptions,
+    RecognitionPipeline,
+)
+from anpr.recognize.pipeline.manifest import MANIFEST_NAME
+from testkit.plate_models import encode, plate_frame
+
+SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
+
+
+def test_batch_with_bad_images(fake_manifest: Path) -> None:
+    pipeline = RecognitionPipeline.load(fake_manifest)
+    good = encode(plate_frame("X", (640, 360), (200, 150, 160, 40)))
+    jpeg = encode(plate_frame("X", (3840, 2160), (1800, 1200, 600, 150)), ".jpg")
+    results = pipeline.recognize([good, b"not an image", jpeg, jpeg[:5000]])
+    assert [type(r.error) for r in results] == [type(None), NotAnImage, type(None), CorruptImage]
+    first, _, third, _ = results
+    (plate,) = first.plates
+    assert plate.box.as_xywh() == pytest.approx([200, 150, 160, 40], abs=8)
+    # The constant reader reads "CA12345G"; syntax-aware correction makes the last slot a digit.
+    assert (plate.reading.raw_text, plate.reading.text) == ("CA12345G", "CA123456")
+    assert plate.reading.display_text == "CA 123-456"
+    assert plate.reading.format is not None
+    assert plate.reading.format.region_code == "ZA-WC"
+    assert len(plate.reading.character_confidences) == len(plate.reading.text)
+    assert all(len(a.text) > 0 and a.text != plate.reading.text for a in plate.reading.alternatives)
+    assert len(plate.reading.alternatives) <= 3
+    # The 4K JPEG was decoded at half size for detection; boxes still come back in full-resolution pixels.
+    assert pipeline.decode(jpeg).reduction == 2
+    assert pipeline.decode(encode(plate_frame("X", (1920, 1080), (0, 0, 9, 9)), ".jpg")).reduction == 1
+    assert (third.width, third.height) == (3840, 2160)
+    assert third.plates[0].box.as_xywh() == pytest.approx([1800, 1200, 600, 150], abs=32)
+    for result in results:
+        assert result.times.decode > 0
+    assert first.times.detect > 0
+    assert first.times.read > 0
+    assert results[1].times.detect == 0
+    assert not results[1].plates
+
+
+def test_options(fake_manifest: Path) -> None:
+    pipeline = RecognitionPipeline.load(fake_manifest, config=PipelineConfig(correct=False, max_alternatives=0))
+    frame = encode(plate_frame("X", (640, 360), (200, 150, 160, 40)))
+    (result,) = pipeline.recognize([frame])
+    assert result.plates[0].reading.text == "CA12345G"  # correction off
+    assert result.plates[0].reading.alternatives == ()
+    assert pipeline.recognize([frame], RecognitionOptions(min_reading_confidence=0.99))[0].plates == ()
+    assert len(pipeline.recognize([frame], RecognitionOptions(min_detection_confidence=0.05))[0].plates) == 2
+    assert (
+        len(pipeline.recognize([frame], RecognitionOptions(min_detection_confidence=0.05, max_plates=1))[0].plates) == 1
+    )
+    assert pipeline.recognize([]) == []
+
+
+async def test_stages_run_in_executors(fake_manifest: Path) -> None:
+    # How the service uses it: plain synchronous stages, called concurrently from threads.
+    pipeline = RecognitionPipeline.load(fake_manifest)
+    loop = asyncio.get_running_loop()
+    frames = [encode(plate_frame("X", (640, 360), (100 + 10 * i, 150, 160, 40))) for i in range(8)]
+    decoded = await asyncio.gather(*(loop.run_in_executor(None, pipeline.decode, f) for f in frames))
+    found = await loop.run_in_executor(None, pipeline.detect, decoded)
+    crops = [pipeline.crop(image, detections[0]) for image, detections in zip(decoded, found, strict=True)]
+    raws = await loop.run_in_executor(None, pipeline.read, crops)
+    readings = [pipeline.postprocess(raw) for raw in raws]
+    assert [r.text for r in readings] == ["CA123456"] * 8
+    assert [d[0].box.as_xywh()[0] for d in found] == pytest.approx([100 + 10 * i for i in range(8)], abs=8)
+
+
+def test_peer_reader_end_to_end(peer_manifest: Path) -> None:
+    pipeline = RecognitionPipeline.load(peer_manifest)
+    frames = [
+        encode(plate_frame("CA123456", (1920, 1080), (800, 700, 320, 80)), ".jpg"),
+        encode(plate_frame("BC45DFGP", (1280, 720), (100, 100, 256, 64))),
+    ]
+    texts = [[p.reading.text for p in r.plates] for r in pipeline.recognize(frames)]
+    assert texts == [["CA123456"], ["BC45DFGP"]]
+    assert pipeline.info.execution_provider == "CPUExecutionProvider"
+
+
+@pytest.mark.skipif(not (SHIPPED / MANIFEST_NAME).is_file(), reason="shipped default models not present yet")
+def test_shipped_models_load_and_run() -> None:
+    pipeline = RecognitionPipeline.load(SHIPPED)
+    assert pipeline.detector is not None
+    frame = encode(plate_frame("CA123456", (1920, 1080), (800, 700, 320, 80)), ".jpg")
+    (result,) = pipeline.recognize([frame])
+    assert result.error is None
+    assert (result.width, result.height) == (1920, 1080)
