@@ -239,12 +239,20 @@ def main(argv: list[str] | None = None) -> int:
         default=PipelineConfig().reduced_decode_side,
         help="reduce JPEG decoding while the long side stays >= this (0: down to the detector input size)",
     )
+    parser.add_argument(
+        "--min-detection-confidence",
+        type=float,
+        default=PipelineConfig().min_detection_confidence,
+        help="detector score threshold (the pipeline default unless given)",
+    )
     args = parser.parse_args(argv)
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     cv2.setNumThreads(1)
     options = SessionOptions(intra_op_threads=1)
-    config = PipelineConfig(reduced_decode_side=args.reduced_decode_side)
+    config = PipelineConfig(
+        reduced_decode_side=args.reduced_decode_side, min_detection_confidence=args.min_detection_confidence
+    )
     pipeline = RecognitionPipeline.load(args.models, session_options=options, config=config)
     frames, source = make_frames(args.frames)
     detector: DetectorSpec | None = pipeline.manifest.detector
@@ -256,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": len(frames),
         "frame_source": source,
         "reduced_decode_side": args.reduced_decode_side,
+        "min_detection_confidence": args.min_detection_confidence,
         "pipeline": bench_pipeline(pipeline, frames),
         "peer": bench_peer(options),
     }
