@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from anpr.edge import metrics
-
-T = TypeVar("T")
+from anpr.ingest.sqlite_file import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (
@@ -41,34 +38,18 @@ class FrameBuffer:
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-buffer")
-        self._connection: sqlite3.Connection | None = None
+        # NORMAL: a lost last frame on power loss is acceptable here.
+        self._file = SqliteFile(path, name="edge-buffer", synchronous="NORMAL")
         self._bytes = 0
         self._frames = 0
         self.evicted = 0
         self.added = asyncio.Event()
 
-    async def _run(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._connection is None:
-                raise RuntimeError("buffer is closed")
-            return function(self._connection)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
     async def open(self) -> None:
         """Open (or create) the file and take stock of what an earlier run left."""
 
-        def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")  # a lost last frame on power loss is acceptable here
-            connection.executescript(_SCHEMA)
-            return connection
-
-        self._connection = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
-        count, size = await self._run(
+        await self._file.open(_SCHEMA)
+        count, size = await self._file.run(
             lambda c: c.execute("SELECT count(*), coalesce(sum(size), 0) FROM frames").fetchone()
         )
         self._frames, self._bytes = int(count), int(size)
@@ -77,13 +58,7 @@ class FrameBuffer:
     async def close(self) -> None:
         """Close the file; safe to call twice."""
 
-        def close() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        await self._file.close()
 
     def _publish(self) -> None:
         metrics.BUFFER_FRAMES.set(self._frames)
@@ -118,7 +93,7 @@ class FrameBuffer:
                 connection.execute("INSERT INTO frames (payload, size) VALUES (?, ?)", (payload, size))
             return evicted, evicted_bytes
 
-        evicted, evicted_bytes = await self._run(append)
+        evicted, evicted_bytes = await self._file.run(append)
         self._frames += 1 - evicted
         self._bytes += size - evicted_bytes
         if evicted:
@@ -137,7 +112,7 @@ class FrameBuffer:
             ).fetchall()
             return [BufferedFrame(int(r[0]), bytes(r[1])) for r in rows]
 
-        return await self._run(read)
+        return await self._file.run(read)
 
     async def remove(self, seqs: Sequence[int]) -> None:
         """Forget frames ingest acknowledged."""
@@ -152,7 +127,7 @@ class FrameBuffer:
                         count, total = count + 1, total + int(row[0])
             return count, total
 
-        count, total = await self._run(remove)
+        count, total = await self._file.run(remove)
         self._frames -= count
         self._bytes -= total
         self._publish()

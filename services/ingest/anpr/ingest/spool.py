@@ -7,16 +7,13 @@ they run on one dedicated thread (which also serialises them; a sqlite3 connecti
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from anpr.ingest.sqlite_file import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -54,42 +51,18 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-spool")
-        self._connection: sqlite3.Connection | None = None
-
-    async def _run(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._connection is None:
-                raise RuntimeError("spool is closed")
-            return function(self._connection)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        # FULL: an acknowledged append survives a power cut, not only a process crash.
+        self._file = SqliteFile(path, name="ingest-spool", synchronous="FULL")
 
     async def open(self) -> None:
         """Create or open the database file."""
 
-        def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged append survives a power cut, not only a process crash.
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.executescript(_SCHEMA)
-            return connection
-
-        self._connection = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await self._file.open(_SCHEMA)
 
     async def close(self) -> None:
         """Close the file; safe to call twice."""
 
-        def close() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        await self._file.close()
 
     async def append(self, events: Sequence[tuple[str, int, bytes]]) -> None:
         """Append (event_id, revision, payload) triples in one transaction."""
@@ -105,7 +78,7 @@ class Spool:
                     [(event_id, revision, payload, now) for event_id, revision, payload in events],
                 )
 
-        await self._run(append)
+        await self._file.run(append)
 
     async def peek(self, limit: int) -> list[SpooledEvent]:
         """The oldest ``limit`` events, in order."""
@@ -116,7 +89,7 @@ class Spool:
             ).fetchall()
             return [SpooledEvent(int(r[0]), str(r[1]), int(r[2]), bytes(r[3]), int(r[4])) for r in rows]
 
-        return await self._run(peek)
+        return await self._file.run(peek)
 
     async def remove(self, seqs: Sequence[int]) -> None:
         """Forget delivered events."""
@@ -126,7 +99,7 @@ class Spool:
                 connection.execute("BEGIN IMMEDIATE")
                 connection.executemany("DELETE FROM spool WHERE seq = ?", [(seq,) for seq in seqs])
 
-        await self._run(remove)
+        await self._file.run(remove)
 
     async def record_attempt(self, seqs: Sequence[int]) -> None:
         """Count a failed delivery attempt."""
@@ -136,7 +109,7 @@ class Spool:
                 connection.execute("BEGIN IMMEDIATE")
                 connection.executemany("UPDATE spool SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs])
 
-        await self._run(record)
+        await self._file.run(record)
 
     async def dead_letter(self, event: SpooledEvent, reason: str) -> None:
         """Move an event the hotlist service will never accept out of the way, keeping it for inspection."""
@@ -150,12 +123,12 @@ class Spool:
                 )
                 connection.execute("DELETE FROM spool WHERE seq = ?", (event.seq,))
 
-        await self._run(move)
+        await self._file.run(move)
 
     async def depth(self) -> int:
         """Events waiting."""
-        return await self._run(lambda c: int(c.execute("SELECT count(*) FROM spool").fetchone()[0]))
+        return await self._file.run(lambda c: int(c.execute("SELECT count(*) FROM spool").fetchone()[0]))
 
     async def dead_letter_count(self) -> int:
         """Events given up on."""
-        return await self._run(lambda c: int(c.execute("SELECT count(*) FROM dead_letter").fetchone()[0]))
+        return await self._file.run(lambda c: int(c.execute("SELECT count(*) FROM dead_letter").fetchone()[0]))
