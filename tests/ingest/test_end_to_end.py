@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+import pytest
 
 from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import ingest_service_pb2
