@@ -94,7 +94,9 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.work) / "reader.pt"
     model: nn.Module = CtcReader() if args.arch == "ctc" else PlateReader()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, args.lr, total_steps=args.steps, pct_start=max(0.05, 2.0 / args.steps)
+    )
     start, spent = 0, 0.0
     if args.init:
         # Fine-tuning: weights from an earlier run, a fresh optimiser and schedule.
