@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
@@ -19,6 +19,16 @@ from anpr.runtime.errors import ConfigurationError, Unavailable
 from anpr.runtime.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    """A connection, whether opened directly or acquired from a pool."""
+    Pool: TypeAlias = asyncpg.Pool[Any]
+else:
+    Connection = Any
+    Pool = Any
 
 
 class EmbeddedPostgres:
@@ -60,7 +70,7 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def open_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+async def open_pool(settings: DatabaseSettings) -> AsyncIterator[Pool]:
     """An asyncpg pool for the configured database, or for an embedded one when none is configured."""
     if settings.database_url is not None:
         async with _pool(settings.database_url.get_secret_value(), settings) as pool:
@@ -71,7 +81,7 @@ async def open_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @asynccontextmanager
-async def _pool(url: str, settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+async def _pool(url: str, settings: DatabaseSettings) -> AsyncIterator[Pool]:
     try:
         pool = await asyncpg.create_pool(
             url,

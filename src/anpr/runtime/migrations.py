@@ -13,11 +13,8 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
-from typing import Any
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
+from anpr.runtime.database import Connection, Pool
 from anpr.runtime.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -62,9 +59,7 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"anpr-migrations:{schema}".encode()).digest()[:8], "big", signed=True)
 
 
-async def apply_migrations(
-    connection: asyncpg.Connection[Any] | PoolConnectionProxy[Any], schema: str, migrations: list[Migration]
-) -> list[int]:
+async def apply_migrations(connection: Connection, schema: str, migrations: list[Migration]) -> list[int]:
     """Apply what is missing; return the versions applied now (empty when up to date)."""
     if not _SCHEMA_NAME.match(schema):
         raise ConfigurationError(f"invalid schema name {schema!r}")
@@ -107,7 +102,7 @@ async def apply_migrations(
     return applied_now
 
 
-async def migrate(pool: asyncpg.Pool, schema: str, directory: Traversable) -> list[int]:
+async def migrate(pool: Pool, schema: str, directory: Traversable) -> list[int]:
     """Apply a service's migrations using one connection of its pool."""
     migrations = discover(directory)
     async with pool.acquire() as connection:

@@ -6,17 +6,9 @@ and passes every value as a parameter; no request text is ever put into SQL.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from anpr.runtime.database import Connection, Pool
 
-if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
-    import asyncpg
-    from asyncpg.pool import PoolConnectionProxy
-
-    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
-    Pool: TypeAlias = asyncpg.Pool[Any]
-else:
-    Connection = Any
-    Pool = Any
+__all__ = ["ALERTS_CHANNEL", "LISTS_CHANNEL", "SCHEMA", "Connection", "Pool", "notify_list_changed"]
 
 SCHEMA = "hotlist"
 LISTS_CHANNEL = "anpr_hotlist_lists"

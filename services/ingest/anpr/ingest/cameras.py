@@ -13,6 +13,7 @@ from google.protobuf import field_mask_pb2
 from anpr.api.common.v1 import geo_pb2
 from anpr.api.ingest.v1 import camera_pb2
 from anpr.ingest.paging import decode_token, encode_token, page_size
+from anpr.runtime.database import Pool
 from anpr.runtime.errors import AlreadyExists, InvalidArgument, NotFound
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -124,7 +125,7 @@ def _same(a: camera_pb2.Camera, b: camera_pb2.Camera) -> bool:
 class CameraRepository:
     """CRUD on ``ingest.cameras``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     async def register(self, camera: camera_pb2.Camera) -> tuple[camera_pb2.Camera, bool]:

@@ -6,18 +6,17 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import asyncpg
-
 from anpr.api.common.v1 import plate_event_pb2, time_range_pb2
 from anpr.api.ingest.v1 import event_pb2
 from anpr.ingest.paging import decode_token, encode_token, page_size
+from anpr.runtime.database import Pool
 from anpr.runtime.errors import InvalidArgument
 
 
 class EventStore:
     """Reads and writes ``ingest.plate_events``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     async def save(self, events: Sequence[plate_event_pb2.PlateEvent]) -> None:

@@ -15,6 +15,7 @@ from anpr.ingest.cameras import CAMERA_ID
 from anpr.ingest.paging import decode_token, encode_token, page_size
 from anpr.ingest.settings import IngestSettings
 from anpr.ingest.source_runner import SourceRunner, Submit
+from anpr.runtime.database import Pool
 from anpr.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 _SCHEMES = {
@@ -45,7 +46,7 @@ def validate(source: source_pb2.Source) -> None:
 class SourceManager:
     """Adds, removes, lists and runs pulled sources."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: IngestSettings, submit: Submit) -> None:
+    def __init__(self, pool: Pool, settings: IngestSettings, submit: Submit) -> None:
         self._pool = pool
         self._settings = settings
         self._submit = submit
