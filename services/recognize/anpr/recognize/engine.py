@@ -34,7 +34,7 @@ from anpr.recognize.pipeline.manifest import load_manifest
 from anpr.recognize.pipeline.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
 from anpr.recognize.pipeline.reader import RawReading
 from anpr.recognize.pipeline.session import SessionOptions
-from anpr.recognize.pipeline.types import Detection, ImageResult, PlateResult, StageTimes
+from anpr.recognize.pipeline.types import Detection, ImageResult, StageTimes
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
 
@@ -261,18 +261,18 @@ class RecognitionEngine:
 
         self._cropping += 1
         try:
-            detections = await models.detect_queue.submit(image, deadline)
-            minimum = options.min_detection_confidence or 0.0
-            limit = options.max_plates or pipeline.config.max_plates
-            detections = [d for d in detections if d.confidence >= minimum][:limit]
+            detections = pipeline.select(await models.detect_queue.submit(image, deadline), options)
             detected = time.perf_counter()
             metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
             crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
         finally:
             self._cropping -= 1
         raws = await asyncio.gather(*(models.read_queue.submit(crop, deadline) for crop in crops))
-        plates, kept = await loop.run_in_executor(self._decode_pool, _plates, pipeline, detections, raws, options)
-        encoded = await loop.run_in_executor(self._decode_pool, _encode, [crops[i] for i in kept]) if with_crops else []
+        kept = await loop.run_in_executor(self._decode_pool, pipeline.plates, detections, raws, options)
+        plates = [plate for _, plate in kept]
+        encoded = (
+            await loop.run_in_executor(self._decode_pool, _encode, [crops[i] for i, _ in kept]) if with_crops else []
+        )
         finished = time.perf_counter()
         if detections:
             metrics.STAGE_SECONDS.labels("read").observe(finished - detected)
@@ -283,22 +283,6 @@ class RecognitionEngine:
 
 def _crops(pipeline: RecognitionPipeline, image: DecodedImage, detections: Sequence[Detection]) -> list[ImageArray]:
     return [pipeline.crop(image, detection) for detection in detections]
-
-
-def _plates(
-    pipeline: RecognitionPipeline,
-    detections: Sequence[Detection],
-    raws: Sequence[RawReading],
-    options: RecognitionOptions,
-) -> tuple[list[PlateResult], list[int]]:
-    minimum = options.min_reading_confidence or pipeline.config.min_reading_confidence
-    plates, kept = [], []
-    for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
-        reading = pipeline.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
-        if reading.confidence >= minimum:
-            plates.append(PlateResult(detection.box, detection.confidence, reading))
-            kept.append(index)
-    return plates, kept
 
 
 def _encode(crops: Sequence[ImageArray]) -> list[bytes]:

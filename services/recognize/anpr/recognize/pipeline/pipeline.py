@@ -214,14 +214,29 @@ class RecognitionPipeline:
         fixed = self.formats.correct(text, rows, self.reader.config.alphabet, hints=hints)
         return fixed if fixed.format is not None else None
 
+    def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
+        """The detections a request keeps (best first): at or above its minimum confidence, at most max_plates."""
+        minimum = options.min_detection_confidence or 0.0
+        limit = options.max_plates or self.config.max_plates
+        return [d for d in detections if d.confidence >= minimum][:limit]
+
+    def plates(
+        self, detections: Sequence[Detection], raws: Sequence[RawReading], options: RecognitionOptions
+    ) -> list[tuple[int, PlateResult]]:
+        """Post-process one image's readings; keeps (index, plate) of those at or above the minimum confidence."""
+        minimum = options.min_reading_confidence or self.config.min_reading_confidence
+        kept = []
+        for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
+            reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
+            if reading.confidence >= minimum:
+                kept.append((index, PlateResult(detection.box, detection.confidence, reading)))
+        return kept
+
     # Whole batches ------------------------------------------------------------------------------------------
 
     def recognize(self, images: Sequence[bytes], options: RecognitionOptions | None = None) -> list[ImageResult]:
         """Recognise a batch of encoded images; per-image errors are returned in that image's result."""
         options = options or RecognitionOptions()
-        cfg = self.config
-        max_plates = options.max_plates or cfg.max_plates
-        min_read = options.min_reading_confidence or cfg.min_reading_confidence
         decoded: list[DecodedImage | None] = []
         errors: list[Exception | None] = []
         decode_times: list[float] = []
@@ -239,23 +254,21 @@ class RecognitionPipeline:
         start = time.perf_counter()
         found = self.detect([d for d in decoded if d is not None], min_score=options.min_detection_confidence)
         detect_share = (time.perf_counter() - start) / max(len(good), 1)
-        detections: dict[int, list[Detection]] = {i: d[:max_plates] for i, d in zip(good, found, strict=True)}
+        detections = {i: self.select(d, options) for i, d in zip(good, found, strict=True)}
 
         start = time.perf_counter()
-        owners: list[tuple[int, Detection]] = []
         crops: list[ImageArray] = []
         for i, dets in detections.items():
             image = decoded[i]
             assert image is not None  # only decoded images have detections
-            for detection in dets:
-                owners.append((i, detection))
-                crops.append(self.crop(image, detection))
+            crops.extend(self.crop(image, detection) for detection in dets)
         raws = self.read(crops)
-        plates: dict[int, list[PlateResult]] = {i: [] for i in good}
-        for (i, detection), raw in zip(owners, raws, strict=True):
-            reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
-            if reading.confidence >= min_read:
-                plates[i].append(PlateResult(detection.box, detection.confidence, reading))
+        plates: dict[int, list[PlateResult]] = {}
+        offset = 0
+        for i, dets in detections.items():
+            own = raws[offset : offset + len(dets)]
+            offset += len(dets)
+            plates[i] = [plate for _, plate in self.plates(dets, own, options)]
         read_per_crop = (time.perf_counter() - start) / max(len(crops), 1)
 
         results = []
