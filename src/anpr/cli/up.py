@@ -219,9 +219,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the suite until interrupted; 0 on a clean stop, 1 when a service failed."""
     try:
         return asyncio.run(_up(args))
-    except UpError as exc:
-        print(f"anpr up: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # e.g. the embedded database could not start: say so plainly
+    except Exception as exc:  # a service died, or e.g. the embedded database could not start: say so plainly
         print(f"anpr up: {exc}", file=sys.stderr)
         return 1

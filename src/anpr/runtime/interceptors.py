@@ -148,8 +148,6 @@ def _code_of(exc: BaseException | None, context: grpc.aio.ServicerContext[Any, A
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return code
-    if isinstance(code, int):  # some grpc versions hand back the numeric value
-        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     return grpc.StatusCode.UNKNOWN if exc is not None else grpc.StatusCode.OK
 
 
