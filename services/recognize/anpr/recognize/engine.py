@@ -30,7 +30,7 @@ from anpr.recognize import metrics
 from anpr.recognize.batching import BatchQueue
 from anpr.recognize.pipeline.errors import ImageInputError, ModelError
 from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, ImageArray
-from anpr.recognize.pipeline.manifest import load_manifest
+from anpr.recognize.pipeline.manifest import ModelManifest
 from anpr.recognize.pipeline.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
 from anpr.recognize.pipeline.reader import RawReading
 from anpr.recognize.pipeline.session import SessionOptions
@@ -46,9 +46,12 @@ def shipped_models_dir() -> Path:
     return Path(str(files("anpr.recognize") / "models"))
 
 
-def _fingerprint(location: Path) -> str:
-    """Changes whenever the manifest or a file it names changes (size or modification time)."""
-    manifest = load_manifest(location)
+def _fingerprint(manifest: ModelManifest) -> str:
+    """Changes whenever the manifest or a file it names changes (size or modification time).
+
+    Only ``stat`` calls: the poll runs every few seconds, and parsing the manifest would also hash the model files.
+    A manifest that now names other files has itself changed, so the paths of the loaded one suffice.
+    """
     paths = [manifest.source, manifest.reader.path, manifest.reader.plate_config]
     if manifest.detector is not None:
         paths.append(manifest.detector.path)
@@ -122,7 +125,7 @@ class RecognitionEngine:
             self.location, session_options=options, config=PipelineConfig(limits=limits)
         )
         _warm_up(pipeline)
-        return pipeline, _fingerprint(self.location)
+        return pipeline, _fingerprint(pipeline.manifest)
 
     def _model_set(self, pipeline: RecognitionPipeline, fingerprint: str) -> ModelSet:
         s = self.settings
@@ -186,7 +189,10 @@ class RecognitionEngine:
         async with self._reload_lock:
             previous = self.current
             try:
-                if not force and await asyncio.to_thread(_fingerprint, self.location) == previous.fingerprint:
+                if (
+                    not force
+                    and await asyncio.to_thread(_fingerprint, previous.pipeline.manifest) == previous.fingerprint
+                ):
                     return previous, previous, False
                 pipeline, fingerprint = await asyncio.to_thread(self._load_pipeline)
             except (ModelError, OSError) as exc:
