@@ -6,6 +6,9 @@
   coordinates, which the pipeline must map back to the original image; a second, low-score row per image checks
   score filtering, and the batch-index column checks batch handling.
 - :func:`build_constant_reader`: a ``fast-plate-ocr`` reader that reads the same text from every crop.
+- :func:`build_ctc_reader`: a ``paddleocr-ctc`` reader whose frames follow a fixed table of class probabilities,
+  switched on by the brightness of the line's centre rows: a white line reads the table's first ``width / 8``
+  frames, a black (or padded) stretch reads blanks, so the text depends on the crop's width and layout.
 - :func:`render_plate` / :func:`plate_frame`: black-on-white plates drawn with OpenCV, pasted on a grey frame.
 """
 
@@ -127,6 +130,79 @@ def build_constant_reader(path: Path, text: str, *, slots: int = 9, height: int 
         f"img_width: {width}\nkeep_aspect_ratio: false\ninterpolation: linear\nimage_color_mode: rgb\n",
         encoding="utf-8",
     )
+    return path
+
+
+def ctc_frames(
+    classes: list[int | dict[int, float]], count: int, *, frames: int = 64, per_char: int = 2, p: float = 0.9
+) -> npt.NDArray[np.float32]:
+    """A ``[frames, count]`` table for :func:`build_ctc_reader`: each entry of ``classes`` for ``per_char`` frames
+    (a class index at probability ``p``, or an explicit {class: probability} frame), then one blank frame; blank
+    frames after the last. Probability not given to a named class is spread evenly over the others.
+    """
+    table = np.zeros((frames, count), dtype=np.float32)
+    rows: list[dict[int, float]] = []
+    for entry in classes:
+        rows += [entry if isinstance(entry, dict) else {entry: p}] * per_char + [{0: p}]
+    rows += [{0: p}] * (frames - len(rows))
+    for t, row in enumerate(rows[:frames]):
+        rest = (1.0 - sum(row.values())) / (count - len(row))
+        table[t] = rest
+        for index, value in row.items():
+            table[t, index] = value
+    return table
+
+
+def build_ctc_reader(
+    path: Path,
+    table: npt.NDArray[np.float32],
+    *,
+    characters: str | None = None,
+    height: int = 48,
+    dynamic_height: bool = False,
+    fixed_width: int | None = None,
+) -> Path:
+    """A ``paddleocr-ctc`` model (see the module docstring) with optional ``character`` metadata.
+
+    Frame ``t`` of a line outputs ``softmax(g * log(table[t]))`` with ``g`` the mean of the frame's centre-row
+    pixels, floored at 0: ``table[t]`` itself on white, uniform (so the blank, the first class) on black or padding.
+    """
+    centre = height // 2
+    nodes = [
+        _const("log_table", np.log(np.maximum(table, 1e-9)).astype(np.float32)),
+        _const("rows_lo", np.array([centre - 2], dtype=np.int64)),
+        _const("rows_hi", np.array([centre + 2], dtype=np.int64)),
+        _const("axis2", np.array([2], dtype=np.int64)),
+        _const("axis0", np.array([0], dtype=np.int64)),
+        _const("frame_shape", np.array([0, -1, 8], dtype=np.int64)),
+        _const("three", np.array([3], dtype=np.int64)),
+        _const("eight", np.array([8], dtype=np.int64)),
+        helper.make_node("Slice", ["x", "rows_lo", "rows_hi", "axis2"], ["centre"]),
+        helper.make_node("ReduceMean", ["centre"], ["columns"], axes=[1, 2], keepdims=0),  # [N, W]
+        helper.make_node("Reshape", ["columns", "frame_shape"], ["framed"]),  # [N, T, 8]
+        helper.make_node("ReduceMean", ["framed"], ["level"], axes=[2], keepdims=1),  # [N, T, 1]
+        helper.make_node("Relu", ["level"], ["gate"]),
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "three"], ["width"], axis=0),
+        helper.make_node("Div", ["width", "eight"], ["steps"]),
+        helper.make_node("Slice", ["log_table", "axis0", "steps", "axis0"], ["logp"]),  # [T, C]
+        helper.make_node("Mul", ["gate", "logp"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    h: int | str = "height" if dynamic_height else height
+    w: int | str = fixed_width if fixed_width is not None else "width"
+    graph = helper.make_graph(
+        nodes,
+        "ctc_reader",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, h, w])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", "steps", table.shape[1]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    if characters is not None:
+        helper.set_model_props(model, {"character": characters})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
     return path
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
+import simplejpeg  # type: ignore[import-untyped,unused-ignore]
+from PIL import Image
 
 from anpr.recognize.pipeline.errors import (
     CorruptImage,
@@ -124,3 +128,69 @@ def test_crop_margin_and_clipping() -> None:
     image = decode_image(encode(frame()))
     assert image.crop(Box(600, 340, 100, 50)).shape[:2] == (20, 40)  # clipped at the right/bottom edges
     assert image.crop(Box(200, 150, 160, 40), margin=0.1).shape[:2] == (48, 192)
+
+
+# JPEG through simplejpeg, OpenCV as the fallback ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1001, 333)])
+def test_jpeg_decodes_like_opencv(size: tuple[int, int]) -> None:
+    # The same libjpeg-turbo DCT and upsampling: full and reduced decodes are pixel-identical to OpenCV's.
+    data = encode(plate_frame("CA123456", size, (300, 100, 320, 80)), ".jpg")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
+    for detect_size, reduction in ((0, 1), (size[0] // 2, 2), (size[0] // 4, 4)):
+        image = decode_image(data, detect_size=detect_size)
+        assert image.reduction == reduction
+        expected = cv2.imdecode(buffer, flags[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+        full = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        assert expected is not None
+        assert full is not None
+        assert image.detect_image.shape == expected.shape
+        assert np.array_equal(image.detect_image, expected)
+        assert image.detect_image.flags.c_contiguous
+        assert np.array_equal(image.full(), full)
+
+
+def test_jpeg_with_recoverable_damage_falls_back_to_opencv() -> None:
+    data = encode(frame(), ".jpg")
+    marker = data.index(b"\xff\xc4")  # the first Huffman table
+    damaged = data[:marker] + b"\x00" * 10 + data[marker:]  # stray bytes before a marker
+    with pytest.raises(ValueError, match="extraneous bytes"):
+        simplejpeg.decode_jpeg(damaged, colorspace="BGR")  # strict: refuses what libjpeg only warns about
+    image = decode_image(damaged)
+    assert np.array_equal(image.detect_image, decode_image(data).detect_image)
+
+
+def test_corrupt_jpeg_with_end_marker_is_still_corrupt() -> None:
+    data = encode(frame(), ".jpg")
+    marker = data.index(b"\xff\xc4")
+    broken = data[: marker + 4] + b"\xff" * 20 + data[marker + 24 :]  # a Huffman table neither decoder accepts
+    with pytest.raises(CorruptImage):
+        decode_image(broken)
+
+
+def _pillow_jpeg(mode: str, size: tuple[int, int], **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, "white" if mode != "CMYK" else (0, 255, 255, 0)).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_grayscale_and_cmyk_jpegs_decode_to_bgr() -> None:
+    gray = decode_image(_pillow_jpeg("L", (64, 32)))
+    assert gray.detect_image.shape == (32, 64, 3)
+    assert gray.detect_image.min() >= 250
+    cmyk = decode_image(_pillow_jpeg("CMYK", (64, 32)))  # no cyan, full magenta and yellow: red
+    assert cmyk.detect_image.shape == (32, 64, 3)
+    assert cmyk.detect_image[0, 0].tolist() == pytest.approx([0, 0, 255], abs=4)
+
+
+def test_exif_orientation_is_ignored() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    data = _pillow_jpeg("RGB", (1600, 400), exif=exif.tobytes(), progressive=True)
+    for detect_size in (0, 400):
+        image = decode_image(data, detect_size=detect_size)
+        assert (image.width, image.height) == (1600, 400)
+        assert image.detect_image.shape[1] > image.detect_image.shape[0]  # stored geometry, not displayed
+        assert image.full().shape == (400, 1600, 3)

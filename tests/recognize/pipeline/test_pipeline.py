@@ -6,6 +6,7 @@ import asyncio
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from anpr.recognize.pipeline import (
@@ -15,8 +16,9 @@ from anpr.recognize.pipeline import (
     RecognitionOptions,
     RecognitionPipeline,
 )
+from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET
 from anpr.recognize.pipeline.manifest import MANIFEST_NAME
-from testkit.plate_models import encode, plate_frame
+from testkit.plate_models import BACKGROUND, build_ctc_reader, ctc_frames, encode, plate_frame
 
 SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
 
@@ -77,6 +79,33 @@ async def test_stages_run_in_executors(fake_manifest: Path) -> None:
     readings = [pipeline.postprocess(raw) for raw in raws]
     assert [r.text for r in readings] == ["CA123456"] * 8
     assert [d[0].box.as_xywh()[0] for d in found] == pytest.approx([100 + 10 * i for i in range(8)], abs=8)
+
+
+def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:
+    # A paddleocr-ctc reader that reads CA12345G from a white line (testkit.build_ctc_reader), behind the detector.
+    table = ctc_frames([PLATE_ALPHABET.index(ch) + 1 for ch in "CA12345G"], len(PLATE_ALPHABET) + 1)
+    build_ctc_reader(tmp_path / "rec.onnx", table, characters="\n".join(PLATE_ALPHABET))
+    (tmp_path / MANIFEST_NAME).write_text(
+        "reader:\n  format: paddleocr-ctc\n  path: rec.onnx\n  min_width: 32\n  max_width: 256\n"
+        f"detector:\n  format: yolov9-end2end\n  path: {model_dir / 'detector.onnx'}\n",
+        encoding="utf-8",
+    )
+    pipeline = RecognitionPipeline.load(tmp_path)
+    assert pipeline.min_crop_width == 192  # three quarters of the widest line
+    frame = np.full((720, 1280, 3), BACKGROUND, dtype=np.uint8)
+    frame[100:160, 100:340] = 255  # a blank white plate: the test reader reads it by its width
+    for data in (encode(frame), encode(frame, ".jpg")):
+        (plate,) = pipeline.recognize([data])[0].plates
+        reading = plate.reading
+        # Syntax-aware correction works on the CTC reader's rows as on fixed slots: the last character a digit.
+        assert (reading.raw_text, reading.text, reading.display_text) == ("CA12345G", "CA123456", "CA 123-456")
+        # The corrected character brings its own (here tiny) probability into the reading's confidence.
+        assert 0 < reading.confidence < 0.9**7
+        assert len(reading.character_confidences) == 8
+        assert 0 < len(reading.alternatives) <= 3
+        assert all(len(a.text) in (7, 8) and a.text != reading.text for a in reading.alternatives)
+    (only,) = pipeline.read_plates([np.full((48, 96, 3), 255, dtype=np.uint8)])
+    assert only.text == "CA12"
 
 
 def test_peer_reader_end_to_end(peer_manifest: Path) -> None:

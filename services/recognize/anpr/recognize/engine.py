@@ -52,7 +52,7 @@ def _fingerprint(manifest: ModelManifest) -> str:
     Only ``stat`` calls: the poll runs every few seconds, and parsing the manifest would also hash the model files.
     A manifest that now names other files has itself changed, so the paths of the loaded one suffice.
     """
-    paths = [manifest.source, manifest.reader.path, manifest.reader.plate_config]
+    paths = [manifest.source, *manifest.reader.files]
     if manifest.detector is not None:
         paths.append(manifest.detector.path)
     digest = hashlib.sha256()

@@ -126,7 +126,6 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
         models = self._engine.current
         pipeline = models.pipeline
         manifest = pipeline.manifest
-        reader_config = pipeline.reader.config
         components = [
             model_pb2.ModelComponent(
                 role=model_pb2.MODEL_ROLE_READER,
@@ -135,9 +134,9 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
                 model_format=manifest.reader.format,
                 sha256=_file_sha256(manifest.reader.path),
                 execution_provider=pipeline.reader.provider,
-                precision="uint8 in, float32 out",
-                input_width=reader_config.img_width,
-                input_height=reader_config.img_height,
+                precision=pipeline.reader.precision,
+                input_width=pipeline.reader.input_width,
+                input_height=pipeline.reader.input_height,
             )
         ]
         if manifest.detector is not None and pipeline.detector is not None:

@@ -2,7 +2,7 @@
 
 The recognize service wraps :class:`RecognitionPipeline`; ``anpr read`` and ``anpr eval`` use it directly.
 Models come from a manifest (:func:`load_manifest`): the shipped defaults or an operator's own files in the
-``yolov9-end2end`` (detector) and ``fast-plate-ocr`` (reader) formats.
+``yolov9-end2end`` (detector) and ``fast-plate-ocr`` or ``paddleocr-ctc`` (reader) formats.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_fo
 from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, decode_image
 from anpr.recognize.pipeline.manifest import DetectorSpec, ModelManifest, ReaderSpec, load_manifest
 from anpr.recognize.pipeline.pipeline import ModelInfo, PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognize.pipeline.plate_reader import PlateReader, create_reader
 from anpr.recognize.pipeline.session import SessionOptions, choose_providers, create_session
 from anpr.recognize.pipeline.types import (
     Alternative,
@@ -56,6 +57,7 @@ __all__ = [
     "NotAnImage",
     "PipelineConfig",
     "PlateLayout",
+    "PlateReader",
     "PlateReading",
     "PlateResult",
     "ReaderSpec",
@@ -65,6 +67,7 @@ __all__ = [
     "StageTimes",
     "ZeroSizeImage",
     "choose_providers",
+    "create_reader",
     "create_session",
     "decode_image",
     "load_formats",

@@ -18,6 +18,18 @@ A manifest is ``manifest.yaml`` in a model directory (or any YAML file named dir
       name: plate-reader
       version: "1"
 
+A PaddleOCR-style CTC text-line reader (``format: paddleocr-ctc``) takes no plate config; its own keys are::
+
+    reader:
+      format: paddleocr-ctc
+      path: rec.onnx
+      dictionary: keys.txt        # optional; one character per line, else the model's ``character`` metadata
+      input_height: 48            # optional; used when the model's input height is dynamic (default 48)
+      min_width: 96               # limits of the line width fed to the model (rounded up to a multiple of 8)
+      max_width: 128
+      width_scale: 1.0            # horizontal squeeze of the crop, in (0, 2]
+      two_row_below: 0            # crops with width/height below this are also read as two rows (0: off)
+
 The detector may be left out for a reading-only set (plate crops in, text out). Problems are reported as
 :class:`ModelError` naming the manifest and the field.
 """
@@ -34,7 +46,7 @@ import yaml
 from anpr.recognize.pipeline.errors import ModelError
 
 DETECTOR_FORMATS = frozenset({"yolov9-end2end"})
-READER_FORMATS = frozenset({"fast-plate-ocr"})
+READER_FORMATS = frozenset({"fast-plate-ocr", "paddleocr-ctc"})
 MANIFEST_NAME = "manifest.yaml"
 
 
@@ -51,13 +63,29 @@ class DetectorSpec:
 
 @dataclass(frozen=True, slots=True)
 class ReaderSpec:
-    """The reader entry of a manifest, with its paths resolved."""
+    """The reader entry of a manifest, with its paths resolved.
+
+    ``plate_config`` belongs to ``fast-plate-ocr`` (required there, None otherwise); the fields after ``version``
+    belong to ``paddleocr-ctc`` and keep their defaults for other formats.
+    """
 
     format: str
     path: Path
-    plate_config: Path
+    plate_config: Path | None
     name: str
     version: str
+    dictionary: Path | None = None
+    input_height: int | None = None
+    min_width: int = 96
+    max_width: int = 128
+    width_scale: float = 1.0
+    two_row_below: float = 0.0
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the reader loads: the model, then its plate config or dictionary when it has one."""
+        extra = (self.plate_config, self.dictionary)
+        return (self.path, *(p for p in extra if p is not None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +144,76 @@ def _content_hash(paths: list[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
+_COMMON_READER_KEYS = {"format", "path", "name", "version", "sha256"}
+_READER_KEYS = {
+    "fast-plate-ocr": _COMMON_READER_KEYS | {"plate_config"},
+    "paddleocr-ctc": _COMMON_READER_KEYS
+    | {"dictionary", "input_height", "min_width", "max_width", "width_scale", "two_row_below"},
+}
+
+
+def _integer(value: object, field: str, low: int, high: int) -> int:
+    # bool is an int subclass, and "true" is never a sensible width.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ModelError(f"{field} must be an integer between {low} and {high}, not {value!r}")
+    return value
+
+
+def _number(value: object, field: str, low: float, high: float, *, open_low: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (low < value if open_low else low <= value)
+        or not value <= high
+    ):
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+        raise ModelError(f"{field} must be a number in {interval}, not {value!r}")
+    return float(value)
+
+
+def _reader(base: Path, r: dict[str, Any], source: Path) -> ReaderSpec:
+    """The reader entry: the common keys, then the format's own."""
+    where = f"{source}: reader"
+    r_format = _text(r, "format", "reader")
+    if r_format not in READER_FORMATS:
+        raise ModelError(
+            f"{source}: reader.format {r_format!r} is unknown; supported: {', '.join(sorted(READER_FORMATS))}"
+        )
+    _known_keys(r, _READER_KEYS[r_format], f"{where} ({r_format})")
+    reader_path = _file(base, r, "path", "reader")
+    _check_digest(r, reader_path, "reader")
+    if r_format == "fast-plate-ocr":
+        plate_config = _file(base, r, "plate_config", "reader")
+        return ReaderSpec(
+            format=r_format,
+            path=reader_path,
+            plate_config=plate_config,
+            name=_text(r, "name", "reader", reader_path.stem),
+            version=_text(r, "version", "reader", _content_hash([reader_path, plate_config])),
+        )
+    dictionary = _file(base, r, "dictionary", "reader") if r.get("dictionary") is not None else None
+    input_height = r.get("input_height")
+    min_width = _integer(r.get("min_width", 96), f"{where}.min_width", 8, 4096)
+    max_width = _integer(r.get("max_width", 128), f"{where}.max_width", 8, 4096)
+    if max_width < min_width:
+        raise ModelError(f"{where}.max_width ({max_width}) must not be below min_width ({min_width})")
+    files = [reader_path] if dictionary is None else [reader_path, dictionary]
+    return ReaderSpec(
+        format=r_format,
+        path=reader_path,
+        plate_config=None,
+        name=_text(r, "name", "reader", reader_path.stem),
+        version=_text(r, "version", "reader", _content_hash(files)),
+        dictionary=dictionary,
+        input_height=None if input_height is None else _integer(input_height, f"{where}.input_height", 8, 512),
+        min_width=min_width,
+        max_width=max_width,
+        width_scale=_number(r.get("width_scale", 1.0), f"{where}.width_scale", 0.0, 2.0, open_low=True),
+        # An aspect ratio (width / height): two-row plates are roughly 1.5-2.5, one-row plates 3-5.
+        two_row_below=_number(r.get("two_row_below", 0.0), f"{where}.two_row_below", 0.0, 10.0),
+    )
+
+
 def load_manifest(location: Path) -> ModelManifest:
     """Read and validate the manifest at ``location`` (a directory holding ``manifest.yaml``, or the file)."""
     path = location / MANIFEST_NAME if location.is_dir() else location
@@ -131,24 +229,8 @@ def load_manifest(location: Path) -> ModelManifest:
 
     if "reader" not in top:
         raise ModelError(f"model manifest {path} has no reader entry")
-    r = _mapping(top["reader"], f"{path}: reader")
-    _known_keys(r, {"format", "path", "plate_config", "name", "version", "sha256"}, f"{path}: reader")
-    r_format = _text(r, "format", "reader")
-    if r_format not in READER_FORMATS:
-        raise ModelError(
-            f"{path}: reader.format {r_format!r} is unknown; supported: {', '.join(sorted(READER_FORMATS))}"
-        )
-    reader_path = _file(base, r, "path", "reader")
-    plate_config = _file(base, r, "plate_config", "reader")
-    _check_digest(r, reader_path, "reader")
-    reader = ReaderSpec(
-        format=r_format,
-        path=reader_path,
-        plate_config=plate_config,
-        name=_text(r, "name", "reader", reader_path.stem),
-        version=_text(r, "version", "reader", _content_hash([reader_path, plate_config])),
-    )
-    files = [reader_path, plate_config]
+    reader = _reader(base, _mapping(top["reader"], f"{path}: reader"), path)
+    files = list(reader.files)
 
     detector: DetectorSpec | None = None
     if top.get("detector") is not None:

@@ -25,7 +25,8 @@ from anpr.recognize.pipeline.errors import ImageInputError, ModelError
 from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_formats
 from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, ImageArray, decode_image
 from anpr.recognize.pipeline.manifest import ModelManifest, load_manifest
-from anpr.recognize.pipeline.reader import FastPlateOcrReader, RawReading
+from anpr.recognize.pipeline.plate_reader import PlateReader, create_reader
+from anpr.recognize.pipeline.reader import RawReading
 from anpr.recognize.pipeline.session import SessionOptions
 from anpr.recognize.pipeline.types import (
     Alternative,
@@ -107,13 +108,13 @@ class RecognitionPipeline:
         self.manifest = manifest
         self.config = config or PipelineConfig()
         self.formats = formats if formats is not None else load_formats()
-        self.reader = FastPlateOcrReader(manifest.reader, session_options)
+        self.reader: PlateReader = create_reader(manifest.reader, session_options)
         self.detector = (
             Yolov9End2EndDetector(manifest.detector, session_options, min_score=self.config.min_detection_confidence)
             if manifest.detector is not None
             else None
         )
-        self.min_crop_width = self.config.min_crop_width or round(0.75 * self.reader.config.img_width)
+        self.min_crop_width = self.config.min_crop_width or round(0.75 * self.reader.input_width)
         provider = self.detector.provider if self.detector is not None else self.reader.provider
         self.info = ModelInfo(manifest.name, manifest.version, provider)
         logger.info("recognition models %s %s ready on %s", manifest.name, manifest.version, provider)
@@ -171,9 +172,9 @@ class RecognitionPipeline:
         self, raw: RawReading, *, hints: Sequence[str] = (), max_alternatives: int | None = None
     ) -> PlateReading:
         """Syntax-aware correction and alternatives for one raw reading."""
-        cfg = self.reader.config
+        reader = self.reader
         count = self.config.max_alternatives if max_alternatives is None else max_alternatives
-        fixed = self._correct(raw.text, raw.probabilities, hints)
+        fixed = self._correct(raw.text, raw.probabilities, hints, reader.alphabet)
         text, confidences = raw.text, raw.character_confidences
         confidence = raw.confidence
         if fixed is not None:
@@ -185,10 +186,11 @@ class RecognitionPipeline:
         alternatives: list[Alternative] = []
         if count > 0:
             seen = {text, ""}
-            for candidate in top_readings(raw.slot_probabilities, cfg.alphabet, cfg.pad_char, count=count + 2):
+            slot_alphabet = reader.slot_alphabet
+            for candidate in top_readings(raw.slot_probabilities, slot_alphabet, reader.pad_char, count=count + 2):
                 alt_text = "".join(ch for ch in candidate.text.upper() if ch in _PLATE_CHARS)
                 rows = raw.slot_probabilities[list(candidate.slots)]
-                alt = self._correct(alt_text, rows, hints) if alt_text == candidate.text else None
+                alt = self._correct(alt_text, rows, hints, slot_alphabet) if alt_text == candidate.text else None
                 if alt is not None:
                     alt_text = alt.text
                 if alt_text in seen:
@@ -207,11 +209,13 @@ class RecognitionPipeline:
             alternatives=tuple(alternatives),
         )
 
-    def _correct(self, text: str, rows: npt.NDArray[np.float32], hints: Sequence[str]) -> Correction | None:
-        """The syntax-aware correction of ``text``, or None when correction is off or no format matched."""
+    def _correct(
+        self, text: str, rows: npt.NDArray[np.float32], hints: Sequence[str], alphabet: str
+    ) -> Correction | None:
+        """The syntax-aware correction of ``text`` (``rows`` over ``alphabet``), or None when off or unmatched."""
         if not self.config.correct or not text:
             return None
-        fixed = self.formats.correct(text, rows, self.reader.config.alphabet, hints=hints)
+        fixed = self.formats.correct(text, rows, alphabet, hints=hints)
         return fixed if fixed.format is not None else None
 
     def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:

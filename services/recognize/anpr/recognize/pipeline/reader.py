@@ -167,7 +167,11 @@ def decode_output(probabilities: npt.NDArray[np.float32], config: PlateConfig) -
 class FastPlateOcrReader:
     """Loads a ``fast-plate-ocr`` model and its plate config once; ``read`` runs a batch of BGR crops."""
 
+    precision = "uint8 in, float32 out"
+
     def __init__(self, spec: ReaderSpec, options: SessionOptions | None = None, *, max_batch: int = 64) -> None:
+        if spec.plate_config is None:
+            raise ModelError(f"reader {spec.path}: the fast-plate-ocr format needs a plate_config")
         self.spec = spec
         self.config = load_plate_config(spec.plate_config)
         self.session = create_session(spec.path, options)
@@ -200,6 +204,31 @@ class FastPlateOcrReader:
     def provider(self) -> str:
         """The execution provider that runs this model."""
         return str(self.session.get_providers()[0])
+
+    @property
+    def alphabet(self) -> str:
+        """The columns of a reading's ``probabilities`` and ``slot_probabilities``: the plate config's alphabet."""
+        return self.config.alphabet
+
+    @property
+    def slot_alphabet(self) -> str:
+        """The columns of ``slot_probabilities`` (the same alphabet: every slot is a plain model output row)."""
+        return self.config.alphabet
+
+    @property
+    def pad_char(self) -> str:
+        """The character of an empty slot."""
+        return self.config.pad_char
+
+    @property
+    def input_width(self) -> int:
+        """The model's input width."""
+        return self.config.img_width
+
+    @property
+    def input_height(self) -> int:
+        """The model's input height."""
+        return self.config.img_height
 
     def preprocess(self, crops: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
         """Stack resized crops into the uint8 NHWC input."""
