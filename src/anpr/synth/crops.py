@@ -19,11 +19,12 @@ from anpr.synth.scene import clutter_background
 
 @dataclass(frozen=True)
 class ReaderSample:
-    """An RGB crop of ``size`` (width, height) and its label."""
+    """An RGB crop of ``size`` (width, height), or as cut when no size was asked for, and its label."""
 
     image: np.ndarray
     label: str
     format: str
+    rows: int = 1
 
 
 def plate_quad(rng: Rng, w: int, h: int, x0: float, y0: float, tilt: float) -> np.ndarray:
@@ -39,9 +40,12 @@ def plate_quad(rng: Rng, w: int, h: int, x0: float, y0: float, tilt: float) -> n
 
 
 def reader_sample(
-    rng: Rng, size: tuple[int, int] = (128, 64), formats: tuple[PlateFormat, ...] = FORMATS, strength: float = 1.0
+    rng: Rng,
+    size: tuple[int, int] | None = (128, 64),
+    formats: tuple[PlateFormat, ...] = FORMATS,
+    strength: float = 1.0,
 ) -> ReaderSample:
-    """One reader training sample: the crop resized to ``size`` (width, height) and its label.
+    """One reader training sample: the crop resized to ``size`` (width, height; None keeps the cut) and its label.
 
     ``strength`` scales how often camera effects are applied (training starts gentle and ramps up).
     """
@@ -73,5 +77,5 @@ def reader_sample(
     xi1, yi1 = max(0, int(x1)), max(0, int(y1))
     xi2, yi2 = min(cw, int(np.ceil(x2))), min(ch, int(np.ceil(y2)))
     crop = canvas[yi1:yi2, xi1:xi2]
-    out = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
-    return ReaderSample(out, plate.label, plate.format)
+    out = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR) if size is not None else np.ascontiguousarray(crop)
+    return ReaderSample(out, plate.label, plate.format, rows=plate.display.count(" / ") + 1)

@@ -12,6 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="stage", required=True)
     stages = {
         "reader": "anpr.training.reader",
+        "ctc-reader": "anpr.training.ctc_plate_reader",
         "detector": "anpr.training.detector",
         "export": "anpr.training.export",
         "evaluate": "anpr.training.evaluate",

@@ -22,6 +22,7 @@ from onnx import TensorProto, helper
 from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
 from anpr.training.common import ALPHABET, MODELS_DIR, PAD, READER_H, READER_W, SLOTS, WORK_DIR, load_checkpoint
+from anpr.training.ctc_plate_reader import export as export_ctc
 from anpr.training.ctc_reader import CtcExport, CtcReader
 from anpr.training.detector import PlateDetector, decode, letterbox
 from anpr.training.reader import PlateReader, ReaderExport
@@ -173,32 +174,51 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _slots_reader_entry(out_dir: Path, version: str) -> dict[str, object]:
+    return {
+        "format": "fast-plate-ocr",
+        "path": "plate_reader.onnx",
+        "plate_config": "plate_reader_config.yaml",
+        "name": "anpr-plate-reader-slots",
+        "version": version,
+        "sha256": _sha256(out_dir / "plate_reader.onnx"),
+    }
+
+
 def run(args: argparse.Namespace) -> None:
-    """Export both models and write the manifest."""
+    """Export the reader and the detector and write the manifest.
+
+    Without a detector checkpoint in ``--work``, the detector already in ``--out`` is kept as it is (with its
+    manifest entry), so the reader can be retrained on its own.
+    """
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
-    info_r = export_reader(work / "reader.pt", out_dir, args.seed)
-    info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
     version = args.version or datetime.date.today().isoformat()
-    manifest = {
-        "detector": {
+    old = out_dir / "manifest.yaml"
+    previous = yaml.safe_load(old.read_text()) if old.is_file() else {}
+    reader: dict[str, object]
+    if args.reader == "ctc":
+        reader = export_ctc(work, out_dir)
+        info_r: object = "paddleocr-ctc"
+    else:
+        info_r = export_reader(work / "reader.pt", out_dir, args.seed)
+        reader = _slots_reader_entry(out_dir, version)
+    if (work / "detector.pt").is_file():
+        info_d: object = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
+        detector: dict[str, object] = {
             "format": "yolov9-end2end",
             "path": "plate_detector.onnx",
             "name": "anpr-plate-detector-s8",
             "version": version,
             "input_size": args.size,
             "sha256": _sha256(out_dir / "plate_detector.onnx"),
-        },
-        "reader": {
-            "format": "fast-plate-ocr",
-            "path": "plate_reader.onnx",
-            "plate_config": "plate_reader_config.yaml",
-            "name": "anpr-plate-reader-slots",
-            "version": version,
-            "sha256": _sha256(out_dir / "plate_reader.onnx"),
-        },
-    }
+        }
+    elif previous.get("detector"):
+        detector, info_d = previous["detector"], "kept (no detector checkpoint in --work)"
+    else:
+        raise SystemExit(f"no detector checkpoint in {work} and no detector in {out_dir}")
+    manifest = {"detector": detector, "reader": reader}
     (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     print(f"reader: {info_r}\ndetector: {info_d}\nwritten to {out_dir}")
 
@@ -210,3 +230,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--version", default="")
+    p.add_argument(
+        "--reader",
+        choices=("ctc", "slots"),
+        default="ctc",
+        help="the fine-tuned CTC reader (shipped) or the from-scratch slot reader",
+    )

@@ -1,0 +1,327 @@
+"""The CTC plate reader: a PaddleOCR text-line recogniser fine-tuned on synthetic plates.
+
+Synthetic-only training of a small reader does not close the gap to real plates (glyph shapes and layouts no
+generic font has; see ``docs/`` and the model card). A recogniser trained on real text already knows real glyph
+variation, so the default reader starts from one with a permissive licence: PaddleOCR's PP-OCRv4 mobile recogniser
+(Apache-2.0) as shipped in the ``rapidocr-onnxruntime`` 1.4.4 wheel on PyPI, pinned by hash. The recipe:
+
+1. fetch the wheel (``pip download``), take the recogniser's ONNX file out of it and check its SHA-256;
+2. cut its 6625-character classifier down to the CTC blank and ``0-9A-Z`` (the pretrained columns of those
+   characters, so reading starts where the teacher was), drop the final softmax, and convert the graph to PyTorch
+   with ``onnx2torch``;
+3. fine-tune on synthetic plate crops with CTC loss: batch norm statistics frozen (small batches of synthetic
+   images would drag them away from real images), crops squeezed horizontally at random so the service may feed
+   narrower lines, and two-row plates read as their halves side by side (``ctc_input.split_rows``);
+4. export the ``paddleocr-ctc`` contract (float NCHW BGR in, per-frame probabilities out, dictionary in the ONNX
+   metadata) with an onnxruntime parity check and a golden file for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import io
+import subprocess
+import sys
+import time
+import types
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper, version_converter
+from torch import nn
+from tqdm import tqdm
+
+from anpr.recognize.pipeline.ctc_input import line_width, normalise, split_rows, stack
+from anpr.synth.crops import reader_sample
+from anpr.training.common import WORK_DIR, load_checkpoint, save_checkpoint, setup
+from anpr.training.data import loader
+
+BASE_PACKAGE = "rapidocr-onnxruntime==1.4.4"
+BASE_WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
+BASE_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
+BASE_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
+DICTIONARY = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+INPUT_HEIGHT = 48
+# Training widths: the crop's natural width times a random squeeze, within these limits. The service reads with
+# a fixed squeeze inside the same range (see the manifest written by ``export``).
+TRAIN_MIN_WIDTH, TRAIN_MAX_WIDTH = 96, 144
+SQUEEZE = (0.55, 1.0)
+SERVE_MIN_WIDTH, SERVE_MAX_WIDTH, SERVE_SCALE = 96, 128, 0.7
+TWO_ROW_BELOW = 2.3
+OPSET = 17
+
+
+def fetch_base(work: Path) -> bytes:
+    """The pretrained recogniser's ONNX bytes, from the pinned wheel (downloaded once into ``work``)."""
+    wheels = work / "wheels"
+    found = sorted(wheels.glob("rapidocr_onnxruntime-1.4.4-*.whl"))
+    if not found:
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", BASE_PACKAGE, "-d", str(wheels)],
+            check=True,
+        )
+        found = sorted(wheels.glob("rapidocr_onnxruntime-1.4.4-*.whl"))
+    wheel = found[0].read_bytes()
+    if hashlib.sha256(wheel).hexdigest() != BASE_WHEEL_SHA256:
+        raise SystemExit(f"{found[0]} does not have the pinned SHA-256 {BASE_WHEEL_SHA256}")
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        data = archive.read(BASE_MEMBER)
+    if hashlib.sha256(data).hexdigest() != BASE_SHA256:
+        raise SystemExit(f"{BASE_MEMBER} does not have the pinned SHA-256 {BASE_SHA256}")
+    return data
+
+
+def plate_head(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The recogniser with its classifier cut to blank + :data:`DICTIONARY`, returning logits (no softmax)."""
+    characters = dict((p.key, p.value) for p in model.metadata_props)["character"].split("\n")
+    columns = [0] + [characters.index(c) + 1 for c in DICTIONARY]
+    # paddle2onnx stored the weights as Constant nodes; onnx2torch wants initializers.
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            nodes.append(node)
+    softmax = nodes[-1]
+    if softmax.op_type != "Softmax":
+        raise SystemExit("the base recogniser does not end in a Softmax")
+    nodes = nodes[:-1]
+    classifier = [n for n in nodes if n.op_type in ("MatMul", "Add")][-2:]
+    weights = {t.name: t for t in model.graph.initializer}
+    for name in (classifier[0].input[1], classifier[1].input[1]):
+        array = numpy_helper.to_array(weights[name])[..., columns]
+        weights[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), name))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    output = model.graph.output[0]
+    output.name = softmax.input[0]
+    output.type.tensor_type.shape.dim[2].dim_value = len(columns)
+    del model.graph.value_info[:]
+    del model.metadata_props[:]
+    converted = version_converter.convert_version(model, OPSET)
+    onnx.checker.check_model(converted)
+    return converted
+
+
+def to_torch(model: onnx.ModelProto) -> nn.Module:
+    """The ONNX graph as a trainable PyTorch module."""
+    # onnx2torch imports torchvision for its NMS and RoiAlign converters only. PyPI's torchvision does not load
+    # beside the CPU torch build this project trains with, and the recogniser has neither operator.
+    if "torchvision" not in sys.modules:
+        stub = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+        ops.roi_align = None  # type: ignore[attr-defined]
+        stub.ops = ops  # type: ignore[attr-defined]
+        sys.modules["torchvision"], sys.modules["torchvision.ops"] = stub, ops
+    from onnx2torch import convert
+
+    module: nn.Module = convert(model)
+    return module
+
+
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Keep the pretrained batch-norm statistics (their affine parameters still train)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def encode(label: str) -> list[int]:
+    """CTC targets of ``label`` (1-based: 0 is the blank)."""
+    return [DICTIONARY.index(c) + 1 for c in label]
+
+
+def sample_line(rng: np.random.Generator, strength: float, squeeze: tuple[float, float]) -> tuple[np.ndarray, str]:
+    """One normalised training line and its label."""
+    sample = reader_sample(rng, None, strength=strength)
+    crop = np.ascontiguousarray(sample.image[:, :, ::-1])  # the renderer draws RGB; PaddleOCR reads BGR
+    if sample.rows > 1:
+        crop = split_rows(crop)
+    h, w = crop.shape[:2]
+    width = line_width(
+        w,
+        h,
+        input_height=INPUT_HEIGHT,
+        width_scale=float(rng.uniform(*squeeze)),
+        min_width=TRAIN_MIN_WIDTH,
+        max_width=TRAIN_MAX_WIDTH,
+    )
+    return normalise(crop, width, INPUT_HEIGHT), sample.label
+
+
+def batch(
+    rng: np.random.Generator, n: int, strength: float = 1.0, squeeze: tuple[float, float] = SQUEEZE
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """``n`` lines as a padded batch, concatenated targets, target lengths and the labels."""
+    lines, labels = zip(*(sample_line(rng, strength, squeeze) for _ in range(n)), strict=True)
+    x = torch.from_numpy(stack(list(lines)))
+    targets = torch.tensor([i for label in labels for i in encode(label)], dtype=torch.long)
+    lengths = torch.tensor([len(label) for label in labels], dtype=torch.long)
+    return x, targets, lengths, list(labels)
+
+
+def greedy(logits: torch.Tensor) -> list[str]:
+    """Greedy CTC decoding of ``[N, T, C]``."""
+    out = []
+    for row in logits.argmax(-1).tolist():
+        chars, prev = [], 0
+        for index in row:
+            if index != prev and index != 0:
+                chars.append(DICTIONARY[index - 1])
+            prev = index
+        out.append("".join(chars))
+    return out
+
+
+def base_model(work: Path) -> tuple[nn.Module, onnx.ModelProto]:
+    """The pretrained recogniser with the plate head, as PyTorch and as the ONNX it came from."""
+    graph = plate_head(onnx.load_model_from_string(fetch_base(work)))
+    return to_torch(graph), graph
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Fine-tune for ``args.steps`` steps, checkpointing every 50."""
+    setup(args.seed, args.threads)
+    work = Path(args.work)
+    out = work / "ctc_reader.pt"
+    model, _ = base_model(work)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, args.lr, total_steps=args.steps, pct_start=0.08, anneal_strategy="cos", div_factor=10
+    )
+    start, spent = 0, 0.0
+    if args.resume and out.exists():
+        state = load_checkpoint(out)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start, spent = int(state["step"]), float(state["seconds"])
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    freeze_batch_norm(model)
+    t0 = time.monotonic() - spent
+    ramp = max(1, int(args.steps * 0.3))
+
+    def make(rng: np.random.Generator, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        return batch(rng, args.batch, min(1.0, args.strength + (1.0 - args.strength) * b / ramp))
+
+    stop = min(args.steps, args.stop_after or args.steps)
+    data = loader(make, args.seed, start, stop, args.workers)
+    bar = tqdm(zip(range(start, stop), data, strict=False), initial=start, total=args.steps, desc="ctc-reader")
+    for step, (x, targets, lengths, labels) in bar:
+        logits = model(x)  # [N, T, C]
+        log_probs = torch.log_softmax(logits, -1).transpose(0, 1)
+        frames = torch.full((x.shape[0],), log_probs.shape[0], dtype=torch.long)
+        loss = ctc(log_probs, targets, frames, lengths)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        if step % 10 == 0:
+            acc = float(np.mean([a == b for a, b in zip(greedy(logits.detach()), labels, strict=True)]))
+            bar.set_postfix(loss=f"{loss.item():.3f}", plate_acc=f"{acc:.2f}")
+        if (step + 1) % 50 == 0 or step + 1 == stop:
+            save_checkpoint(
+                out,
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": step + 1,
+                    "seed": args.seed,
+                    "seconds": time.monotonic() - t0,
+                },
+            )
+    return out
+
+
+class CtcExport(nn.Module):
+    """The contract's graph: normalised BGR NCHW in, per-frame probabilities out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``[N, T, 1 + len(DICTIONARY)]``."""
+        out: torch.Tensor = torch.softmax(self.model(x), dim=-1)
+        return out
+
+
+def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Write ``plate_reader_ctc.onnx`` and its golden file into ``out_dir``; returns the manifest's reader entry."""
+    model, _ = base_model(work)
+    state = load_checkpoint(checkpoint or work / "ctc_reader.pt")
+    model.load_state_dict(state["model"])
+    model.eval()
+    wrapped = CtcExport(model).eval()
+    rng = np.random.default_rng([20261129, 1])
+    x, _, _, labels = batch(rng, 4, 1.0, (0.7, 0.7))
+    path = out_dir / "plate_reader_ctc.onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapped,
+        (x,),
+        str(path),
+        input_names=["x"],
+        output_names=["probabilities"],
+        dynamic_axes={"x": {0: "batch", 3: "width"}, "probabilities": {0: "batch", 1: "frames"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    graph = onnx.load(str(path))
+    graph.metadata_props.add(key="character", value="\n".join(DICTIONARY))
+    graph.metadata_props.add(
+        key="source",
+        value=f"PP-OCRv4 mobile recogniser ({BASE_PACKAGE}, Apache-2.0) fine-tuned on synthetic plates; "
+        f"{int(state['step'])} steps, seed {int(state['seed'])}",
+    )
+    onnx.save(graph, str(path))
+    with torch.no_grad():
+        expected = wrapped(x).numpy()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy()})[0]
+    gap = float(np.abs(got - expected).max())
+    if gap > 1e-3:
+        raise SystemExit(f"onnxruntime and torch disagree on the CTC reader by {gap}")
+    np.savez_compressed(out_dir / "plate_reader_ctc_golden.npz", input=x.numpy(), output=got, labels=np.array(labels))
+    print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB), parity {gap:.2e}")
+    return {
+        "format": "paddleocr-ctc",
+        "path": path.name,
+        "name": "anpr-plate-reader-ctc",
+        "version": datetime.date.today().isoformat(),
+        "min_width": SERVE_MIN_WIDTH,
+        "max_width": SERVE_MAX_WIDTH,
+        "width_scale": SERVE_SCALE,
+        "two_row_below": TWO_ROW_BELOW,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Command-line options of ``python -m anpr.training ctc-reader``."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
+    p.add_argument("--workers", type=int, default=1, help="data worker processes (one thread each)")
+    p.add_argument("--work", default=str(WORK_DIR))
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stop-after", type=int, default=0, help="checkpoint and stop after this step (0 = --steps)")
+    p.add_argument("--strength", type=float, default=0.5, help="camera-effect strength at step 0 (ramps to 1)")
