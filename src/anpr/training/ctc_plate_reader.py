@@ -114,8 +114,7 @@ def plate_head(model: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def to_torch(model: onnx.ModelProto) -> nn.Module:
-    """The ONNX graph as a trainable PyTorch module."""
+def _onnx2torch() -> Any:
     # onnx2torch imports torchvision for its NMS and RoiAlign converters only. PyPI's torchvision does not load
     # beside the CPU torch build this project trains with, and the recogniser has neither operator.
     if "torchvision" not in sys.modules:
@@ -124,10 +123,58 @@ def to_torch(model: onnx.ModelProto) -> nn.Module:
         ops.roi_align = None  # type: ignore[attr-defined]
         stub.ops = ops  # type: ignore[attr-defined]
         sys.modules["torchvision"], sys.modules["torchvision.ops"] = stub, ops
-    from onnx2torch import convert
+    import onnx2torch  # imported here, after the stub above
 
-    module: nn.Module = convert(model)
+    return onnx2torch
+
+
+def to_torch(model: onnx.ModelProto, *, train_matrices: bool = False) -> nn.Module:
+    """The ONNX graph as a PyTorch module: convolutions and batch-norm scales trainable.
+
+    onnx2torch keeps the weights that no module absorbs (the attention and classifier matrices, layer-norm
+    scales) as buffers, which stay frozen; ``train_matrices`` makes them parameters as well (all but the scalar
+    constants of the graph's arithmetic). The shipped reader was trained with them frozen: the pretrained
+    sequence model and classifier stay as PaddleOCR trained them on real text, and only the convolutional
+    features adapt to plates.
+    """
+    module: nn.Module = _onnx2torch().convert(model, attach_onnx_mapping=True)
+    if not train_matrices:
+        return module
+    container = module.get_submodule("initializers")
+    for name, tensor in list(container.named_buffers(recurse=False)):
+        if tensor.is_floating_point() and tensor.numel() > 1:
+            delattr(container, name)
+            container.register_parameter(name, nn.Parameter(tensor.detach().clone()))
     return module
+
+
+def initializer_keys(module: nn.Module, graph: onnx.ModelProto) -> dict[str, str]:
+    """ONNX initializer name -> the state-dict key holding it in ``module`` (made by :func:`to_torch`).
+
+    Replays onnx2torch's naming: module-held weights (Conv, BatchNormalization) sit under the node's name; the
+    others are numbered in the order the graph's nodes first use them.
+    """
+    _onnx2torch()  # the torchvision stub must be in place before any onnx2torch import
+    from onnx2torch.onnx_graph import OnnxGraph, ValueType
+    from onnx2torch.utils.safe_shape_inference import safe_shape_inference
+
+    onnx_graph = OnnxGraph(safe_shape_inference(graph).graph)
+    keys: dict[str, str] = {}
+    numbered = 0
+    for name, node in onnx_graph.nodes.items():
+        child = module.get_submodule(name)
+        if node.operation_type == "Conv":
+            for value, field in zip(node.input_values[1:], ("weight", "bias"), strict=False):
+                keys[value] = f"{name}.{field}"
+        elif node.operation_type == "BatchNormalization":
+            fields = ("weight", "bias", "running_mean", "running_var")
+            for value, field in zip(node.input_values[1:], fields, strict=True):
+                keys[value] = f"{name}.{field}"
+        for value in child.onnx_mapping.inputs:
+            if onnx_graph.value_type(value) == ValueType.GRAPH_INITIALIZER and value not in keys:
+                keys[value] = f"initializers.onnx_initializer_{numbered}"
+                numbered += 1
+    return keys
 
 
 def freeze_batch_norm(model: nn.Module) -> None:
@@ -184,10 +231,10 @@ def greedy(logits: torch.Tensor) -> list[str]:
     return out
 
 
-def base_model(work: Path) -> tuple[nn.Module, onnx.ModelProto]:
+def base_model(work: Path, *, train_matrices: bool = False) -> tuple[nn.Module, onnx.ModelProto]:
     """The pretrained recogniser with the plate head, as PyTorch and as the ONNX it came from."""
     graph = plate_head(onnx.load_model_from_string(fetch_base(work)))
-    return to_torch(graph), graph
+    return to_torch(graph, train_matrices=train_matrices), graph
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -195,7 +242,7 @@ def train(args: argparse.Namespace) -> Path:
     setup(args.seed, args.threads)
     work = Path(args.work)
     out = work / "ctc_reader.pt"
-    model, _ = base_model(work)
+    model, _ = base_model(work, train_matrices=args.train_matrices)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, args.lr, total_steps=args.steps, pct_start=0.08, anneal_strategy="cos", div_factor=10
@@ -241,61 +288,66 @@ def train(args: argparse.Namespace) -> Path:
                     "sched": sched.state_dict(),
                     "step": step + 1,
                     "seed": args.seed,
+                    "train_matrices": args.train_matrices,
                     "seconds": time.monotonic() - t0,
                 },
             )
     return out
 
 
-class CtcExport(nn.Module):
-    """The contract's graph: normalised BGR NCHW in, per-frame probabilities out."""
+def transplant(module: nn.Module, graph: onnx.ModelProto) -> onnx.ModelProto:
+    """``graph`` (the plate-head base) with the trained weights of ``module`` and the softmax put back.
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities ``[N, T, 1 + len(DICTIONARY)]``."""
-        out: torch.Tensor = torch.softmax(self.model(x), dim=-1)
-        return out
+    The weights go back into the converted ONNX graph rather than through a fresh ``torch.onnx.export``: a traced
+    export bakes the line width into the attention's reshapes, while the original graph computes them from the
+    input's shape, so the shipped reader keeps a dynamic width.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(graph)
+    state = module.state_dict()
+    keys = initializer_keys(module, graph)
+    for tensor in out.graph.initializer:
+        if tensor.name in keys:
+            value = state[keys[tensor.name]].detach().cpu().numpy().astype(numpy_helper.to_array(tensor).dtype)
+            tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    logits = out.graph.output[0]
+    out.graph.node.append(onnx.helper.make_node("Softmax", [logits.name], ["probabilities"], axis=-1))
+    probabilities = onnx.ValueInfoProto()
+    probabilities.CopyFrom(logits)
+    probabilities.name = "probabilities"
+    del out.graph.output[:]
+    out.graph.output.append(probabilities)
+    onnx.checker.check_model(out)
+    return out
 
 
 def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[str, Any]:
     """Write ``plate_reader_ctc.onnx`` and its golden file into ``out_dir``; returns the manifest's reader entry."""
-    model, _ = base_model(work)
     state = load_checkpoint(checkpoint or work / "ctc_reader.pt")
+    model, graph = base_model(work, train_matrices=bool(state.get("train_matrices", False)))
     model.load_state_dict(state["model"])
     model.eval()
-    wrapped = CtcExport(model).eval()
-    rng = np.random.default_rng([20261129, 1])
-    x, _, _, labels = batch(rng, 4, 1.0, (0.7, 0.7))
-    path = out_dir / "plate_reader_ctc.onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        wrapped,
-        (x,),
-        str(path),
-        input_names=["x"],
-        output_names=["probabilities"],
-        dynamic_axes={"x": {0: "batch", 3: "width"}, "probabilities": {0: "batch", 1: "frames"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    graph = onnx.load(str(path))
-    graph.metadata_props.add(key="character", value="\n".join(DICTIONARY))
-    graph.metadata_props.add(
+    exported = transplant(model, graph)
+    exported.metadata_props.add(key="character", value="\n".join(DICTIONARY))
+    exported.metadata_props.add(
         key="source",
         value=f"PP-OCRv4 mobile recogniser ({BASE_PACKAGE}, Apache-2.0) fine-tuned on synthetic plates; "
         f"{int(state['step'])} steps, seed {int(state['seed'])}",
     )
-    onnx.save(graph, str(path))
-    with torch.no_grad():
-        expected = wrapped(x).numpy()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "plate_reader_ctc.onnx"
+    onnx.save(exported, str(path))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"x": x.numpy()})[0]
-    gap = float(np.abs(got - expected).max())
+    rng = np.random.default_rng([20261129, 1])
+    gap = 0.0
+    for squeeze in (0.55, 0.7, 1.0):  # lines of several widths: the graph must stay dynamic
+        x, _, _, labels = batch(rng, 3, 1.0, (squeeze, squeeze))
+        with torch.no_grad():
+            expected = torch.softmax(model(x), dim=-1).numpy()
+        got = session.run(None, {"x": x.numpy()})[0]
+        gap = max(gap, float(np.abs(got - expected).max()))
     if gap > 1e-3:
         raise SystemExit(f"onnxruntime and torch disagree on the CTC reader by {gap}")
     np.savez_compressed(out_dir / "plate_reader_ctc_golden.npz", input=x.numpy(), output=got, labels=np.array(labels))
@@ -325,3 +377,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-after", type=int, default=0, help="checkpoint and stop after this step (0 = --steps)")
     p.add_argument("--strength", type=float, default=0.5, help="camera-effect strength at step 0 (ramps to 1)")
+    p.add_argument(
+        "--train-matrices",
+        action="store_true",
+        help="also train the attention and classifier matrices (frozen in the shipped run)",
+    )
