@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,44 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     return state
+
+
+def save_training_state(
+    path: Path,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    step: int,
+    started: float,
+    **extra: Any,
+) -> None:
+    """Checkpoint a run after ``step`` steps: weights, optimiser, schedule, and the run's own ``extra`` fields.
+
+    ``started`` is the run's ``time.monotonic()`` origin (shifted back by the time of earlier, resumed parts).
+    """
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "step": step,
+            "seconds": time.monotonic() - started,
+            **extra,
+        },
+    )
+
+
+def resume_training_state(
+    path: Path,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, float]:
+    """Load a checkpoint written by :func:`save_training_state`; the step to continue from and the seconds spent."""
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    return int(state["step"]), float(state["seconds"])

@@ -40,7 +40,13 @@ from tqdm import tqdm
 
 from anpr.recognize.pipeline.ctc_input import line_width, normalise, split_rows, stack
 from anpr.synth.crops import reader_sample
-from anpr.training.common import WORK_DIR, load_checkpoint, save_checkpoint, setup
+from anpr.training.common import (
+    WORK_DIR,
+    load_checkpoint,
+    resume_training_state,
+    save_training_state,
+    setup,
+)
 from anpr.training.data import loader
 
 BASE_PACKAGE = "rapidocr-onnxruntime==1.4.4"
@@ -249,11 +255,7 @@ def train(args: argparse.Namespace) -> Path:
     )
     start, spent = 0, 0.0
     if args.resume and out.exists():
-        state = load_checkpoint(out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start, spent = int(state["step"]), float(state["seconds"])
+        start, spent = resume_training_state(out, model, opt, sched)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
     freeze_batch_norm(model)
@@ -280,17 +282,8 @@ def train(args: argparse.Namespace) -> Path:
             acc = float(np.mean([a == b for a, b in zip(greedy(logits.detach()), labels, strict=True)]))
             bar.set_postfix(loss=f"{loss.item():.3f}", plate_acc=f"{acc:.2f}")
         if (step + 1) % 50 == 0 or step + 1 == stop:
-            save_checkpoint(
-                out,
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "step": step + 1,
-                    "seed": args.seed,
-                    "train_matrices": args.train_matrices,
-                    "seconds": time.monotonic() - t0,
-                },
+            save_training_state(
+                out, model, opt, sched, step=step + 1, started=t0, seed=args.seed, train_matrices=args.train_matrices
             )
     return out
 

@@ -19,7 +19,14 @@ from torch import nn
 from tqdm import tqdm
 
 from anpr.synth.scene import render_scene
-from anpr.training.common import DETECTOR_SIZE, LETTERBOX_COLOUR, WORK_DIR, load_checkpoint, save_checkpoint, setup
+from anpr.training.common import (
+    DETECTOR_SIZE,
+    LETTERBOX_COLOUR,
+    WORK_DIR,
+    resume_training_state,
+    save_training_state,
+    setup,
+)
 from anpr.training.data import loader
 
 STRIDE = 8
@@ -181,11 +188,7 @@ def train(args: argparse.Namespace) -> Path:
     )
     start, spent = 0, 0.0
     if args.resume and out.exists():
-        state = load_checkpoint(out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start, spent = int(state["step"]), float(state["seconds"])
+        start, spent = resume_training_state(out, model, opt, sched)
     model.train()
     t0 = time.monotonic() - spent
 
@@ -206,18 +209,7 @@ def train(args: argparse.Namespace) -> Path:
         if step % 10 == 0:
             bar.set_postfix(heat=f"{l_heat.item():.3f}", box=f"{l_box.item():.3f}")
         if (step + 1) % 50 == 0 or step + 1 == args.steps:
-            save_checkpoint(
-                out,
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "step": step + 1,
-                    "seed": args.seed,
-                    "size": args.size,
-                    "seconds": time.monotonic() - t0,
-                },
-            )
+            save_training_state(out, model, opt, sched, step=step + 1, started=t0, seed=args.seed, size=args.size)
     return out
 
 

@@ -24,7 +24,8 @@ from anpr.training.common import (
     WORK_DIR,
     encode_label,
     load_checkpoint,
-    save_checkpoint,
+    resume_training_state,
+    save_training_state,
     setup,
 )
 from anpr.training.ctc_reader import CtcReader, ctc_loss, ctc_to_slots
@@ -105,11 +106,7 @@ def train(args: argparse.Namespace) -> Path:
             raise SystemExit(f"--init checkpoint is a {init.get('arch', 'slots')} reader, not {args.arch}")
         model.load_state_dict(init["model"])
     if args.resume and out.exists():
-        state = load_checkpoint(out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start, spent = int(state["step"]), float(state["seconds"])
+        start, spent = resume_training_state(out, model, opt, sched)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     model.train()
     t0 = time.monotonic() - spent
@@ -141,18 +138,7 @@ def train(args: argparse.Namespace) -> Path:
             acc = (slots.argmax(-1) == y).all(dim=1).float().mean().item()
             bar.set_postfix(loss=f"{loss.item():.3f}", plate_acc=f"{acc:.2f}")
         if (step + 1) % 100 == 0 or step + 1 == stop:
-            save_checkpoint(
-                out,
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "step": step + 1,
-                    "seed": args.seed,
-                    "arch": args.arch,
-                    "seconds": time.monotonic() - t0,
-                },
-            )
+            save_training_state(out, model, opt, sched, step=step + 1, started=t0, seed=args.seed, arch=args.arch)
     return out
 
 
