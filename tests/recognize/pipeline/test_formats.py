@@ -100,6 +100,16 @@ def test_confident_reader_is_not_overruled() -> None:
     assert result.text == "8BL8976"
 
 
+def test_same_glyph_certainty_does_not_block_the_syntax() -> None:
+    # A CTC reader that is sure of "I" (and gives "1" nothing) where the Brazilian format needs digits: plate fonts
+    # draw I and 1 alike, so the syntax decides.
+    probs = _probabilities("OUPI4I2", {3: {"1": 1e-9}, 5: {"1": 1e-9}})
+    result = CATALOGUE.correct("OUPI4I2", probs, ALPHABET)
+    assert result.text == "OUP1412"
+    assert result.format is not None
+    assert result.format.country_code == "BR"
+
+
 def test_hints_prefer_a_country() -> None:
     # Text only, one confusion is not enough evidence to leave the generic format; a GB hint tips it.
     assert CATALOGUE.correct("A812CDE").text == "A812CDE"

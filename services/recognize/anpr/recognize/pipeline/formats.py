@@ -10,7 +10,11 @@ I<->1, B<->8, S<->5, Z<->2, G<->6, ...) that the pattern allows, and ``p_i`` is 
 The best-scoring pattern gives the corrected text and the format; the softmax over the candidates is the format
 confidence. So a letter becomes a digit only where the format demands a digit *and* the reader's own evidence
 does not contradict it badly; generic formats compete, so a foreign plate is not forced into a local syntax.
-Without probabilities (text only), a raw character counts as 0.9 and a confusion as 0.1.
+Without probabilities (text only), a raw character counts as 0.9 and a confusion as 0.1. With probabilities, O
+and 0, and I and 1, count at least 1/9 of each other's probability (the same odds): many plate fonts draw them
+alike (the Brazilian plate font's 1 is a bare stroke, an I; US plates share one glyph for O and 0), so a reader
+that is sure between them has no evidence to be sure with, and only the syntax can decide. Other confusions (B/8,
+S/5, ...) are distinct glyphs, where a confident reader is not overruled.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _CLASSES = {"L": LETTERS, "D": DIGITS, "X": LETTERS | DIGITS}
 _TOKEN = re.compile(r"(?P<cls>[LDX])|\[(?P<set>[^\]]+)\]|'(?P<lit>[A-Z0-9]+)'|(?P<sep>[ -])|\{(?P<rep>\d+(?:,\d+)?)\}")
 _TEXT_ONLY_RAW = 0.9
 _TEXT_ONLY_CONFUSION = 0.1
+_CONFUSION_ODDS = _TEXT_ONLY_CONFUSION / _TEXT_ONLY_RAW
+_SAME_GLYPH = ("O0", "I1")
 _FLOOR = 1e-6
 _TEXT_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -206,6 +212,8 @@ class FormatCatalogue:
             probs[np.arange(n), raw] = _TEXT_ONLY_RAW
         else:
             probs = np.maximum(probabilities.astype(np.float64), _FLOOR)
+            raw_p = probs[np.arange(n), raw]
+            probs = np.maximum(probs, table.same_glyph[raw] * (raw_p[:, None] * _CONFUSION_ODDS))
         positions = np.arange(n)
         # [templates, n]: the raw character fits as it is.
         fits = table.allowed[:, positions, raw]
@@ -220,12 +228,14 @@ class FormatCatalogue:
         chosen = np.where(fits, raw[None], best)  # [templates, n]
         chosen_p = probs[positions[None], chosen]
         changed = (~fits).sum(axis=1)
+        # Settling an O/0 or I/1 by the syntax is reading, not correcting: only other changes pay the penalty.
+        penalised = changed - (~fits & (table.same_glyph[raw[None], chosen] > 0)).sum(axis=1)
         weights = table.log_weight.copy()
         if hints:
             hinted = {h.upper() for h in hints}
             boost = [bool(hinted & {t.fmt.country, t.fmt.region}) for t in table.templates]
             weights += np.where(boost, math.log(self.hint_boost), 0.0)
-        scores = np.log(chosen_p).sum(axis=1) + weights - table.log_size + changed * self.log_penalty
+        scores = np.log(chosen_p).sum(axis=1) + weights - table.log_size + penalised * self.log_penalty
         scores = np.where(feasible, scores, -np.inf)
         # The reading as it stands, in no known format (any string of its length): correction must beat it.
         unformatted = float(np.log(probs[positions, raw]).sum()) + self.log_unformatted - n * math.log(36)
@@ -249,6 +259,7 @@ class _LengthTable:
     templates: tuple[_Template, ...]
     allowed: npt.NDArray[np.bool_]  # [templates, n, alphabet]
     preference: npt.NDArray[np.float64]  # [alphabet, alphabet]: > 0 where column is a confusion of row
+    same_glyph: npt.NDArray[np.float64]  # [alphabet, alphabet]: 1 where plate fonts draw row and column alike
     log_size: npt.NDArray[np.float64]
     log_weight: npt.NDArray[np.float64]
 
@@ -264,10 +275,18 @@ class _LengthTable:
             for rank, other in enumerate(confusions.get(ch, ())):
                 if other in alphabet:
                     preference[a, alphabet.index(other)] = 1.0 - rank * 1e-6
+        same_glyph = np.zeros_like(preference)
+        for pair in _SAME_GLYPH:
+            for ch, other in (pair, pair[::-1]):
+                if ch in alphabet and other in alphabet:
+                    same_glyph[alphabet.index(ch), alphabet.index(other)] = float(
+                        preference[alphabet.index(ch), alphabet.index(other)] > 0
+                    )
         return cls(
             templates=tuple(templates),
             allowed=allowed,
             preference=preference,
+            same_glyph=same_glyph,
             log_size=np.array([t.log_size for t in templates]),
             log_weight=np.array([math.log(t.fmt.weight) for t in templates]),
         )
