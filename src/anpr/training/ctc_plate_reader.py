@@ -308,6 +308,13 @@ def transplant(module: nn.Module, graph: onnx.ModelProto) -> onnx.ModelProto:
         if tensor.name in keys:
             value = state[keys[tensor.name]].detach().cpu().numpy().astype(numpy_helper.to_array(tensor).dtype)
             tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    # The recogniser is trained at one height; the graph says so (batch and width stay dynamic).
+    dims = out.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, ("batch", 3, INPUT_HEIGHT, "width"), strict=True):
+        if isinstance(value, int):
+            dim.dim_value = value
+        else:
+            dim.dim_param = value
     logits = out.graph.output[0]
     out.graph.node.append(onnx.helper.make_node("Softmax", [logits.name], ["probabilities"], axis=-1))
     probabilities = onnx.ValueInfoProto()
