@@ -310,7 +310,8 @@ def transplant(module: nn.Module, graph: onnx.ModelProto) -> onnx.ModelProto:
             tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
     # The recogniser is trained at one height; the graph says so (batch and width stay dynamic).
     dims = out.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims, ("batch", 3, INPUT_HEIGHT, "width"), strict=True):
+    values: tuple[int | str, ...] = ("batch", 3, INPUT_HEIGHT, "width")
+    for dim, value in zip(dims, values, strict=True):
         if isinstance(value, int):
             dim.dim_value = value
         else:
