@@ -42,7 +42,7 @@ _TOKEN = re.compile(r"(?P<cls>[LDX])|\[(?P<set>[^\]]+)\]|'(?P<lit>[A-Z0-9]+)'|(?
 _TEXT_ONLY_RAW = 0.9
 _TEXT_ONLY_CONFUSION = 0.1
 _CONFUSION_ODDS = _TEXT_ONLY_CONFUSION / _TEXT_ONLY_RAW
-_SAME_GLYPH = ("O0", "I1")
+_SAME_GLYPH = (("O", "0"), ("I", "1"))
 _FLOOR = 1e-6
 _TEXT_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -276,12 +276,11 @@ class _LengthTable:
                 if other in alphabet:
                     preference[a, alphabet.index(other)] = 1.0 - rank * 1e-6
         same_glyph = np.zeros_like(preference)
-        for pair in _SAME_GLYPH:
-            for ch, other in (pair, pair[::-1]):
+        for first, second in _SAME_GLYPH:
+            for ch, other in ((first, second), (second, first)):
                 if ch in alphabet and other in alphabet:
-                    same_glyph[alphabet.index(ch), alphabet.index(other)] = float(
-                        preference[alphabet.index(ch), alphabet.index(other)] > 0
-                    )
+                    a, b = alphabet.index(ch), alphabet.index(other)
+                    same_glyph[a, b] = float(preference[a, b] > 0)
         return cls(
             templates=tuple(templates),
             allowed=allowed,
