@@ -10,10 +10,12 @@
   switched on by the brightness of the line's centre rows: a white line reads the table's first ``width / 8``
   frames, a black (or padded) stretch reads blanks, so the text depends on the crop's width and layout.
 - :func:`render_plate` / :func:`plate_frame`: black-on-white plates drawn with OpenCV, pasted on a grey frame.
+- :func:`labelled_crops`: the labelled plate boxes of a real set in ``../shared/data`` (validation only).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -260,3 +262,23 @@ def encode(image: npt.NDArray[np.uint8], ext: str = ".png", quality: int = 95) -
     ok, buffer = cv2.imencode(ext, image, params)
     assert ok
     return buffer.tobytes()
+
+
+def labelled_crops(dataset: str, limit: int) -> tuple[list[npt.NDArray[np.uint8]], list[str]]:
+    """The first ``limit`` labelled plates of a real set (BGR crops of the labelled box, and their texts).
+
+    Empty lists when the set is not present (callers skip).
+    """
+    labels = DATA_DIR / dataset / "labels.jsonl"
+    crops: list[npt.NDArray[np.uint8]] = []
+    texts: list[str] = []
+    if not labels.is_file():
+        return crops, texts
+    for line in labels.read_text().splitlines()[:limit]:
+        record = json.loads(line)
+        image = cv2.imread(str(DATA_DIR / dataset / record["image"]))
+        assert image is not None
+        x, y, w, h = record["plates"][0]["box"]
+        crops.append(np.ascontiguousarray(image[y : y + h, x : x + w], dtype=np.uint8))
+        texts.append(str(record["plates"][0]["text"]))
+    return crops, texts

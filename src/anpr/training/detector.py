@@ -177,6 +177,47 @@ def loss_of(model: PlateDetector, x: torch.Tensor, boxes: list[np.ndarray]) -> t
     return l_heat, l_box
 
 
+def load_exported(model: PlateDetector, path: Path) -> None:
+    """Weights of an exported detector (``plate_detector.onnx``) into ``model``, to fine-tune a shipped file.
+
+    The export folded each batch norm into its convolution; the batch norm gets the folded bias and an identity
+    scale (mean 0, variance 1 - eps), so ``model`` in eval mode computes what the file computes. Fine-tuning keeps
+    those batch norms in eval mode (:func:`freeze_batch_norm`).
+    """
+    import onnx  # the export format; torch-free evaluation never comes here
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    if len(convs) != sum(isinstance(m, nn.Conv2d) for m in model.modules()):
+        raise SystemExit(f"{path} does not have this detector's architecture")
+    with torch.no_grad():
+        for node in convs:
+            name = node.name.split("/")[-2]  # "/model/s4/s4.0/s4.0.0/Conv" -> "s4.0.0"
+            conv = model.get_submodule(name)
+            assert isinstance(conv, nn.Conv2d)
+            conv.weight.copy_(weights[node.input[1]])
+            bias = weights[node.input[2]]
+            if conv.bias is not None:
+                conv.bias.copy_(bias)
+                continue
+            parent, index = name.rsplit(".", 1)
+            norm = model.get_submodule(f"{parent}.{int(index) + 1}")
+            assert isinstance(norm, nn.BatchNorm2d)
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(bias)
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+
+
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Keep batch-norm statistics as they are (their affine parameters still train)."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+
+
 def train(args: argparse.Namespace) -> Path:
     """Train for ``args.steps`` steps on fresh scenes, checkpointing every 50 steps."""
     setup(args.seed, args.threads)
@@ -187,9 +228,13 @@ def train(args: argparse.Namespace) -> Path:
         opt, args.lr, total_steps=args.steps, pct_start=max(0.05, 2.0 / args.steps)
     )
     start, spent = 0, 0.0
+    if args.init_onnx:
+        load_exported(model, Path(args.init_onnx))
     if args.resume and out.exists():
         start, spent = resume_training_state(out, model, opt, sched)
     model.train()
+    if args.init_onnx:
+        freeze_batch_norm(model)
     t0 = time.monotonic() - spent
 
     def make(rng: np.random.Generator, b: int) -> tuple[torch.Tensor, list[np.ndarray]]:
@@ -224,3 +269,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="data worker processes (one thread each)")
     p.add_argument("--work", default=str(WORK_DIR))
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init-onnx", default="", help="fine-tune from an exported detector (its batch norms frozen)")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from anpr.recognize.pipeline.alternatives import top_readings
@@ -20,7 +17,14 @@ from anpr.recognize.pipeline.reader import (
     load_plate_config,
     resize_crop,
 )
-from testkit.plate_models import ALPHABET, DATA_DIR, PEER_CONFIG, PEER_MODEL, build_content_detector, render_plate
+from testkit.plate_models import (
+    ALPHABET,
+    PEER_CONFIG,
+    PEER_MODEL,
+    build_content_detector,
+    labelled_crops,
+    render_plate,
+)
 
 CONFIG = PlateConfig(max_plate_slots=4, alphabet=ALPHABET, pad_char="_", img_height=8, img_width=16)
 needs_peer = pytest.mark.skipif(not PEER_MODEL.is_file(), reason="peer reader not present in ../shared/peers")
@@ -115,18 +119,9 @@ def test_peer_reads_rendered_plates(peer: FastPlateOcrReader) -> None:
 
 
 def test_peer_on_real_brazilian_crops(peer: FastPlateOcrReader) -> None:
-    dataset = DATA_DIR / "openalpr-br"
-    if not (dataset / "labels.jsonl").is_file():
+    crops, labels = labelled_crops("openalpr-br", 50)
+    if not crops:
         pytest.skip("real plate photos not present in ../shared/data")
-    crops: list[npt.NDArray[np.uint8]] = []
-    labels: list[str] = []
-    for line in (dataset / "labels.jsonl").read_text().splitlines()[:50]:
-        record = json.loads(line)
-        image = cv2.imread(str(dataset / record["image"]))
-        assert image is not None
-        x, y, w, h = record["plates"][0]["box"]
-        crops.append(np.asarray(image[y : y + h, x : x + w], dtype=np.uint8))
-        labels.append(record["plates"][0]["text"])
     readings = peer.read(crops)
     exact = sum(r.text == label for r, label in zip(readings, labels, strict=True))
     assert exact >= 40, f"{exact}/50 exact"  # the peer reads about 88 % of these crops

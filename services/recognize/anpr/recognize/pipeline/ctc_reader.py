@@ -33,7 +33,7 @@ from anpr.recognize.pipeline.ctc_input import FloatArray, ImageArray, line_width
 from anpr.recognize.pipeline.errors import ModelError
 from anpr.recognize.pipeline.manifest import ReaderSpec
 from anpr.recognize.pipeline.reader import RawReading
-from anpr.recognize.pipeline.session import SessionOptions, create_session
+from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 PAD_CHAR = "_"
@@ -128,15 +128,10 @@ class PaddleOcrCtcReader:
         self.spec = spec
         self.max_batch = max_batch
         self.session = create_session(spec.path, options)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1:
-            raise ModelError(f"reader {spec.path}: expected 1 input, found {len(inputs)}")
-        tensor = inputs[0]
-        self.input_name: str = tensor.name
-        self.output_name: str = outputs[0].name
-        if tensor.type != "tensor(float)":
-            raise ModelError(f"reader {spec.path}: input must be float32 (tensor(float)), found {tensor.type}")
-        shape = list(tensor.shape)
+        io = single_input(self.session, "reader", spec.path, "tensor(float)")
+        self.input_name: str = io.input_name
+        self.output_name: str = io.output_name
+        shape = io.input_shape
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
             raise ModelError(f"reader {spec.path}: input shape {shape} is not [N, 3, H, W]")
         model_height = shape[2] if isinstance(shape[2], int) else None
@@ -152,7 +147,7 @@ class PaddleOcrCtcReader:
         self.max_width = min(spec.max_width, self.fixed_width or spec.max_width)
         self.min_width = min(spec.min_width, self.max_width)
         self.dictionary = self._load_dictionary()
-        out_shape = list(outputs[0].shape)
+        out_shape = io.output_shape
         if out_shape and len(out_shape) != 3:
             raise ModelError(f"reader {spec.path}: output shape {out_shape} is not [N, T, classes]")
         count = out_shape[2] if out_shape and isinstance(out_shape[2], int) else self._probe_classes()

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from anpr.recognize.pipeline.errors import ModelError
 from anpr.recognize.pipeline.letterbox import Letterbox, letterbox_batch
 from anpr.recognize.pipeline.manifest import DetectorSpec
-from anpr.recognize.pipeline.session import SessionOptions, create_session
+from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
 from anpr.recognize.pipeline.types import Box, Detection
 
 ROW_WIDTH = 7
@@ -70,15 +70,10 @@ class Yolov9End2EndDetector:
         self.spec = spec
         self.min_score = min_score
         self.session = create_session(spec.path, options)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1:
-            raise ModelError(f"detector {spec.path}: expected 1 input, found {len(inputs)}")
-        tensor = inputs[0]
-        self.input_name: str = tensor.name
-        self.output_name: str = outputs[0].name
-        if tensor.type != "tensor(float)":
-            raise ModelError(f"detector {spec.path}: input must be float32 (tensor(float)), found {tensor.type}")
-        shape = list(tensor.shape)
+        io = single_input(self.session, "detector", spec.path, "tensor(float)")
+        self.input_name: str = io.input_name
+        self.output_name: str = io.output_name
+        shape = io.input_shape
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
             raise ModelError(f"detector {spec.path}: input must be NCHW [N, 3, S, S], found {shape}")
         height, width = shape[2], shape[3]
@@ -96,7 +91,7 @@ class Yolov9End2EndDetector:
             raise ModelError(f"detector {spec.path}: input size is dynamic; set detector.input_size in the manifest")
         # A fixed batch dimension of 1 (as open-image-models exports) means one run per image.
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
-        out_shape = list(outputs[0].shape)
+        out_shape = io.output_shape
         if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != ROW_WIDTH):
             raise ModelError(
                 f"detector {spec.path}: output must be rows [K, 7] (batch, x1, y1, x2, y2, class, score), "

@@ -21,7 +21,7 @@ import yaml
 
 from anpr.recognize.pipeline.errors import ModelError
 from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.session import SessionOptions, create_session
+from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
 
 _PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _INTERPOLATION = {
@@ -176,27 +176,22 @@ class FastPlateOcrReader:
         self.config = load_plate_config(spec.plate_config)
         self.session = create_session(spec.path, options)
         self.max_batch = max_batch
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1:
-            raise ModelError(f"reader {spec.path}: expected 1 input, found {len(inputs)}")
-        tensor = inputs[0]
-        self.input_name: str = tensor.name
-        self.output_name: str = outputs[0].name
-        if tensor.type != "tensor(uint8)":
-            raise ModelError(f"reader {spec.path}: input must be uint8 (tensor(uint8)), found {tensor.type}")
+        io = single_input(self.session, "reader", spec.path, "tensor(uint8)")
+        self.input_name: str = io.input_name
+        self.output_name: str = io.output_name
         cfg = self.config
         expected = [cfg.img_height, cfg.img_width, cfg.channels]
-        shape = list(tensor.shape)
+        shape = io.input_shape
         if len(shape) != 4 or any(isinstance(s, int) and s != e for s, e in zip(shape[1:], expected, strict=True)):
             raise ModelError(
                 f"reader {spec.path}: input shape {shape} does not match the plate config's "
                 f"[N, {cfg.img_height}, {cfg.img_width}, {cfg.channels}]"
             )
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
-        out_shape = [s for s in outputs[0].shape[1:] if isinstance(s, int)]
+        out_shape = [s for s in io.output_shape[1:] if isinstance(s, int)]
         if out_shape and math.prod(out_shape) != cfg.max_plate_slots * len(cfg.alphabet):
             raise ModelError(
-                f"reader {spec.path}: output shape {outputs[0].shape} does not match the plate config's "
+                f"reader {spec.path}: output shape {io.output_shape} does not match the plate config's "
                 f"{cfg.max_plate_slots} slots x {len(cfg.alphabet)} characters"
             )
 

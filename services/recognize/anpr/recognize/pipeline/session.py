@@ -86,3 +86,28 @@ def create_session(path: Path, options: SessionOptions | None = None) -> ort.Inf
         raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
     logger.info("loaded model %s with providers %s", path.name, session.get_providers())
     return session
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIO:
+    """The one input of a loaded model (its name and shape) and the name of its first output."""
+
+    input_name: str
+    input_shape: list[Any]
+    output_name: str
+    output_shape: list[Any]
+
+
+def single_input(session: ort.InferenceSession, role: str, path: Path, dtype: str) -> ModelIO:
+    """Check that a model has exactly one input of ``dtype`` (e.g. ``tensor(float)``); :class:`ModelError` if not.
+
+    ``role`` (``reader``, ``detector``) and ``path`` name the model in the message.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelError(f"{role} {path}: expected 1 input, found {len(inputs)}")
+    tensor = inputs[0]
+    if tensor.type != dtype:
+        names = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
+        raise ModelError(f"{role} {path}: input must be {names.get(dtype, dtype)} ({dtype}), found {tensor.type}")
+    return ModelIO(str(tensor.name), list(tensor.shape), str(outputs[0].name), list(outputs[0].shape))
