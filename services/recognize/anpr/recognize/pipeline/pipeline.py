@@ -61,9 +61,10 @@ class PipelineConfig:
     # from a second, full-resolution decode.
     reduced_decode: bool = True
     # ... but only while the reduced frame's long side stays at least this long (and at least the detector's
-    # input). A second decode is expensive (1080p on one core: 9 ms full, 6.6 ms at 1/2, 4.5 ms at 1/4) and
-    # 1080p frames with 100-300 px plates needed it on most frames, so frames up to 1920 px are decoded once, at
-    # full size; 4K frames are decoded at 1/2, where plates of 192 px and more are still read without a re-decode.
+    # input). A second decode is expensive (1080p on one core with OpenCV's decoder: 9 ms full, 6.6 ms at 1/2,
+    # 4.5 ms at 1/4; simplejpeg, used since, decodes it in about 4-5 ms full) and 1080p frames with 100-300 px
+    # plates needed it on most frames, so frames up to 1920 px are decoded once, at full size; 4K frames are
+    # decoded at 1/2, where plates of 192 px and more are still read without a re-decode.
     reduced_decode_side: int = 1920
     max_reduction: int = 8
     # A plate narrower than this many pixels in the reduced frame is cut from the full-resolution frame instead;
