@@ -194,6 +194,10 @@ def run(args: argparse.Namespace) -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
+    if args.detector_only:
+        # An intermediate detector (the start of a fine-tuning stage): the file and its golden, no manifest.
+        print(f"detector: {export_detector(work / 'detector.pt', out_dir, args.size, args.seed)}")
+        return
     version = args.version or datetime.date.today().isoformat()
     old = out_dir / "manifest.yaml"
     previous = yaml.safe_load(old.read_text()) if old.is_file() else {}
@@ -236,3 +240,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="ctc",
         help="the fine-tuned CTC reader (shipped) or the from-scratch slot reader",
     )
+    p.add_argument("--detector-only", action="store_true", help="export only the detector, without a manifest")
