@@ -138,19 +138,21 @@ def test_width_scale_and_limits(model: Path) -> None:
 def test_two_row_crops_keep_the_surer_reading(model: Path) -> None:
     reader = PaddleOcrCtcReader(_spec(model, two_row_below=2.0))
     two_rows = _white(96, 64)
-    two_rows[26:38] = 0  # a dark gap between the rows: the one-line reading sees nothing in the centre rows
+    two_rows[26:38] = 150  # a grey gap between the rows: the one-line reading is faint in the centre rows
     one_row = _white(96, 64)
     wide = _white(192, 48)  # aspect 4: never split
     got = reader.read([two_rows, one_row, wide])
-    # Split, the two-row crop reads as one long line (the halves side by side); unsplit it reads empty.
+    # Split, the two-row crop reads as one long line (the halves side by side), surer than its faint one-line read.
     assert got[0].text == TEXT
+    assert got[0].confidence == pytest.approx(0.9**8, rel=1e-4)
     # The one-row crop also goes through split_rows, but that reading (more characters) is less sure.
     assert got[1].text == "CA1"
     assert got[1].confidence == pytest.approx(0.9**3, rel=1e-4)
     assert got[2].text == TEXT
+    # With two-row reading off, the two-row crop keeps its faint one-line reading.
     off = PaddleOcrCtcReader(_spec(model)).read([two_rows, one_row])
-    assert [r.text for r in off] == ["", "CA1"]
-    assert off[0].confidence == 0.0
+    assert [r.text for r in off] == ["CA1", "CA1"]
+    assert off[0].confidence < 0.01
 
 
 def test_dictionary_file_with_space_class_and_lower_case(tmp_path: Path) -> None:
@@ -200,3 +202,13 @@ def test_contract_errors(model: Path, tmp_path: Path) -> None:
     fixed_slots = build_constant_reader(tmp_path / "fpo.onnx", "AB")
     with pytest.raises(ModelError, match="float32"):
         PaddleOcrCtcReader(_spec(fixed_slots))
+
+
+def test_narrow_crop_with_nothing_on_one_line_is_not_read_again(model: Path) -> None:
+    # A dark band through the centre: the one-line reading holds no character, so the crop is not read as two
+    # rows (which would have read the white halves), as a detector box with nothing to read is not.
+    reader = PaddleOcrCtcReader(_spec(model, two_row_below=2.0))
+    banded = _white(96, 64)
+    banded[26:38] = 0
+    got = reader.read([banded])[0]
+    assert (got.text, got.confidence) == ("", 0.0)
