@@ -18,6 +18,7 @@ import yaml
 from anpr.recognize.pipeline import RecognitionPipeline, SessionOptions, load_manifest
 from anpr.recognize.pipeline.letterbox import letterbox_batch
 from anpr.synth import reader_sample, render_scene
+from anpr.training.evaluate import corner_box
 from testkit.plate_models import labelled_crops
 
 MODELS = Path(__file__).resolve().parents[2] / "services" / "recognize" / "anpr" / "recognize" / "models"
@@ -28,14 +29,6 @@ def _session(path: Path) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _iou(a: np.ndarray, b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +158,9 @@ def test_detector_finds_synthetic_plates(pipeline: RecognitionPipeline) -> None:
         scene = render_scene(rng, 1280, 720, max_plates=3, min_width_1080p=90, max_width_1080p=400)
         bgr = np.ascontiguousarray(scene.image[:, :, ::-1])
         detections = pipeline.detector.detect([bgr]) if pipeline.detector is not None else [[]]
-        boxes = [(d.box.x, d.box.y, d.box.x + d.box.width, d.box.y + d.box.height) for d in detections[0]]
         for b in scene.boxes:
-            found += any(_iou(b, d) >= 0.3 for d in boxes)
+            plate = corner_box(*b)
+            found += any(plate.iou(d.box) >= 0.3 for d in detections[0])
             total += 1
     assert total > 0
     assert found >= 0.9 * total, f"{found}/{total}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import time
@@ -97,3 +98,24 @@ def resume_training_state(
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
     return int(state["step"]), float(state["seconds"])
+
+
+def freeze_batch_norm(model: torch.nn.Module) -> None:
+    """Keep batch-norm statistics as they are (their affine parameters still train); call after ``model.train()``."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def add_run_arguments(
+    p: argparse.ArgumentParser, *, steps: int, batch: int, lr: float, threads: int = 1, workers: int = 0
+) -> None:
+    """The options every trainer takes, with the trainer's own defaults."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--threads", type=int, default=threads, help="torch threads of the training process")
+    p.add_argument("--workers", type=int, default=workers, help="data worker processes (one thread each)")
+    p.add_argument("--work", default=str(WORK_DIR))
+    p.add_argument("--resume", action="store_true")

@@ -39,9 +39,11 @@ from torch import nn
 from tqdm import tqdm
 
 from anpr.recognize.pipeline.ctc_input import line_width, normalise, split_rows, stack
+from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET, ctc_classes, decode_ctc
 from anpr.synth.crops import reader_sample
 from anpr.training.common import (
-    WORK_DIR,
+    add_run_arguments,
+    freeze_batch_norm,
     load_checkpoint,
     resume_training_state,
     save_training_state,
@@ -53,7 +55,7 @@ BASE_PACKAGE = "rapidocr-onnxruntime==1.4.4"
 BASE_WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
 BASE_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 BASE_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
-DICTIONARY = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DICTIONARY = PLATE_ALPHABET  # the classes after the blank, in the service's own order
 INPUT_HEIGHT = 48
 # Training widths: the crop's natural width times a random squeeze, within these limits. The service reads lines
 # at their natural width up to 160 px (the manifest written by ``export``): chosen on 300 synthetic held-out
@@ -188,13 +190,6 @@ def initializer_keys(module: nn.Module, graph: onnx.ModelProto) -> dict[str, str
     return keys
 
 
-def freeze_batch_norm(model: nn.Module) -> None:
-    """Keep the pretrained batch-norm statistics (their affine parameters still train)."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
 def encode(label: str) -> list[int]:
     """CTC targets of ``label`` (1-based: 0 is the blank)."""
     return [DICTIONARY.index(c) + 1 for c in label]
@@ -230,16 +225,9 @@ def batch(
 
 
 def greedy(logits: torch.Tensor) -> list[str]:
-    """Greedy CTC decoding of ``[N, T, C]``."""
-    out = []
-    for row in logits.argmax(-1).tolist():
-        chars, prev = [], 0
-        for index in row:
-            if index != prev and index != 0:
-                chars.append(DICTIONARY[index - 1])
-            prev = index
-        out.append("".join(chars))
-    return out
+    """Greedy CTC decoding of ``[N, T, C]`` logits, by the service's own decoder."""
+    probs = torch.softmax(logits, dim=-1).numpy()
+    return [r.text for r in decode_ctc(probs, ctc_classes(DICTIONARY, probs.shape[-1], "the trained reader"))]
 
 
 def base_model(work: Path, *, train_matrices: bool = False) -> tuple[nn.Module, onnx.ModelProto]:
@@ -373,14 +361,7 @@ def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[st
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``python -m anpr.training ctc-reader``."""
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
-    p.add_argument("--workers", type=int, default=1, help="data worker processes (one thread each)")
-    p.add_argument("--work", default=str(WORK_DIR))
-    p.add_argument("--resume", action="store_true")
+    add_run_arguments(p, steps=1200, batch=32, lr=3e-4, threads=2, workers=1)
     p.add_argument("--stop-after", type=int, default=0, help="checkpoint and stop after this step (0 = --steps)")
     p.add_argument("--strength", type=float, default=0.5, help="camera-effect strength at step 0 (ramps to 1)")
     p.add_argument(

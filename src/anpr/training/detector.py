@@ -22,7 +22,8 @@ from anpr.synth.scene import render_scene
 from anpr.training.common import (
     DETECTOR_SIZE,
     LETTERBOX_COLOUR,
-    WORK_DIR,
+    add_run_arguments,
+    freeze_batch_norm,
     resume_training_state,
     save_training_state,
     setup,
@@ -211,13 +212,6 @@ def load_exported(model: PlateDetector, path: Path) -> None:
             norm.running_var.fill_(1.0 - norm.eps)
 
 
-def freeze_batch_norm(model: nn.Module) -> None:
-    """Keep batch-norm statistics as they are (their affine parameters still train)."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()
-
-
 def train(args: argparse.Namespace) -> Path:
     """Train for ``args.steps`` steps on fresh scenes, checkpointing every 50 steps."""
     setup(args.seed, args.threads)
@@ -260,13 +254,6 @@ def train(args: argparse.Namespace) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``python -m anpr.training detector``."""
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=16)
+    add_run_arguments(p, steps=2000, batch=16, lr=4e-3)
     p.add_argument("--size", type=int, default=DETECTOR_SIZE)
-    p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
-    p.add_argument("--workers", type=int, default=0, help="data worker processes (one thread each)")
-    p.add_argument("--work", default=str(WORK_DIR))
-    p.add_argument("--resume", action="store_true")
     p.add_argument("--init-onnx", default="", help="fine-tune from an exported detector (its batch norms frozen)")

@@ -20,7 +20,7 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from anpr.cli.evaluate import fold, within_one_edit
 from anpr.recognize.pipeline import (
     Box,
     ModelManifest,
@@ -69,34 +70,9 @@ def load_peer() -> RecognitionPipeline | None:
     return RecognitionPipeline(ModelManifest("peer", "cct-xs-v1", PEER, spec), session_options=ONE_CORE)
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two x1, y1, x2, y2 boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def corners(box: Box) -> tuple[float, float, float, float]:
-    """x1, y1, x2, y2 of a pipeline box."""
-    return (box.x, box.y, box.x + box.width, box.y + box.height)
-
-
-def fold(text: str) -> str:
-    """O=0 and I=1 treated alike."""
-    return text.replace("O", "0").replace("I", "1")
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+def corner_box(x1: float, y1: float, x2: float, y2: float) -> Box:
+    """A pipeline box from x1, y1, x2, y2 corners (how synthetic scenes give their plates)."""
+    return Box(float(x1), float(y1), float(x2 - x1), float(y2 - y1))
 
 
 def _labels(name: str) -> list[dict[str, Any]]:
@@ -140,7 +116,7 @@ def score_reader(pipeline: RecognitionPipeline, crops: list[Crop]) -> dict[str, 
         exact += text == label
         raw += reading.raw_text == label
         folded += fold(text) == fold(label)
-        one_edit += edit_distance(text, label) <= 1
+        one_edit += within_one_edit(text, label)
         if text != label and len(misses) < 25:
             misses.append(f"{label}->{text}")
     n = max(len(crops), 1)
@@ -155,9 +131,9 @@ def score_reader(pipeline: RecognitionPipeline, crops: list[Crop]) -> dict[str, 
     }
 
 
-def _detect(pipeline: RecognitionPipeline, data: bytes) -> list[tuple[tuple[float, float, float, float], float]]:
-    found = pipeline.detect([pipeline.decode(data)])[0]
-    return [(corners(d.box), d.confidence) for d in found]
+def _detect(pipeline: RecognitionPipeline, data: bytes) -> list[Box]:
+    """The detected boxes, best first."""
+    return [d.box for d in pipeline.detect([pipeline.decode(data)])[0]]
 
 
 def _jpeg(rgb: Image, quality: int = 90) -> bytes:
@@ -177,8 +153,9 @@ def synthetic_detector(pipeline: RecognitionPipeline, n: int) -> dict[str, Any]:
         dets = _detect(pipeline, _jpeg(scene.image, 95))
         boxes += len(dets)
         for b in scene.boxes:
-            hit = any(iou(b, d) >= 0.3 for d, _ in dets)
-            w = b[2] - b[0]
+            plate = corner_box(*b)
+            hit = any(plate.iou(d) >= 0.3 for d in dets)
+            w = plate.width
             key = "20-40" if w < 40 else "40-80" if w < 80 else "80-400"
             by_size[key][0] += hit
             by_size[key][1] += 1
@@ -202,8 +179,8 @@ def real_detector(pipeline: RecognitionPipeline) -> dict[str, Any]:
         dets = _detect(pipeline, data)  # best first
         times.append(time.perf_counter() - t)
         boxes += len(dets)
-        x, y, w, h = item["plates"][0]["box"]
-        hits = [i for i, (d, _) in enumerate(dets) if iou((x, y, x + w, y + h), d) >= 0.3]
+        label = Box(*item["plates"][0]["box"])
+        hits = [i for i, d in enumerate(dets) if label.iou(d) >= 0.3]
         found += bool(hits)
         ranks.append(hits[0] if hits else MISSED)
         if not hits:

@@ -21,7 +21,7 @@ from anpr.training.common import (
     READER_H,
     READER_W,
     SLOTS,
-    WORK_DIR,
+    add_run_arguments,
     encode_label,
     load_checkpoint,
     resume_training_state,
@@ -144,20 +144,13 @@ def train(args: argparse.Namespace) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``python -m anpr.training reader``."""
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, steps=3000, batch=64, lr=3e-3)
     p.add_argument(
         "--arch",
         choices=("slots", "ctc"),
         default="slots",
         help="dense per-slot head (shipped) or CTC exported as slots (experimental)",
     )
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
-    p.add_argument("--workers", type=int, default=0, help="data worker processes (one thread each)")
-    p.add_argument("--work", default=str(WORK_DIR))
-    p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-after", type=int, default=0, help="checkpoint and stop after this step (0 = --steps)")
     p.add_argument("--init", default="", help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--strength", type=float, default=0.3, help="camera-effect strength at step 0 (ramps to 1)")
