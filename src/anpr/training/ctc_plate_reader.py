@@ -39,7 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from anpr.recognize.pipeline.ctc_input import line_width, normalise, split_rows, stack
-from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET, ctc_classes, decode_ctc
+from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET, ctc_classes, decode_ctc, parse_dictionary
 from anpr.synth.crops import reader_sample
 from anpr.training.common import (
     add_run_arguments,
@@ -94,7 +94,8 @@ def fetch_base(work: Path) -> bytes:
 
 def plate_head(model: onnx.ModelProto) -> onnx.ModelProto:
     """The recogniser with its classifier cut to blank + :data:`DICTIONARY`, returning logits (no softmax)."""
-    characters = dict((p.key, p.value) for p in model.metadata_props)["character"].split("\n")
+    metadata = {p.key: p.value for p in model.metadata_props}
+    characters = parse_dictionary(metadata["character"])
     columns = [0] + [characters.index(c) + 1 for c in DICTIONARY]
     # paddle2onnx stored the weights as Constant nodes; onnx2torch wants initializers.
     nodes = []
