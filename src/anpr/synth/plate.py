@@ -60,7 +60,8 @@ def _background(rng: Rng, h: int, w: int, scheme: Scheme, fmt: PlateFormat) -> n
     return img
 
 
-def _text_mask_ttf(rng: Rng, text: str, w: int, h: int, font: Path) -> np.ndarray:
+def text_mask(rng: Rng, text: str, w: int, h: int, font: Path) -> np.ndarray:
+    """``text`` in ``font`` as a 0-255 mask of exactly ``h`` x ``w`` (full height, width squeezed or centred)."""
     size = 96
     pil_font = _font(font, size)
     left, top, right, bottom = pil_font.getbbox(text)
@@ -112,7 +113,7 @@ def _text_mask_stroke(rng: Rng, text: str, w: int, h: int, style: GlyphStyle) ->
 def _row_mask(rng: Rng, text: str, w: int, h: int, style: GlyphStyle, font: Path | None) -> np.ndarray:
     if font is None:
         return _text_mask_stroke(rng, text, w, h, style)
-    return _text_mask_ttf(rng, text, w, h, font)
+    return text_mask(rng, text, w, h, font)
 
 
 def _draw_caption(
@@ -123,7 +124,7 @@ def _draw_caption(
     if h < 3 or w < 6:
         return
     if fonts:
-        mask = _text_mask_ttf(rng, text, w, h, fonts[int(rng.integers(0, len(fonts)))])
+        mask = text_mask(rng, text, w, h, fonts[int(rng.integers(0, len(fonts)))])
     else:
         mask = _text_mask_stroke(rng, "".join(c for c in text if c.isalnum() or c in " -"), w, h, GlyphStyle())
     _blend(img[y : y + h, x : x + w], mask, colour)

@@ -1,7 +1,8 @@
 """Detection scenes: cluttered street-like frames with 0 to 4 plates, their boxes, and hard negatives.
 
 Plates are 20 to 400 px wide when scaled to a 1920-px-wide frame, warped in perspective, sometimes partly occluded.
-Negatives look like plates to a careless detector: signs, badges, bumper stickers, random text, grilles.
+Negatives look like plates to a careless detector: signs, badges, bumper stickers, random text, grilles, and the
+vehicle details and facades of :mod:`anpr.synth.vehicle` (emblems, model badges, lamps, reflections).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from anpr.synth import vehicle
 from anpr.synth.effects import degrade
 from anpr.synth.formats import LETTERS, Rng, pick
 from anpr.synth.glyphs import GlyphStyle, draw_glyph
@@ -23,6 +25,10 @@ class Scene:
     image: np.ndarray
     boxes: np.ndarray
     labels: tuple[str, ...]
+
+
+NEGATIVE_KINDS = 9
+PLAIN_NEGATIVE_KINDS = 5  # sign, badge, grille, loose text, lamp: the negatives before vehicle details
 
 
 def _colour(rng: Rng) -> list[float]:
@@ -64,13 +70,13 @@ def _random_text(rng: Rng, img: np.ndarray, x: int, y: int, w: int, h: int, colo
     region[:] = (region * (1 - a) + np.array(colour) * a).astype(np.uint8)
 
 
-def _negative(rng: Rng, img: np.ndarray) -> None:
-    """Draw one hard negative: sign, badge, sticker, text or grille."""
+def _negative(rng: Rng, img: np.ndarray, kinds: int) -> None:
+    """Draw one hard negative: sign, badge, sticker, text, grille, lamp, maker's emblem, model badge or reflection."""
     fh, fw = img.shape[:2]
     w = int(fw * float(np.exp(rng.uniform(np.log(0.015), np.log(0.25)))))
     h = max(4, int(w * float(rng.uniform(0.15, 1.0))))
     x, y = int(rng.integers(0, max(1, fw - w))), int(rng.integers(0, max(1, fh - h)))
-    kind = int(rng.integers(0, 5))
+    kind = int(rng.integers(0, kinds))
     if kind == 0:  # sign or sticker with text
         cv2.rectangle(img, (x, y), (x + w, y + h), _colour(rng), -1)
         _random_text(rng, img, x + w // 10, y + h // 4, w * 8 // 10, h // 2, _colour(rng))
@@ -83,24 +89,52 @@ def _negative(rng: Rng, img: np.ndarray) -> None:
             cv2.line(img, (x, yy), (x + w, yy), _colour(rng) if rng.random() < 0.2 else (30, 30, 30), max(1, step // 2))
     elif kind == 3:  # loose text
         _random_text(rng, img, x, y, w, min(h, max(4, w // 5)), _colour(rng))
-    else:  # light bar / lamp
+    elif kind == 4:  # light bar / lamp
         cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, max(1, h // 4)), 0, 0, 360, _colour(rng), -1)
+    elif kind == 5:
+        vehicle.emblem(rng, img, x + w // 2, y + h // 2, min(w, fw // 8))
+    elif kind == 6:
+        vehicle.badge(rng, img, x, y, max(5, min(h, w // 4)))
+    elif kind == 7:
+        vehicle.lamp(rng, img, (x, y, x + w, y + max(3, h // 2)))
+    else:
+        vehicle.highlights(rng, img, (x, y, x + w, y + h))
 
 
-def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int) -> None:
-    """A crude car body and bumper around the spot where a plate will go."""
+def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) -> None:
+    """A car around the spot where a plate will go: body, glass, wheels, bumper and lamps; with ``details`` the body
+    is shaded and the lamps have lenses, and the maker's emblem above the plate, a model badge beside it and
+    reflections on the paint come sometimes. Without, it is the flat car of the first detectors' scenes."""
     w = int(pw * float(rng.uniform(3.5, 6)))
     h = int(w * float(rng.uniform(0.4, 0.7)))
     x1, y1 = cx - w // 2, cy - int(h * float(rng.uniform(0.5, 0.8)))
     body = _colour(rng) if rng.random() < 0.5 else [float(rng.uniform(20, 235))] * 3
-    cv2.rectangle(img, (x1, y1), (x1 + w, y1 + h), body, -1)
+    if details:
+        vehicle.shaded_body(rng, img, (x1, y1, x1 + w, y1 + h), body)
+    else:
+        cv2.rectangle(img, (x1, y1), (x1 + w, y1 + h), body, -1)
     glass = [float(rng.uniform(10, 80))] * 3
     cv2.rectangle(img, (x1 + w // 8, y1 - h // 2), (x1 + w - w // 8, y1), glass, -1)
     for wx in (x1 + w // 8, x1 + w - w // 8):
         cv2.circle(img, (wx, y1 + h), max(2, h // 4), (20, 20, 20), -1)
     cv2.rectangle(img, (x1, cy + pw // 8), (x1 + w, cy + pw // 3), [c * 0.5 for c in body], -1)
     for lx in (x1 + w // 10, x1 + w - w // 10 - w // 6):
-        cv2.rectangle(img, (lx, y1 + h // 3), (lx + w // 6, y1 + h // 3 + h // 8), _colour(rng), -1)
+        lamp = (lx, y1 + h // 3, lx + w // 6, y1 + h // 3 + h // 8)
+        if details:
+            vehicle.lamp(rng, img, lamp)
+        else:
+            cv2.rectangle(img, lamp[:2], lamp[2:], _colour(rng), -1)
+    if not details:
+        return
+    if rng.random() < 0.7:
+        ew = int(pw * float(rng.uniform(0.2, 0.45)))
+        vehicle.emblem(rng, img, cx, int(cy - pw * float(rng.uniform(0.14, 0.4)) - ew * 0.5), ew)
+    if rng.random() < 0.6:
+        bh = max(5, int(pw * float(rng.uniform(0.06, 0.16))))
+        bx = int(cx + pw * float(rng.uniform(0.6, 1.2))) if rng.random() < 0.5 else x1 + w // 20
+        vehicle.badge(rng, img, bx, int(cy - pw * float(rng.uniform(0.0, 0.4))), bh)
+    if rng.random() < 0.5:
+        vehicle.highlights(rng, img, (x1, y1 - h // 2, x1 + w, y1 + h))
 
 
 def render_scene(
@@ -110,14 +144,21 @@ def render_scene(
     max_plates: int = 4,
     min_width_1080p: float = 20.0,
     max_width_1080p: float = 400.0,
+    details: bool = True,
 ) -> Scene:
-    """One frame of ``width`` x ``height`` with 0 to ``max_plates`` plates (sizes given for a 1920-px frame)."""
+    """One frame of ``width`` x ``height`` with 0 to ``max_plates`` plates (sizes given for a 1920-px frame).
+
+    ``details=False`` draws the plainer scenes the first detector stages were trained on (no facades, flat cars,
+    the first five kinds of negative); a seed gives the same frames as before the details were added.
+    """
     from anpr.synth.crops import plate_quad  # the crop module builds on this one's backgrounds
     from anpr.synth.plate import render_plate
 
     img = clutter_background(rng, width, height)
+    for _ in range(int(rng.integers(0, 3)) if details else 0):
+        vehicle.facade(rng, img)
     for _ in range(int(rng.integers(2, 10))):
-        _negative(rng, img)
+        _negative(rng, img, NEGATIVE_KINDS if details else PLAIN_NEGATIVE_KINDS)
     scale = width / 1920.0
     n = int(rng.choice([0, 1, 1, 1, 2, 2, 3, 4][: max_plates + 4]))
     n = min(n, max_plates)
@@ -140,7 +181,7 @@ def render_scene(
         boxes.append([x0, y0, x0 + tw, y0 + th])
         placed.append((plate, x0, y0, tw, th))
         if rng.random() < 0.7:
-            _car(rng, img, int(x0 + tw / 2), int(y0 + th / 2), tw)
+            _car(rng, img, int(x0 + tw / 2), int(y0 + th / 2), tw, details)
     boxes = []
     for plate, x0, y0, tw, th in placed:
         ph, pw = plate.image.shape[:2]

@@ -149,12 +149,14 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 FRAME_SHAPES = ((640, 360), (800, 450), (640, 480), (720, 540), (600, 600), (720, 480), (512, 512))
 
 
-def scene_batch(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+def scene_batch(
+    rng: np.random.Generator, n: int, size: int, details: bool = True
+) -> tuple[torch.Tensor, list[np.ndarray]]:
     """``n`` letterboxed synthetic scenes (float NCHW 0..1) and their boxes in letterboxed pixels."""
     images, boxes = [], []
     for _ in range(n):
         w, h = FRAME_SHAPES[int(rng.integers(0, len(FRAME_SHAPES)))]
-        scene = render_scene(rng, w, h, max_plates=4, min_width_1080p=24.0, max_width_1080p=520.0)
+        scene = render_scene(rng, w, h, max_plates=4, min_width_1080p=24.0, max_width_1080p=520.0, details=details)
         img, r, (dw, dh) = letterbox(scene.image, size)
         b = scene.boxes * r + np.array([dw, dh, dw, dh], np.float32)
         images.append(img)
@@ -232,7 +234,7 @@ def train(args: argparse.Namespace) -> Path:
     t0 = time.monotonic() - spent
 
     def make(rng: np.random.Generator, b: int) -> tuple[torch.Tensor, list[np.ndarray]]:
-        return scene_batch(rng, args.batch, args.size)
+        return scene_batch(rng, args.batch, args.size, not args.plain_scenes)
 
     data = loader(make, args.seed + 1, start, args.steps, args.workers)
     steps = zip(range(start, args.steps), data, strict=False)
@@ -257,3 +259,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p, steps=2000, batch=16, lr=4e-3)
     p.add_argument("--size", type=int, default=DETECTOR_SIZE)
     p.add_argument("--init-onnx", default="", help="fine-tune from an exported detector (its batch norms frozen)")
+    p.add_argument(
+        "--plain-scenes",
+        action="store_true",
+        help="scenes without vehicle details and facades, as the first two stages of the shipped detector saw",
+    )
