@@ -1,4 +1,4 @@
-"""``python -m anpr.training reader|detector|export|evaluate``: the training recipe, one stage at a time."""
+"""``python -m anpr.training STAGE``: the training recipe, one stage at a time (reader, ctc-reader, detector, ...)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
         "ctc-reader": "anpr.training.ctc_plate_reader",
         "detector": "anpr.training.detector",
         "export": "anpr.training.export",
+        "fuse": "anpr.training.fuse",
         "evaluate": "anpr.training.evaluate",
     }
     for name, module in stages.items():
