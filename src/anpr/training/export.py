@@ -188,8 +188,8 @@ def _slots_reader_entry(out_dir: Path, version: str) -> dict[str, object]:
 def run(args: argparse.Namespace) -> None:
     """Export the reader and the detector and write the manifest.
 
-    Without a detector checkpoint in ``--work``, the detector already in ``--out`` is kept as it is (with its
-    manifest entry), so the reader can be retrained on its own.
+    Without a model's checkpoint in ``--work``, that model already in ``--out`` is kept as it is (with its
+    manifest entry), so the reader or the detector can be retrained on its own.
     """
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,17 +199,22 @@ def run(args: argparse.Namespace) -> None:
         print(f"detector: {export_detector(work / 'detector.pt', out_dir, args.size, args.seed)}")
         return
     version = args.version or datetime.date.today().isoformat()
+    info_r: object
+    info_d: object
     old = out_dir / "manifest.yaml"
     previous = yaml.safe_load(old.read_text()) if old.is_file() else {}
     reader: dict[str, object]
-    if args.reader == "ctc":
+    reader_checkpoint = work / ("ctc_reader.pt" if args.reader == "ctc" else "reader.pt")
+    if not reader_checkpoint.is_file() and previous.get("reader"):
+        reader, info_r = previous["reader"], f"kept (no {reader_checkpoint.name} in --work)"
+    elif args.reader == "ctc":
         reader = export_ctc(work, out_dir)
-        info_r: object = "paddleocr-ctc"
+        info_r = "paddleocr-ctc"
     else:
         info_r = export_reader(work / "reader.pt", out_dir, args.seed)
         reader = _slots_reader_entry(out_dir, version)
     if (work / "detector.pt").is_file():
-        info_d: object = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
+        info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
         detector: dict[str, object] = {
             "format": "yolov9-end2end",
             "path": "plate_detector.onnx",
