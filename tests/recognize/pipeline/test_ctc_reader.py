@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from anpr.recognize.pipeline.ctc_reader import (
+    CPU_MAX_BATCH,
     PLATE_ALPHABET,
     SLOT_ALPHABET,
     PaddleOcrCtcReader,
@@ -116,6 +117,7 @@ def test_reads_a_batch_of_mixed_widths(model: Path) -> None:
     reader = create_reader(_spec(model))
     assert isinstance(reader, PaddleOcrCtcReader)
     assert (reader.input_width, reader.input_height, reader.classes.count) == (256, 48, 37)
+    assert reader.max_batch == CPU_MAX_BATCH  # small chunks on the CPU; narrowest lines are batched together
     # 8 px per frame, three frames per character: the width decides how much of the text is read.
     crops = [_white(48), _white(192), _white(96), _white(24)]
     readings = reader.read(crops)

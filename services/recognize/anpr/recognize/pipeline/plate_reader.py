@@ -68,10 +68,15 @@ class PlateReader(Protocol):
         ...
 
 
-def create_reader(spec: ReaderSpec, options: SessionOptions | None = None, *, max_batch: int = 64) -> PlateReader:
-    """Load the reader adapter of ``spec.format``; raises :class:`ModelError` for an unknown format or a bad model."""
+def create_reader(
+    spec: ReaderSpec, options: SessionOptions | None = None, *, max_batch: int | None = None
+) -> PlateReader:
+    """Load the reader adapter of ``spec.format``; raises :class:`ModelError` for an unknown format or a bad model.
+
+    ``max_batch`` caps the crops per model call; by default each adapter picks its own.
+    """
     if spec.format == "fast-plate-ocr":
-        return FastPlateOcrReader(spec, options, max_batch=max_batch)
+        return FastPlateOcrReader(spec, options, max_batch=max_batch or 64)
     if spec.format == "paddleocr-ctc":
         return PaddleOcrCtcReader(spec, options, max_batch=max_batch)
     raise ModelError(f"reader {spec.path}: format {spec.format!r} is unknown")
