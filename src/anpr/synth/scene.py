@@ -160,6 +160,9 @@ def render_scene(
     for _ in range(int(rng.integers(2, 10))):
         _negative(rng, img, NEGATIVE_KINDS if details else PLAIN_NEGATIVE_KINDS)
     scale = width / 1920.0
+    for _ in range(int(rng.integers(0, 3)) if details else 0):  # cars whose plate is out of sight or missing
+        pw = int(float(np.exp(rng.uniform(np.log(60), np.log(400)))) * scale)
+        _car(rng, img, int(rng.integers(0, width)), int(rng.integers(0, height)), pw, details)
     n = int(rng.choice([0, 1, 1, 1, 2, 2, 3, 4][: max_plates + 4]))
     n = min(n, max_plates)
     boxes: list[list[float]] = []
