@@ -97,6 +97,7 @@ def test_reader_activations_are_fused(manifest: dict[str, Any]) -> None:
     counts = fuse(model)
     assert counts["conv_affine_folded"] == 0
     assert counts["hard_swish_fused"] == 0
+    assert counts["pointwise_affine_folded"] == 0
     assert any(node.op_type == "HardSwish" for node in model.graph.node)
 
 

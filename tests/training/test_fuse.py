@@ -61,7 +61,7 @@ def _ops(model: onnx.ModelProto) -> list[str]:
 def test_block_becomes_conv_and_hard_swish_with_the_same_output() -> None:
     before, after = _block(), _block()
     counts = fuse(after)
-    assert counts == {"conv_affine_folded": 1, "hard_swish_fused": 1, "nodes": 2}
+    assert counts == {"conv_affine_folded": 1, "hard_swish_fused": 1, "pointwise_affine_folded": 0, "nodes": 2}
     assert _ops(after) == ["Conv", "HardSwish"]
     assert {t.name for t in after.graph.initializer} == {"w", "c_folded_bias"}  # the rest is pruned
     assert max_difference(before, after, _x()) < 1e-5
@@ -88,3 +88,38 @@ def test_below_opset_14_hard_swish_is_left_alone() -> None:
     assert counts["hard_swish_fused"] == 0
     assert counts["conv_affine_folded"] == 1
     assert max_difference(_block(opset=13), model, _x()) < 1e-5
+
+
+def _affine_then_conv(kernel: int) -> onnx.ModelProto:
+    """x -> Mul(0.8) -> Add(-0.4) -> Conv kernel x kernel (padded to keep the size) -> y."""
+    rng = np.random.default_rng(2)
+    weight = numpy_helper.from_array(rng.normal(0, 0.5, (3, 2, kernel, kernel)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(0, 0.5, 3).astype(np.float32), "cb")
+    pad = kernel // 2
+    nodes = [
+        helper.make_node("Mul", ["x", "s"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["a"]),
+        helper.make_node("Conv", ["a", "w", "cb"], ["y"], pads=[pad] * 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pointwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [weight, bias, _const("s", 0.8), _const("b", -0.4)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=9)
+
+
+def test_affine_before_a_pointwise_conv_folds_into_it() -> None:
+    model = _affine_then_conv(1)
+    counts = fuse(model)
+    assert counts["pointwise_affine_folded"] == 1
+    assert _ops(model) == ["Conv"]
+    assert max_difference(_affine_then_conv(1), model, _x()) < 1e-5
+
+
+def test_affine_before_a_padded_conv_is_left_alone() -> None:
+    model = _affine_then_conv(3)
+    assert fuse(model)["pointwise_affine_folded"] == 0
+    assert _ops(model) == ["Mul", "Add", "Conv"]

@@ -1,12 +1,13 @@
 """Fuse the PP-LCNetV3 activation pattern of an exported CTC reader into fewer, faster ONNX nodes.
 
-PaddleOCR's PP-LCNetV3 backbone exports each block as ``Conv -> Mul(s) -> Add(b)`` (a learnable scalar affine)
-followed by hard swish written out as ``Add(3) -> Clip(0, 6) -> Mul -> Div(6)``. ONNX Runtime 1.31 fuses neither
-pattern on the CPU, and those element-wise kernels took 38 % of the reader's kernel time on one core (profiled
-2026-11-29, see ``docs/BENCHMARKS.md``). This rewrite folds the scalar affine into the convolution's weights and bias
-and replaces each written-out hard swish with the ``HardSwish`` operator (opset 14), which computes the same
-function. ``python -m anpr.training fuse MODEL`` rewrites a file in place after an onnxruntime parity check; the CTC
-export applies it to every reader it writes.
+PaddleOCR's PP-LCNetV3 backbone exports each block as ``Conv -> Mul(s) -> Add(b)`` (a learnable scalar affine),
+hard swish written out as ``Add(3) -> Clip(0, 6) -> Mul -> Div(6)``, and another scalar affine. ONNX Runtime 1.31
+fuses none of it on the CPU, and those element-wise kernels took 38 % of the reader's kernel time on one core
+(profiled 2026-11-29, see ``docs/BENCHMARKS.md``). This rewrite folds the first affine into the convolution's
+weights and bias, replaces each written-out hard swish with the ``HardSwish`` operator (opset 14, the same function),
+and folds the second affine into the next convolution where that is a 1 x 1 one without padding (where it is exact).
+``python -m anpr.training fuse MODEL`` rewrites a file in place after an onnxruntime parity check; the CTC export
+applies it to every reader it writes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class _Graph:
             for n in graph.node
             if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
         }
+        self.producer = {o: n for n in graph.node for o in n.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
         for node in graph.node:
             for name in node.input:
@@ -82,20 +84,77 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
         has_bias = len(conv.input) > 2 and conv.input[2] in g.inits
         bias = numpy_helper.to_array(g.inits[conv.input[2]]) if has_bias else np.zeros(channels, weight.dtype)
         g.inits[conv.input[1]].CopyFrom(numpy_helper.from_array((weight * scale).astype(weight.dtype), conv.input[1]))
-        new_bias = (bias * scale + shift).astype(weight.dtype)
-        if has_bias:
-            g.inits[conv.input[2]].CopyFrom(numpy_helper.from_array(new_bias, conv.input[2]))
-        else:
-            bias_init = numpy_helper.from_array(new_bias, f"{conv.output[0]}_folded_bias")
-            model.graph.initializer.append(bias_init)
-            g.inits[bias_init.name] = bias_init
-            if len(conv.input) == 2:
-                conv.input.append(bias_init.name)
+        _set_bias(model, g, conv, (bias * scale + shift).astype(weight.dtype), has_bias)
         conv.output[0] = add.output[0]
         dead.update((id(mul), id(add)))
         folded += 1
     _drop(model, dead)
     return folded
+
+
+def _pointwise(conv: onnx.NodeProto, g: _Graph) -> bool:
+    """A 1 x 1 convolution without padding or groups: an affine input passes through it exactly."""
+    if conv.input[1] not in g.inits or tuple(g.inits[conv.input[1]].dims[2:]) != (1, 1):
+        return False
+    attrs = {a.name: a for a in conv.attribute}
+    pads = list(attrs["pads"].ints) if "pads" in attrs else []
+    group = attrs["group"].i if "group" in attrs else 1
+    return (
+        not any(pads)
+        and group == 1
+        and attrs.get("auto_pad", helper.make_attribute("a", b"NOTSET")).s
+        in (
+            b"NOTSET",
+            b"VALID",
+        )
+    )
+
+
+def fold_affine_into_pointwise(model: onnx.ModelProto) -> int:
+    """Fold ``Mul(scalar) -> Add(scalar) -> Conv 1x1`` into the Conv; returns how many were folded.
+
+    ``W (s x + b) + B = (s W) x + (B + b sum(W))`` holds for a 1 x 1 convolution without padding; a padded one would
+    see the shift ``b`` inside its zero border, so those are left alone.
+    """
+    g = _Graph(model.graph)
+    folded, dead = 0, set[int]()
+    for conv in list(model.graph.node):
+        if conv.op_type != "Conv" or not _pointwise(conv, g) or conv.input[0] not in g.producer:
+            continue
+        add = g.producer[conv.input[0]]
+        if add.op_type != "Add" or g.only_consumer(add.output[0], "Conv") is not conv:
+            continue
+        mul_out = next((i for i in add.input if g.scalar(i) is None), None)
+        shift = g.scalar(g.other_input(add, mul_out) or "") if mul_out is not None else None
+        mul = g.producer.get(mul_out or "")
+        if shift is None or mul is None or mul.op_type != "Mul" or g.only_consumer(mul.output[0], "Add") is not add:
+            continue
+        x = next((i for i in mul.input if g.scalar(i) is None), None)
+        scale = g.scalar(g.other_input(mul, x) or "") if x is not None else None
+        if x is None or scale is None:
+            continue
+        weight = numpy_helper.to_array(g.inits[conv.input[1]])
+        has_bias = len(conv.input) > 2 and conv.input[2] in g.inits
+        bias = numpy_helper.to_array(g.inits[conv.input[2]]) if has_bias else np.zeros(weight.shape[0], weight.dtype)
+        new_bias = (bias + shift * weight.sum(axis=(1, 2, 3))).astype(weight.dtype)
+        g.inits[conv.input[1]].CopyFrom(numpy_helper.from_array((weight * scale).astype(weight.dtype), conv.input[1]))
+        _set_bias(model, g, conv, new_bias, has_bias)
+        conv.input[0] = x
+        dead.update((id(mul), id(add)))
+        folded += 1
+    _drop(model, dead)
+    return folded
+
+
+def _set_bias(model: onnx.ModelProto, g: _Graph, conv: onnx.NodeProto, bias: np.ndarray, has_bias: bool) -> None:
+    if has_bias:
+        g.inits[conv.input[2]].CopyFrom(numpy_helper.from_array(bias, conv.input[2]))
+        return
+    init = numpy_helper.from_array(bias, f"{conv.output[0]}_folded_bias")
+    model.graph.initializer.append(init)
+    g.inits[init.name] = init
+    if len(conv.input) == 2:
+        conv.input.append(init.name)
 
 
 def fuse_hard_swish(model: onnx.ModelProto) -> int:
@@ -154,9 +213,15 @@ def fuse(model: onnx.ModelProto) -> dict[str, int]:
     """Both rewrites, in place; the counts of each and the node count after."""
     folded = fold_conv_affine(model)
     swish = fuse_hard_swish(model)
+    pointwise = fold_affine_into_pointwise(model)
     _prune_initializers(model)
     onnx.checker.check_model(model)
-    return {"conv_affine_folded": folded, "hard_swish_fused": swish, "nodes": len(model.graph.node)}
+    return {
+        "conv_affine_folded": folded,
+        "hard_swish_fused": swish,
+        "pointwise_affine_folded": pointwise,
+        "nodes": len(model.graph.node),
+    }
 
 
 def max_difference(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> float:
