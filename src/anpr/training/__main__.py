@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
         "ctc-reader": "anpr.training.ctc_plate_reader",
         "detector": "anpr.training.detector",
         "export": "anpr.training.export",
+        "fuse": "anpr.training.fuse",
         "evaluate": "anpr.training.evaluate",
     }
     for name, module in stages.items():

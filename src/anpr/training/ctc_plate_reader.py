@@ -50,6 +50,7 @@ from anpr.training.common import (
     setup,
 )
 from anpr.training.data import loader
+from anpr.training.fuse import fuse
 
 BASE_PACKAGE = "rapidocr-onnxruntime==1.4.4"
 BASE_WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
@@ -323,6 +324,7 @@ def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[st
     model.load_state_dict(state["model"])
     model.eval()
     exported = transplant(model, graph)
+    print(f"fused activations: {fuse(exported)}")  # fewer element-wise kernels, same function (fuse.py)
     exported.metadata_props.add(key="character", value="\n".join(DICTIONARY))
     exported.metadata_props.add(
         key="source",
