@@ -41,8 +41,8 @@ def _block(opset: int = 14, scale: float | np.ndarray = 1.7, clip_max: float = 6
             scale_init,
             _const("b", 0.3),
             _const("three", 3.0),
-            numpy_helper.from_array(np.float32(0.0), "zero"),
-            numpy_helper.from_array(np.float32(clip_max), "six"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.array(clip_max, np.float32), "six"),
             _const("six_div", 6.0),
         ],
     )

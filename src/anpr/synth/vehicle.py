@@ -137,8 +137,8 @@ def lamp(rng: Rng, img: np.ndarray, box: Box) -> None:
             cv2.line(segments, (0, sy), (w - 1, sy), 255, max(1, h // 8))
         else:
             cv2.circle(segments, (int(rng.integers(0, w)), h // 2), max(1, h // 3), 255, max(1, h // 10), cv2.LINE_AA)
-    segments = cv2.GaussianBlur(segments, (0, 0), max(0.6, h / 12)) & mask
-    _paste(img, segments, x1, y1, np.array((255, 170, 120) if rear else (255, 255, 255), np.float32))
+    glow = np.asarray(cv2.GaussianBlur(segments, (0, 0), max(0.6, h / 12)), np.uint8) & mask
+    _paste(img, glow, x1, y1, np.array((255, 170, 120) if rear else (255, 255, 255), np.float32))
 
 
 def highlights(rng: Rng, img: np.ndarray, box: Box) -> None:
@@ -154,8 +154,8 @@ def highlights(rng: Rng, img: np.ndarray, box: Box) -> None:
         length = float(rng.uniform(0.1, 0.6)) * w
         p2 = (int(p1[0] + np.cos(ang) * length), int(p1[1] + np.sin(ang) * length))
         cv2.line(mask, p1, p2, 255, max(1, int(h * float(rng.uniform(0.01, 0.06)))), cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), float(rng.uniform(0.5, 2.5)))
-    _paste(img, mask, x1, y1, np.array(_grey(rng, 200, 255), np.float32))
+    soft = np.asarray(cv2.GaussianBlur(mask, (0, 0), float(rng.uniform(0.5, 2.5))), np.uint8)
+    _paste(img, soft, x1, y1, np.array(_grey(rng, 200, 255), np.float32))
 
 
 def facade(rng: Rng, img: np.ndarray) -> None:
