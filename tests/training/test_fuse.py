@@ -123,3 +123,24 @@ def test_affine_before_a_padded_conv_is_left_alone() -> None:
     model = _affine_then_conv(3)
     assert fuse(model)["pointwise_affine_folded"] == 0
     assert _ops(model) == ["Mul", "Add", "Conv"]
+
+
+def test_shared_weights_are_not_rewritten() -> None:
+    model = _block()
+    # A second convolution reading the same weight: scaling it for the first would change the second.
+    model.graph.node.append(helper.make_node("Conv", ["x", "w"], ["other"], pads=[1, 1, 1, 1]))
+    model.graph.output.append(helper.make_tensor_value_info("other", TensorProto.FLOAT, [1, 4, 6, 6]))
+    before = onnx.ModelProto()
+    before.CopyFrom(model)
+    assert fuse(model)["conv_affine_folded"] == 0
+    assert max_difference(before, model, _x()) < 1e-5
+
+
+def test_constant_nodes_count_as_scalars_and_are_pruned_when_unused() -> None:
+    model = _block()
+    three = next(t for t in model.graph.initializer if t.name == "three")
+    model.graph.initializer.remove(three)
+    model.graph.node.insert(0, helper.make_node("Constant", [], ["three"], value=three))
+    counts = fuse(model)
+    assert counts["hard_swish_fused"] == 1
+    assert _ops(model) == ["Conv", "HardSwish"]

@@ -29,15 +29,17 @@ class _Graph:
 
     def __init__(self, graph: onnx.GraphProto) -> None:
         self.graph = graph
+        # One list of node objects for the whole pass: identities (``id``) stay valid while it holds them.
+        self.nodes = list(graph.node)
         self.inits = {t.name: t for t in graph.initializer}
         self.constants = {
             n.output[0]: numpy_helper.to_array(n.attribute[0].t)
-            for n in graph.node
+            for n in self.nodes
             if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
         }
-        self.producer = {o: n for n in graph.node for o in n.output}
+        self.producer = {o: n for n in self.nodes for o in n.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for node in graph.node:
+        for node in self.nodes:
             for name in node.input:
                 self.consumers[name].append(node)
         self.outputs = {o.name for o in graph.output}
@@ -57,6 +59,10 @@ class _Graph:
             return None
         return users[0]
 
+    def owns_parameters(self, conv: onnx.NodeProto) -> bool:
+        """Whether no other node reads ``conv``'s weight and bias, so rewriting them changes only ``conv``."""
+        return all(len(self.consumers[name]) == 1 for name in conv.input[1:] if name)
+
     def other_input(self, node: onnx.NodeProto, name: str) -> str | None:
         others = [i for i in node.input if i != name]
         return others[0] if len(others) == 1 and len(node.input) == 2 else None
@@ -66,7 +72,7 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
     """Fold ``Conv -> Mul(scalar) -> Add(scalar)`` into the Conv; returns how many were folded."""
     g = _Graph(model.graph)
     folded, dead = 0, set[int]()
-    for conv in list(model.graph.node):
+    for conv in g.nodes:
         if conv.op_type != "Conv" or conv.input[1] not in g.inits:
             continue
         mul = g.only_consumer(conv.output[0], "Mul")
@@ -77,7 +83,7 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
         add = g.only_consumer(mul.output[0], "Add")
         bias_name = g.other_input(add, mul.output[0]) if add is not None else None
         shift = g.scalar(bias_name) if bias_name is not None else None
-        if add is None or shift is None:
+        if add is None or shift is None or not g.owns_parameters(conv):
             continue
         weight = numpy_helper.to_array(g.inits[conv.input[1]])
         channels = weight.shape[0]
@@ -88,7 +94,7 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
         conv.output[0] = add.output[0]
         dead.update((id(mul), id(add)))
         folded += 1
-    _drop(model, dead)
+    _rebuild(model, g.nodes, dead)
     return folded
 
 
@@ -118,7 +124,7 @@ def fold_affine_into_pointwise(model: onnx.ModelProto) -> int:
     """
     g = _Graph(model.graph)
     folded, dead = 0, set[int]()
-    for conv in list(model.graph.node):
+    for conv in g.nodes:
         if conv.op_type != "Conv" or not _pointwise(conv, g) or conv.input[0] not in g.producer:
             continue
         add = g.producer[conv.input[0]]
@@ -131,7 +137,7 @@ def fold_affine_into_pointwise(model: onnx.ModelProto) -> int:
             continue
         x = next((i for i in mul.input if g.scalar(i) is None), None)
         scale = g.scalar(g.other_input(mul, x) or "") if x is not None else None
-        if x is None or scale is None:
+        if x is None or scale is None or not g.owns_parameters(conv):
             continue
         weight = numpy_helper.to_array(g.inits[conv.input[1]])
         has_bias = len(conv.input) > 2 and conv.input[2] in g.inits
@@ -142,7 +148,7 @@ def fold_affine_into_pointwise(model: onnx.ModelProto) -> int:
         conv.input[0] = x
         dead.update((id(mul), id(add)))
         folded += 1
-    _drop(model, dead)
+    _rebuild(model, g.nodes, dead)
     return folded
 
 
@@ -163,8 +169,8 @@ def fuse_hard_swish(model: onnx.ModelProto) -> int:
         return 0
     g = _Graph(model.graph)
     fused, dead = 0, set[int]()
-    replaced: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []
-    for add in list(model.graph.node):
+    replacements: dict[int, onnx.NodeProto] = {}
+    for add in g.nodes:
         if add.op_type != "Add" or len(add.input) != 2:
             continue
         x = next((i for i in add.input if g.scalar(i) is None), None)
@@ -181,13 +187,10 @@ def fuse_hard_swish(model: onnx.ModelProto) -> int:
         if div is None or div.input[0] != mul.output[0] or g.scalar(div.input[1]) != 6.0:
             continue
         node = helper.make_node("HardSwish", [x], [div.output[0]], name=f"{div.name or div.output[0]}_hardswish")
-        replaced.append((add, node))
-        dead.update((id(add), id(clip), id(mul), id(div)))
+        replacements[id(add)] = node  # where the pattern began: the graph stays in topological order
+        dead.update((id(clip), id(mul), id(div)))
         fused += 1
-    for anchor, node in replaced:  # keep topological order: the new node sits where its pattern began
-        index = next(i for i, n in enumerate(model.graph.node) if n is anchor)
-        model.graph.node.insert(index, node)
-    _drop(model, dead)
+    _rebuild(model, g.nodes, dead, replacements)
     return fused
 
 
@@ -195,18 +198,34 @@ def _opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _drop(model: onnx.ModelProto, dead: set[int]) -> None:
-    keep = [n for n in model.graph.node if id(n) not in dead]
+def _rebuild(
+    model: onnx.ModelProto,
+    nodes: list[onnx.NodeProto],
+    dead: set[int],
+    replacements: dict[int, onnx.NodeProto] | None = None,
+) -> None:
+    """Write ``nodes`` back in order as copies, without the ``dead`` ones and with ``replacements`` (by ``id``)."""
+    replacements = replacements or {}
+    kept = []
+    for node in nodes:
+        if id(node) in dead:
+            continue
+        copy = onnx.NodeProto()
+        copy.CopyFrom(replacements.get(id(node), node))
+        kept.append(copy)
     del model.graph.node[:]
-    model.graph.node.extend(keep)
+    model.graph.node.extend(kept)
 
 
 def _prune_initializers(model: onnx.ModelProto) -> None:
-    """Drop initializers that no node reads any more (the folded scales, biases and hard-swish constants)."""
+    """Drop initializers and Constant nodes that nothing reads any more (folded scales, biases, hard-swish
+    constants)."""
     used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
     keep = [t for t in model.graph.initializer if t.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
+    nodes = list(model.graph.node)
+    _rebuild(model, nodes, {id(n) for n in nodes if n.op_type == "Constant" and n.output[0] not in used})
 
 
 def fuse(model: onnx.ModelProto) -> dict[str, int]:
