@@ -107,12 +107,22 @@ def freeze_batch_norm(model: torch.nn.Module) -> None:
             module.eval()
 
 
+MIN_STEPS = 3  # PyTorch's one-cycle schedule divides by zero below three steps (a warm-up and an annealing step)
+
+
+def _schedule_steps(text: str) -> int:
+    steps = int(text)
+    if steps < MIN_STEPS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_STEPS} for the one-cycle learning-rate schedule")
+    return steps
+
+
 def add_run_arguments(
     p: argparse.ArgumentParser, *, steps: int, batch: int, lr: float, threads: int = 1, workers: int = 0
 ) -> None:
     """The options every trainer takes, with the trainer's own defaults."""
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--steps", type=_schedule_steps, default=steps, help="optimiser steps (at least 3)")
     p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--threads", type=int, default=threads, help="torch threads of the training process")
