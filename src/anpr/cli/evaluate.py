@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,14 @@ def within_one_edit(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
+def best_match(boxes: Sequence[Any], target: Any) -> int | None:
+    """Index of the box overlapping ``target`` most, or None when none reaches :data:`IOU_THRESHOLD`."""
+    if not boxes:
+        return None
+    best = max(range(len(boxes)), key=lambda i: boxes[i].iou(target))
+    return best if boxes[best].iou(target) >= IOU_THRESHOLD else None
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -158,11 +167,11 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
         for label in image.plates:
             plates += 1
             target = Box(*label.box)
-            best = max(readings, key=lambda r: r[0].iou(target), default=None)
-            if best is None or best[0].iou(target) < IOU_THRESHOLD:
+            index = best_match([box for box, _, _ in readings], target)
+            if index is None:
                 continue
             detected += 1
-            text, raw = best[1], best[2]
+            _, text, raw = readings[index]
             exact += text == label.text
             raw_exact += raw == label.text
             folded += fold(text) == fold(label.text)

@@ -37,6 +37,11 @@ def _paste(img: np.ndarray, mask: np.ndarray, x: int, y: int, colour: np.ndarray
     region[:] = (region * (1 - a) + paint * a).astype(np.uint8)
 
 
+def _soft(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """A 0-255 mask blurred by ``sigma`` px, still uint8 (glowing lamp segments, soft reflections)."""
+    return np.asarray(cv2.GaussianBlur(mask, (0, 0), sigma), np.uint8)
+
+
 def _chrome(h: int, w: int, rng: Rng) -> np.ndarray:
     """A vertical chrome ramp (bright top, dark band, bright again), ``[h, w, 3]`` float."""
     t = np.linspace(0, 1, max(h, 1), dtype=np.float32)
@@ -137,7 +142,7 @@ def lamp(rng: Rng, img: np.ndarray, box: Box) -> None:
             cv2.line(segments, (0, sy), (w - 1, sy), 255, max(1, h // 8))
         else:
             cv2.circle(segments, (int(rng.integers(0, w)), h // 2), max(1, h // 3), 255, max(1, h // 10), cv2.LINE_AA)
-    glow = np.asarray(cv2.GaussianBlur(segments, (0, 0), max(0.6, h / 12)), np.uint8) & mask
+    glow = _soft(segments, max(0.6, h / 12)) & mask
     _paste(img, glow, x1, y1, np.array((255, 170, 120) if rear else (255, 255, 255), np.float32))
 
 
@@ -154,8 +159,7 @@ def highlights(rng: Rng, img: np.ndarray, box: Box) -> None:
         length = float(rng.uniform(0.1, 0.6)) * w
         p2 = (int(p1[0] + np.cos(ang) * length), int(p1[1] + np.sin(ang) * length))
         cv2.line(mask, p1, p2, 255, max(1, int(h * float(rng.uniform(0.01, 0.06)))), cv2.LINE_AA)
-    soft = np.asarray(cv2.GaussianBlur(mask, (0, 0), float(rng.uniform(0.5, 2.5))), np.uint8)
-    _paste(img, soft, x1, y1, np.array(_grey(rng, 200, 255), np.float32))
+    _paste(img, _soft(mask, float(rng.uniform(0.5, 2.5))), x1, y1, np.array(_grey(rng, 200, 255), np.float32))
 
 
 def facade(rng: Rng, img: np.ndarray) -> None:

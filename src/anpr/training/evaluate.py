@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from anpr.cli.evaluate import fold, within_one_edit
+from anpr.cli.evaluate import IOU_THRESHOLD, best_match, fold, within_one_edit
 from anpr.recognize.pipeline import (
     Box,
     ModelManifest,
@@ -154,7 +154,7 @@ def synthetic_detector(pipeline: RecognitionPipeline, n: int) -> dict[str, Any]:
         boxes += len(dets)
         for b in scene.boxes:
             plate = corner_box(*b)
-            hit = any(plate.iou(d) >= 0.3 for d in dets)
+            hit = any(plate.iou(d) >= IOU_THRESHOLD for d in dets)
             w = plate.width
             key = "20-40" if w < 40 else "40-80" if w < 80 else "80-400"
             by_size[key][0] += hit
@@ -178,14 +178,14 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, n: int) -> dict[str, Any
         scene = render_scene(rng, 1920, 1080, max_plates=3, min_width_1080p=80, max_width_1080p=400)
         result = pipeline.recognize([_jpeg(scene.image)])[0]
         for b, label in zip(scene.boxes, scene.labels, strict=True):
-            target = corner_box(*b)
-            best = max(result.plates, key=lambda p: p.box.iou(target), default=None)
+            index = best_match([p.box for p in result.plates], corner_box(*b))
             plates += 1
-            if best is None or best.box.iou(target) < 0.3:
+            if index is None:
                 continue
             detected += 1
-            exact += best.reading.text == label
-            folded += fold(best.reading.text) == fold(label)
+            text = result.plates[index].reading.text
+            exact += text == label
+            folded += fold(text) == fold(label)
     return {
         "plates": plates,
         "detection_recall": detected / max(plates, 1),
@@ -205,7 +205,7 @@ def real_detector(pipeline: RecognitionPipeline) -> dict[str, Any]:
         times.append(time.perf_counter() - t)
         boxes += len(dets)
         label = Box(*item["plates"][0]["box"])
-        hits = [i for i, d in enumerate(dets) if label.iou(d) >= 0.3]
+        hits = [i for i, d in enumerate(dets) if label.iou(d) >= IOU_THRESHOLD]
         found += bool(hits)
         ranks.append(hits[0] if hits else MISSED)
         if not hits:

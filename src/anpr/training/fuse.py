@@ -255,7 +255,8 @@ def max_difference(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict
 def fuse_file(path: Path, out: Path, line_shape: tuple[int, int, int, int] = (2, 3, 48, 160)) -> dict[str, float]:
     """Fuse ``path`` into ``out`` after checking onnxruntime parity on random lines of ``line_shape``."""
     before = onnx.load(str(path))
-    after = onnx.load(str(path))
+    after = onnx.ModelProto()
+    after.CopyFrom(before)
     counts: dict[str, float] = dict(fuse(after))
     name = before.graph.input[0].name
     x = np.random.default_rng(0).uniform(-1, 1, line_shape).astype(np.float32)

@@ -76,7 +76,7 @@ def create_reader(
     ``max_batch`` caps the crops per model call; by default each adapter picks its own.
     """
     if spec.format == "fast-plate-ocr":
-        return FastPlateOcrReader(spec, options, max_batch=max_batch or 64)
+        return FastPlateOcrReader(spec, options, max_batch=max_batch)
     if spec.format == "paddleocr-ctc":
         return PaddleOcrCtcReader(spec, options, max_batch=max_batch)
     raise ModelError(f"reader {spec.path}: format {spec.format!r} is unknown")

@@ -24,6 +24,7 @@ from anpr.recognize.pipeline.manifest import ReaderSpec
 from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
 
 _PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+DEFAULT_MAX_BATCH = 64  # crops per model call unless the caller says otherwise
 _INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
     "linear": cv2.INTER_LINEAR,
@@ -169,13 +170,15 @@ class FastPlateOcrReader:
 
     precision = "uint8 in, float32 out"
 
-    def __init__(self, spec: ReaderSpec, options: SessionOptions | None = None, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, spec: ReaderSpec, options: SessionOptions | None = None, *, max_batch: int | None = None
+    ) -> None:
         if spec.plate_config is None:
             raise ModelError(f"reader {spec.path}: the fast-plate-ocr format needs a plate_config")
         self.spec = spec
         self.config = load_plate_config(spec.plate_config)
         self.session = create_session(spec.path, options)
-        self.max_batch = max_batch
+        self.max_batch = max_batch or DEFAULT_MAX_BATCH
         io = single_input(self.session, "reader", spec.path, "tensor(uint8)")
         self.input_name: str = io.input_name
         self.output_name: str = io.output_name
