@@ -10,6 +10,8 @@ ONNX Runtime thread, one OpenCV thread.
   synthetic crops; the fast-plate-ocr peer (``shared/peers``) on the same crops in the same run.
 - Detector: recall at IoU >= 0.3 on openalpr-br photos and on seeded synthetic 1080p scenes, boxes per image.
 - Speed: decode + detect + read of synthetic 1080p JPEGs with one to three plates.
+- Serving widths (``--widths``): the reader on the synthetic held-out crops at other line widths than its
+  manifest's, which is how the shipped ``min_width`` / ``max_width`` are chosen.
 
 Needs onnxruntime, not torch.
 """
@@ -21,6 +23,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from anpr.recognize.pipeline import (
     ReaderSpec,
     RecognitionPipeline,
     SessionOptions,
+    load_manifest,
 )
 from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
@@ -258,6 +262,26 @@ def speed_1080p(pipeline: RecognitionPipeline, frames: int, peer: RecognitionPip
     return out
 
 
+def reader_widths(models: Path, crops: list[Crop], widths: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The reader's figures on ``crops`` with each (min_width, max_width) in place of the manifest's."""
+    manifest = load_manifest(models)
+    out = []
+    for low, high in widths:
+        spec = replace(manifest.reader, min_width=low, max_width=high)
+        pipeline = RecognitionPipeline(replace(manifest, reader=spec), session_options=ONE_CORE)
+        figures = score_reader(pipeline, crops)
+        out.append({"min_width": low, "max_width": high, **{k: v for k, v in figures.items() if k != "misses"}})
+    return out
+
+
+def _width_pair(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(":")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX line widths in pixels, got {text!r}") from None
+
+
 def _plates_per_second(read: Callable[[list[Image]], object], crops: list[Image]) -> float:
     per = []
     for crop in crops:
@@ -282,6 +306,10 @@ def run(args: argparse.Namespace) -> None:
             if peer is not None:
                 report[f"{name}_peer"] = score_reader(peer, crops)
         report["openalpr-br_detector"] = real_detector(pipeline)
+    if args.widths:
+        report["synthetic_reader_widths"] = reader_widths(
+            Path(args.models), synthetic_crops(args.synthetic), args.widths
+        )
     if args.speed:
         report["speed_1080p"] = speed_1080p(pipeline, args.speed, peer)
     text = json.dumps(report, indent=1)
@@ -297,3 +325,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=int, default=100)
     p.add_argument("--json-out", default="")
     p.add_argument("--speed", type=int, default=0, help="also time decode+detect+read on this many 1080p frames")
+    p.add_argument(
+        "--widths",
+        type=_width_pair,
+        nargs="*",
+        default=[],
+        metavar="MIN:MAX",
+        help="also score the reader on the synthetic crops at these line widths (e.g. 96:160 128:160)",
+    )

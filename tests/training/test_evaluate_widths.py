@@ -1,0 +1,37 @@
+"""``python -m anpr.training evaluate --widths``: the reader scored at other serving line widths (no torch needed)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from anpr.training.contracts import MODELS_DIR
+from anpr.training.evaluate import add_arguments, reader_widths, synthetic_crops
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_width_pairs_are_parsed() -> None:
+    assert _parse("--widths", "96:160", "128:192").widths == [(96, 160), (128, 192)]
+    assert _parse().widths == []
+
+
+def test_a_malformed_width_pair_is_refused() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _parse("--widths", "128")
+    assert exit_info.value.code == 2
+
+
+def test_each_width_pair_is_scored_on_the_same_crops() -> None:
+    crops = synthetic_crops(6)
+    rows = reader_widths(MODELS_DIR, crops, [(96, 160), (160, 160)])
+    assert [(r["min_width"], r["max_width"]) for r in rows] == [(96, 160), (160, 160)]
+    for row in rows:
+        assert row["n"] == 6
+        assert 0.0 <= row["exact"] <= row["folded"] <= 1.0
+        assert row["ms_median"] > 0
