@@ -10,8 +10,9 @@ variation, so the default reader starts from one with a permissive licence: Padd
    characters, so reading starts where the teacher was), drop the final softmax, and convert the graph to PyTorch
    with ``onnx2torch``;
 3. fine-tune on synthetic plate crops with CTC loss: batch norm statistics frozen (small batches of synthetic
-   images would drag them away from real images), crops squeezed horizontally at random so the service may feed
-   narrower lines, and two-row plates read as their halves side by side (``ctc_input.split_rows``);
+   images would drag them away from real images), crops squeezed or stretched horizontally at random so the
+   service may feed lines of other widths, and two-row plates read as their halves side by side
+   (``ctc_input.split_rows``);
 4. export the ``paddleocr-ctc`` contract (float NCHW BGR in, per-frame probabilities out, dictionary in the ONNX
    metadata) with an onnxruntime parity check and a golden file for the tests.
 """
@@ -58,12 +59,13 @@ BASE_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 BASE_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
 DICTIONARY = PLATE_ALPHABET  # the classes after the blank, in the service's own order
 INPUT_HEIGHT = 48
-# Training widths: the crop's natural width times a random squeeze, within these limits. The service reads lines
-# at their natural width up to 160 px (the manifest written by ``export``): chosen on 300 synthetic held-out
-# crops, where it read 92.0 % exactly against 86.0 % with a 0.7 squeeze and 128 px, for about 7 % more time per
-# crop; 192 px and more gained nothing (92.3 %).
-TRAIN_MIN_WIDTH, TRAIN_MAX_WIDTH = 96, 144
-SQUEEZE = (0.55, 1.0)
+# Training widths: the crop's natural width (at height 48) times a random scale, within these limits. One CTC frame
+# covers 8 px, so a 2:1 crop at its natural 96 px has 12 frames, and a 7-character plate with repeated characters
+# needs a blank between each repeat: "AAA0000" needs all 12. The first reader (trained on 96-144 px, scales
+# 0.55-1.0) merged such repeats; lines are therefore also stretched in training (scales up to 1.4) and served at
+# 128 px and more, chosen on synthetic held-out crops (model card).
+TRAIN_MIN_WIDTH, TRAIN_MAX_WIDTH = 96, 160
+WIDTH_SCALE = (0.55, 1.4)
 SERVE_MIN_WIDTH, SERVE_MAX_WIDTH, SERVE_SCALE = 96, 160, 1.0
 # Crops narrower than this (width / height) are also read as two rows: every synthetic two-row crop is (1,500
 # crops: two-row 0.96-1.91, median 1.34; US one-row 1.31-2.41, median 1.74; others from 1.78), and real US crops
@@ -197,7 +199,7 @@ def encode(label: str) -> list[int]:
     return [DICTIONARY.index(c) + 1 for c in label]
 
 
-def sample_line(rng: np.random.Generator, strength: float, squeeze: tuple[float, float]) -> tuple[np.ndarray, str]:
+def sample_line(rng: np.random.Generator, strength: float, width_scale: tuple[float, float]) -> tuple[np.ndarray, str]:
     """One normalised training line and its label."""
     sample = reader_sample(rng, None, strength=strength)
     crop = np.ascontiguousarray(sample.image[:, :, ::-1])  # the renderer draws RGB; PaddleOCR reads BGR
@@ -208,7 +210,7 @@ def sample_line(rng: np.random.Generator, strength: float, squeeze: tuple[float,
         w,
         h,
         input_height=INPUT_HEIGHT,
-        width_scale=float(rng.uniform(*squeeze)),
+        width_scale=float(rng.uniform(*width_scale)),
         min_width=TRAIN_MIN_WIDTH,
         max_width=TRAIN_MAX_WIDTH,
     )
@@ -216,10 +218,10 @@ def sample_line(rng: np.random.Generator, strength: float, squeeze: tuple[float,
 
 
 def batch(
-    rng: np.random.Generator, n: int, strength: float = 1.0, squeeze: tuple[float, float] = SQUEEZE
+    rng: np.random.Generator, n: int, strength: float = 1.0, width_scale: tuple[float, float] = WIDTH_SCALE
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     """``n`` lines as a padded batch, concatenated targets, target lengths and the labels."""
-    lines, labels = zip(*(sample_line(rng, strength, squeeze) for _ in range(n)), strict=True)
+    lines, labels = zip(*(sample_line(rng, strength, width_scale) for _ in range(n)), strict=True)
     x = torch.from_numpy(stack(list(lines)))
     targets = torch.tensor([i for label in labels for i in encode(label)], dtype=torch.long)
     lengths = torch.tensor([len(label) for label in labels], dtype=torch.long)
@@ -339,8 +341,8 @@ def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[st
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng([20261129, 1])
     gap = 0.0
-    for squeeze in (0.55, 0.7, 1.0):  # lines of several widths: the graph must stay dynamic
-        x, _, _, labels = batch(rng, 3, 1.0, (squeeze, squeeze))
+    for scale in (0.55, 0.7, 1.0):  # lines of several widths: the graph must stay dynamic
+        x, _, _, labels = batch(rng, 3, 1.0, (scale, scale))
         with torch.no_grad():
             expected = torch.softmax(model(x), dim=-1).numpy()
         got = session.run(None, {"x": x.numpy()})[0]
