@@ -138,9 +138,10 @@ def test_ctc_reader_entry_and_defaults(ctc_dir: Path) -> None:
     _write(
         ctc_dir,
         "reader:\n  format: paddleocr-ctc\n  path: rec.onnx\n  dictionary: keys.txt\n  input_height: 32\n"
-        "  min_width: 64\n  max_width: 320\n  width_scale: 0.75\n  two_row_below: 2.2\n",
+        "  min_width: 64\n  max_width: 320\n  width_scale: 0.75\n  two_row_below: 2.2\n  min_confidence: 0.05\n",
     )
     reader = load_manifest(ctc_dir).reader
+    assert reader.min_confidence == 0.05
     assert reader.dictionary == ctc_dir / "keys.txt"
     assert reader.files == (ctc_dir / "rec.onnx", ctc_dir / "keys.txt")
     assert (reader.input_height, reader.min_width, reader.max_width) == (32, 64, 320)
@@ -161,6 +162,7 @@ def test_ctc_reader_entry_and_defaults(ctc_dir: Path) -> None:
         ("  width_scale: 2.5\n", r"reader.width_scale must be a number in \(0, 2\], not 2.5"),
         ("  two_row_below: -1\n", r"reader.two_row_below must be a number in \[0, 10\], not -1"),
         ("  two_row_below: yes\n", "reader.two_row_below must be a number"),
+        ("  min_confidence: 1.5\n", r"reader.min_confidence must be a number in \[0, 1\], not 1.5"),
     ],
 )
 def test_ctc_reader_errors(ctc_dir: Path, extra: str, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from anpr.recognize.pipeline import (
     RecognitionPipeline,
 )
 from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET
-from anpr.recognize.pipeline.manifest import MANIFEST_NAME
+from anpr.recognize.pipeline.manifest import MANIFEST_NAME, load_manifest
 from testkit.plate_models import BACKGROUND, build_ctc_reader, ctc_frames, encode, plate_frame
 
 SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
@@ -65,6 +66,19 @@ def test_options(fake_manifest: Path) -> None:
         len(pipeline.recognize([frame], RecognitionOptions(min_detection_confidence=0.05, max_plates=1))[0].plates) == 1
     )
     assert pipeline.recognize([]) == []
+
+
+def test_the_model_sets_reading_floor_applies_unless_the_request_sets_one(fake_manifest: Path) -> None:
+    manifest = load_manifest(fake_manifest)
+    frame = encode(plate_frame("X", (640, 360), (200, 150, 160, 40)))
+    (plate,) = RecognitionPipeline(manifest).recognize([frame])[0].plates
+    above = replace(manifest, reader=replace(manifest.reader, min_confidence=plate.reading.confidence * 1.01))
+    strict = RecognitionPipeline(above)
+    assert strict.recognize([frame])[0].plates == ()
+    asked = RecognitionOptions(min_reading_confidence=plate.reading.confidence * 0.99)
+    assert [p.reading.text for p in strict.recognize([frame], asked)[0].plates] == [plate.reading.text]
+    configured = RecognitionPipeline(above, config=PipelineConfig(min_reading_confidence=1e-9))
+    assert len(configured.recognize([frame])[0].plates) == 1
 
 
 async def test_stages_run_in_executors(fake_manifest: Path) -> None:

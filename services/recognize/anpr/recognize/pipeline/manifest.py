@@ -65,8 +65,8 @@ class DetectorSpec:
 class ReaderSpec:
     """The reader entry of a manifest, with its paths resolved.
 
-    ``plate_config`` belongs to ``fast-plate-ocr`` (required there, None otherwise); the fields after ``version``
-    belong to ``paddleocr-ctc`` and keep their defaults for other formats.
+    ``plate_config`` belongs to ``fast-plate-ocr`` (required there, None otherwise); ``min_confidence`` belongs
+    to every format; the fields between them belong to ``paddleocr-ctc`` and keep their defaults for other formats.
     """
 
     format: str
@@ -80,6 +80,9 @@ class ReaderSpec:
     max_width: int = 128
     width_scale: float = 1.0
     two_row_below: float = 0.0
+    # Readings whose overall confidence is below this are not returned unless the caller asks for another minimum:
+    # the floor depends on how the reader's probabilities are calibrated, so it travels with the model.
+    min_confidence: float = 0.0
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -144,7 +147,7 @@ def _content_hash(paths: list[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
-_COMMON_READER_KEYS = {"format", "path", "name", "version", "sha256"}
+_COMMON_READER_KEYS = {"format", "path", "name", "version", "sha256", "min_confidence"}
 _READER_KEYS = {
     "fast-plate-ocr": _COMMON_READER_KEYS | {"plate_config"},
     "paddleocr-ctc": _COMMON_READER_KEYS
@@ -182,6 +185,7 @@ def _reader(base: Path, r: dict[str, Any], source: Path) -> ReaderSpec:
     _known_keys(r, _READER_KEYS[r_format], f"{where} ({r_format})")
     reader_path = _file(base, r, "path", "reader")
     _check_digest(r, reader_path, "reader")
+    min_confidence = _number(r.get("min_confidence", 0.0), f"{where}.min_confidence", 0.0, 1.0)
     if r_format == "fast-plate-ocr":
         plate_config = _file(base, r, "plate_config", "reader")
         return ReaderSpec(
@@ -190,6 +194,7 @@ def _reader(base: Path, r: dict[str, Any], source: Path) -> ReaderSpec:
             plate_config=plate_config,
             name=_text(r, "name", "reader", reader_path.stem),
             version=_text(r, "version", "reader", _content_hash([reader_path, plate_config])),
+            min_confidence=min_confidence,
         )
     dictionary = _file(base, r, "dictionary", "reader") if r.get("dictionary") is not None else None
     input_height = r.get("input_height")
@@ -211,6 +216,7 @@ def _reader(base: Path, r: dict[str, Any], source: Path) -> ReaderSpec:
         width_scale=_number(r.get("width_scale", 1.0), f"{where}.width_scale", 0.0, 2.0, open_low=True),
         # An aspect ratio (width / height): two-row plates are roughly 1.5-2.5, one-row plates 3-5.
         two_row_below=_number(r.get("two_row_below", 0.0), f"{where}.two_row_below", 0.0, 10.0),
+        min_confidence=min_confidence,
     )
 
 

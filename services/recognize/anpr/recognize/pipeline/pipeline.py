@@ -49,6 +49,7 @@ class PipelineConfig:
 
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     min_detection_confidence: float = 0.25
+    # 0 means the model set's own floor (the reader's ``min_confidence`` in its manifest).
     min_reading_confidence: float = 0.0
     max_plates: int = 10
     max_alternatives: int = 3
@@ -229,7 +230,9 @@ class RecognitionPipeline:
         self, detections: Sequence[Detection], raws: Sequence[RawReading], options: RecognitionOptions
     ) -> list[tuple[int, PlateResult]]:
         """Post-process one image's readings; keeps (index, plate) of those at or above the minimum confidence."""
-        minimum = options.min_reading_confidence or self.config.min_reading_confidence
+        minimum = (
+            options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.reader.min_confidence
+        )
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
