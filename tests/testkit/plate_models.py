@@ -230,18 +230,26 @@ def write_manifest(
 
 
 def render_plate(text: str, width: int = 256, height: int = 64) -> npt.NDArray[np.uint8]:
-    """Black text on a white plate with a border (BGR)."""
+    """Black text on a white plate with a border (BGR); the text is centred and kept clear of the border (a glyph
+    touching the border is dropped by real readers, and Hershey glyph widths differ between OpenCV releases)."""
     image = np.full((height, width, 3), 255, dtype=np.uint8)
     cv2.rectangle(image, (2, 2), (width - 3, height - 3), (0, 0, 0), 2)
     scale = height / 64
+    thickness = max(2, int(4 * scale))
+    font_scale = 1.5 * scale
+    text_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)[0][0]
+    room = width - 2 * int(14 * scale)
+    if text_width > room:
+        font_scale *= room / text_width
+        text_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)[0][0]
     cv2.putText(
         image,
         text,
-        (int(10 * scale), int(48 * scale)),
+        ((width - text_width) // 2, int(48 * scale)),
         cv2.FONT_HERSHEY_SIMPLEX,
-        1.5 * scale,
+        font_scale,
         (0, 0, 0),
-        max(2, int(4 * scale)),
+        thickness,
         cv2.LINE_AA,
     )
     return image
