@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from anpr.recognize.pipeline import load_manifest
 from anpr.training.contracts import MODELS_DIR
 from anpr.training.evaluate import add_arguments, reader_widths, synthetic_crops
 
@@ -25,11 +26,14 @@ def test_a_malformed_width_pair_is_refused() -> None:
     with pytest.raises(SystemExit) as exit_info:
         _parse("--widths", "128")
     assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        _parse("--widths", "160:96")
+    assert exit_info.value.code == 2
 
 
 def test_each_width_pair_is_scored_on_the_same_crops() -> None:
     crops = synthetic_crops(6)
-    rows = reader_widths(MODELS_DIR, crops, [(96, 160), (160, 160)])
+    rows = reader_widths(load_manifest(MODELS_DIR), crops, [(96, 160), (160, 160)])
     assert [(r["min_width"], r["max_width"]) for r in rows] == [(96, 160), (160, 160)]
     for row in rows:
         assert row["n"] == 6

@@ -39,7 +39,6 @@ from anpr.recognize.pipeline import (
     ReaderSpec,
     RecognitionPipeline,
     SessionOptions,
-    load_manifest,
 )
 from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
@@ -262,14 +261,12 @@ def speed_1080p(pipeline: RecognitionPipeline, frames: int, peer: RecognitionPip
     return out
 
 
-def reader_widths(models: Path, crops: list[Crop], widths: list[tuple[int, int]]) -> list[dict[str, Any]]:
+def reader_widths(manifest: ModelManifest, crops: list[Crop], widths: list[tuple[int, int]]) -> list[dict[str, Any]]:
     """The reader's figures on ``crops`` with each (min_width, max_width) in place of the manifest's."""
-    manifest = load_manifest(models)
     out = []
     for low, high in widths:
-        spec = replace(manifest.reader, min_width=low, max_width=high)
-        pipeline = RecognitionPipeline(replace(manifest, reader=spec), session_options=ONE_CORE)
-        figures = score_reader(pipeline, crops)
+        reader_only = replace(manifest, reader=replace(manifest.reader, min_width=low, max_width=high), detector=None)
+        figures = score_reader(RecognitionPipeline(reader_only, session_options=ONE_CORE), crops)
         out.append({"min_width": low, "max_width": high, **{k: v for k, v in figures.items() if k != "misses"}})
     return out
 
@@ -277,9 +274,12 @@ def reader_widths(models: Path, crops: list[Crop], widths: list[tuple[int, int]]
 def _width_pair(text: str) -> tuple[int, int]:
     low, _, high = text.partition(":")
     try:
-        return int(low), int(high)
+        pair = int(low), int(high)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected MIN:MAX line widths in pixels, got {text!r}") from None
+    if not 8 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"expected 8 <= MIN <= MAX, got {text!r}")
+    return pair
 
 
 def _plates_per_second(read: Callable[[list[Image]], object], crops: list[Image]) -> float:
@@ -296,7 +296,8 @@ def run(args: argparse.Namespace) -> None:
     pipeline = load(Path(args.models))
     peer = load_peer()
     report: dict[str, Any] = {"models": f"{pipeline.info.name} {pipeline.info.version}"}
-    report["synthetic_reader"] = score_reader(pipeline, synthetic_crops(args.synthetic))
+    synthetic = synthetic_crops(args.synthetic)
+    report["synthetic_reader"] = score_reader(pipeline, synthetic)
     report["synthetic_detector"] = synthetic_detector(pipeline, args.scenes)
     report["synthetic_end_to_end"] = synthetic_end_to_end(pipeline, args.scenes)
     if DATA.is_dir():
@@ -307,9 +308,7 @@ def run(args: argparse.Namespace) -> None:
                 report[f"{name}_peer"] = score_reader(peer, crops)
         report["openalpr-br_detector"] = real_detector(pipeline)
     if args.widths:
-        report["synthetic_reader_widths"] = reader_widths(
-            Path(args.models), synthetic_crops(args.synthetic), args.widths
-        )
+        report["synthetic_reader_widths"] = reader_widths(pipeline.manifest, synthetic, args.widths)
     if args.speed:
         report["speed_1080p"] = speed_1080p(pipeline, args.speed, peer)
     text = json.dumps(report, indent=1)
