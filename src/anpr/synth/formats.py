@@ -20,6 +20,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SA_LETTERS = "BCDFGHJKLMNPRSTVWXYZ"
 BR_LETTERS = LETTERS
 UK_LETTERS = "ABCDEFGHJKLMNOPRSTUVWXYZ"
+FR_LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"  # SIV series: no I, O, U
+IT_LETTERS = "ABCDEFGHJKLMNPRSTVWXYZ"  # no I, O, Q, U
 NAMES = (
     "THABO",
     "LERATO",
@@ -210,7 +212,7 @@ def _eu_de(rng: Rng) -> tuple[str, ...]:
 
 
 def _eu_fr(rng: Rng) -> tuple[str, ...]:
-    return (pick(rng, LETTERS, 2) + "-" + pick(rng, DIGITS, 3) + "-" + pick(rng, LETTERS, 2),)
+    return (pick(rng, FR_LETTERS, 2) + "-" + pick(rng, DIGITS, 3) + "-" + pick(rng, FR_LETTERS, 2),)
 
 
 def _eu_es(rng: Rng) -> tuple[str, ...]:
@@ -218,7 +220,7 @@ def _eu_es(rng: Rng) -> tuple[str, ...]:
 
 
 def _eu_it(rng: Rng) -> tuple[str, ...]:
-    return (pick(rng, LETTERS, 2), pick(rng, DIGITS, 3), pick(rng, LETTERS, 2))
+    return (pick(rng, IT_LETTERS, 2), pick(rng, DIGITS, 3), pick(rng, IT_LETTERS, 2))
 
 
 def _uk(rng: Rng) -> tuple[str, ...]:

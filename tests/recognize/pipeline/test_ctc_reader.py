@@ -151,10 +151,13 @@ def test_two_row_crops_keep_the_surer_reading(model: Path) -> None:
     assert got[1].text == "CA1"
     assert got[1].confidence == pytest.approx(0.9**3, rel=1e-4)
     assert got[2].text == TEXT
+    # The layout not kept rides along for the syntax to weigh; a crop never split has none.
+    assert [r.other_layout.text if r.other_layout else None for r in got] == ["CA1", TEXT, None]
     # With two-row reading off, the two-row crop keeps its faint one-line reading.
     off = PaddleOcrCtcReader(_spec(model)).read([two_rows, one_row])
     assert [r.text for r in off] == ["CA1", "CA1"]
     assert off[0].confidence < 0.01
+    assert off[0].other_layout is None
 
 
 def test_dictionary_file_with_space_class_and_lower_case(tmp_path: Path) -> None:

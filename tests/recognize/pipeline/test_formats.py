@@ -110,6 +110,22 @@ def test_same_glyph_certainty_does_not_block_the_syntax() -> None:
     assert result.format.country_code == "BR"
 
 
+def test_french_plate_keeps_its_zero() -> None:
+    # AB-210-CD: the reader prefers 0 over O in the fifth place, which the British AB21 OCD would need.
+    probs = _probabilities("AB210CD", {4: {"0": 0.6, "O": 0.35}})
+    result = CATALOGUE.correct("AB210CD", probs, ALPHABET)
+    assert result.text == "AB210CD"
+    assert result.format is not None
+    assert result.format.country_code in {"FR", "IT"}  # the same shape in both countries
+    assert result.display_text in {"AB-210-CD", "AB 210 CD"}
+
+
+def test_specific_formats_are_marked() -> None:
+    assert CATALOGUE.correct("CA123456").specific
+    assert not CATALOGUE.correct("TARHEELS").specific  # only the US catch-all X{1,8} fits
+    assert not CATALOGUE.correct("").specific
+
+
 def test_hints_prefer_a_country() -> None:
     # Text only, one confusion is not enough evidence to leave the generic format; a GB hint tips it.
     assert CATALOGUE.correct("A812CDE").text == "A812CDE"

@@ -19,6 +19,7 @@ from anpr.recognize.pipeline import (
 )
 from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET
 from anpr.recognize.pipeline.manifest import MANIFEST_NAME, load_manifest
+from anpr.recognize.pipeline.reader import RawReading
 from testkit.plate_models import BACKGROUND, build_ctc_reader, ctc_frames, encode, plate_frame
 
 SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
@@ -93,6 +94,33 @@ async def test_stages_run_in_executors(fake_manifest: Path) -> None:
     readings = [pipeline.postprocess(raw) for raw in raws]
     assert [r.text for r in readings] == ["CA123456"] * 8
     assert [d[0].box.as_xywh()[0] for d in found] == pytest.approx([100 + 10 * i for i in range(8)], abs=8)
+
+
+def _raw(pipeline: RecognitionPipeline, text: str, p: float, other: RawReading | None = None) -> RawReading:
+    """A reading of ``text`` with every character at probability ``p`` over the pipeline reader's alphabet."""
+    alphabet = pipeline.reader.alphabet
+    rows = np.full((len(text), len(alphabet)), (1 - p) / (len(alphabet) - 1), dtype=np.float32)
+    for i, ch in enumerate(text):
+        rows[i, alphabet.index(ch)] = p
+    return RawReading(text, (p,) * len(text), p ** len(text), rows, rows, other)
+
+
+def test_two_row_layout_wins_on_the_syntax(fake_manifest: Path) -> None:
+    # A two-row motorcycle plate read as one line often yields its bottom row alone, and surely.
+    pipeline = RecognitionPipeline.load(fake_manifest)
+    two_rows = _raw(pipeline, "ND827848", 0.95)
+    kept = pipeline.postprocess(_raw(pipeline, "827848", 0.99, other=two_rows))
+    assert (kept.text, kept.raw_text) == ("ND827848", "ND827848")
+    assert kept.format is not None
+    assert kept.format.format_id == "za-kzn-standard"
+    # Far less sure than the one-line reading, the other layout is not taken on the syntax alone.
+    unsure = _raw(pipeline, "ND827848", 0.8)
+    assert pipeline.postprocess(_raw(pipeline, "827848", 0.99, other=unsure)).text == "827848"
+    # A one-line reading in a constraining format of its own stays.
+    assert pipeline.postprocess(_raw(pipeline, "CA123456", 0.9, other=two_rows)).text == "CA123456"
+    # Without correction the reader's own choice stands.
+    plain = RecognitionPipeline.load(fake_manifest, config=PipelineConfig(correct=False))
+    assert plain.postprocess(_raw(plain, "827848", 0.99, other=two_rows)).text == "827848"
 
 
 def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -252,7 +252,8 @@ class PaddleOcrCtcReader:
         return [readings[i] for i in range(len(lines))]
 
     def read(self, crops: list[ImageArray]) -> list[RawReading]:
-        """Raw readings of BGR plate crops, in order; narrow crops are also read as two rows, the surer wins.
+        """Raw readings of BGR plate crops, in order; narrow crops are also read as two rows, the surer wins (the
+        other reading rides along as ``other_layout`` for the syntax to weigh, see ``RecognitionPipeline``).
 
         A narrow crop whose one-line reading holds no character at all is not read again: a two-row plate read as
         one line still yields characters (every one of 60 synthetic two-row crops did), while a detector box with
@@ -266,6 +267,9 @@ class PaddleOcrCtcReader:
         if split:
             two_rows = self.decode([self.line(split_rows(crops[i])) for i in split])
             for i, two_row in zip(split, two_rows, strict=True):
-                if two_row.confidence > out[i].confidence:
-                    out[i] = two_row
+                one_line = out[i]
+                if two_row.confidence > one_line.confidence:
+                    out[i] = replace(two_row, other_layout=one_line)
+                else:
+                    out[i] = replace(one_line, other_layout=two_row)
         return out

@@ -64,6 +64,7 @@ class _Template:
     positions: tuple[frozenset[str], ...]
     layout: tuple[int | str, ...]  # position index or separator, in display order
     log_size: float
+    specific: bool  # some position allows fewer than all plate characters (catch-alls like X{1,8} do not)
 
     def display(self, text: str) -> str:
         return "".join(text[item] if isinstance(item, int) else item for item in self.layout)
@@ -79,6 +80,8 @@ class Correction:
     format: FormatMatch | None
     character_confidences: tuple[float, ...]
     corrections: int
+    # The matched pattern constrains some position: the syntax, not only the length, fits the reading.
+    specific: bool = False
 
 
 def _expand_set(body: str) -> frozenset[str]:
@@ -164,7 +167,9 @@ class FormatCatalogue:
             for pattern in fmt.patterns:
                 for positions, layout in parse_pattern(pattern):
                     log_size = sum(math.log(len(allowed)) for allowed in positions)
-                    self._by_length.setdefault(len(positions), []).append(_Template(fmt, positions, layout, log_size))
+                    specific = any(not allowed >= _CLASSES["X"] for allowed in positions)
+                    template = _Template(fmt, positions, layout, log_size, specific)
+                    self._by_length.setdefault(len(positions), []).append(template)
 
     def select(self, ids_or_countries: Iterable[str]) -> FormatCatalogue:
         """A catalogue restricted to formats named by id, country or region (e.g. ``ZA``, ``br-standard``)."""
@@ -249,7 +254,9 @@ class FormatCatalogue:
         confidences = tuple(float(p) for p in chosen_p[winner]) if probabilities is not None else (1.0,) * n
         fmt = template.fmt
         match = FormatMatch(fmt.id, fmt.country, fmt.region, 1.0 / total)
-        return Correction(corrected, text, template.display(corrected), match, confidences, int(changed[winner]))
+        return Correction(
+            corrected, text, template.display(corrected), match, confidences, int(changed[winner]), template.specific
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,9 @@ class RawReading:
     """The reader's output for one crop before any post-processing.
 
     ``probabilities`` holds one row per character of ``text`` (the slot's distribution over the alphabet);
-    ``slot_probabilities`` holds every slot, pads included, for alternatives.
+    ``slot_probabilities`` holds every slot, pads included, for alternatives. ``other_layout`` is the reading of
+    the same crop in the row layout the reader did not prefer (one line against two rows side by side), when it
+    tried both: the post-processing may still prefer it on the plate syntax.
     """
 
     text: str
@@ -104,6 +106,7 @@ class RawReading:
     confidence: float
     probabilities: npt.NDArray[np.float32]
     slot_probabilities: npt.NDArray[np.float32]
+    other_layout: RawReading | None = None
 
 
 def resize_crop(crop: npt.NDArray[np.uint8], config: PlateConfig) -> npt.NDArray[np.uint8]:
