@@ -2,7 +2,8 @@
 
 Each glyph is a set of polylines on a 4 x 8 grid, drawn with thick strokes. Variants cover the shapes measured as
 failures of generic fonts (see ``shared/notes/recognition-findings.md``): the open-top 4 of many US plates, the
-baseless 1 and square O/0 of the old Brazilian plate font, narrow 8/6. All shapes are our own.
+1 of the old Brazilian plate font (a bare bar, without foot or flag, the same stroke as its I) and its square O/0,
+narrow 8/6. All shapes are our own.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class GlyphStyle:
     open_four: bool = False  # 4 with an open top (US plates)
     serif_i: bool = True
     round_corners: float = 1.0  # scales the chamfer of 0/O
+    one_flag: bool = True  # 1 with its flag; the old Brazilian plate font draws it as a bare bar, like its I
 
     @staticmethod
     def random(rng: np.random.Generator, kind: str = "any") -> GlyphStyle:
@@ -115,6 +117,7 @@ class GlyphStyle:
                 False,
                 False,
                 float(rng.uniform(0.5, 0.9)),
+                one_flag=False,
             )
         return GlyphStyle(
             float(rng.uniform(0.1, 0.18)),
@@ -133,6 +136,8 @@ def strokes(ch: str, style: GlyphStyle) -> tuple[Pts, ...]:
         lines: tuple[Pts, ...] = (_oct(min(chamfer, 1.9)),)
         return lines
     lines = BASE[ch]
+    if ch == "1" and not style.one_flag:
+        lines = BASE["I"]
     if ch == "1" and style.one_base:
         lines = (*lines, ((1.0, 8.0), (3.8, 8.0)))
     if ch == "4" and style.open_four:
