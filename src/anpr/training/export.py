@@ -24,7 +24,7 @@ from anpr.synth.scene import render_scene
 from anpr.training.common import ALPHABET, MODELS_DIR, PAD, READER_H, READER_W, SLOTS, WORK_DIR, load_checkpoint
 from anpr.training.ctc_plate_reader import export as export_ctc
 from anpr.training.ctc_reader import CtcExport, CtcReader
-from anpr.training.detector import PlateDetector, decode, letterbox
+from anpr.training.detector import PlateDetector, decode, letterbox, load_exported
 from anpr.training.reader import PlateReader, ReaderExport
 
 OPSET = 17
@@ -142,6 +142,19 @@ def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int) -> dict[str
     state = load_checkpoint(ckpt)
     model = PlateDetector()
     model.load_state_dict(state["model"])
+    golden = _export_detector_model(model, out_dir, size, seed)
+    return {"golden_detections": golden, "steps": state["step"], "seconds": state.get("seconds")}
+
+
+def reexport_detector(onnx_path: Path, out_dir: Path, size: int, seed: int) -> dict[str, object]:
+    """An exported detector again, at another input size: its convolutions do not depend on the size."""
+    model = PlateDetector()
+    load_exported(model, onnx_path)
+    return {"golden_detections": _export_detector_model(model, out_dir, size, seed), "from": str(onnx_path)}
+
+
+def _export_detector_model(model: PlateDetector, out_dir: Path, size: int, seed: int) -> int:
+    """``model`` as ``plate_detector.onnx`` at ``size``, parity-checked; the golden file's number of rows."""
     wrapped = DetectorExport(model).eval()
     path = out_dir / "plate_detector.onnx"
     _export(wrapped, torch.zeros(1, 3, size, size), path, ["boxes", "scores"])
@@ -167,7 +180,7 @@ def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int) -> dict[str
         if d > 1e-2:
             raise RuntimeError(f"detector parity failed: box {row[1:5]} not among torch boxes (diff {d})")
     np.savez_compressed(out_dir / "plate_detector_golden.npz", input_small=small, repeat=GOLDEN_REPEAT, output=rows)
-    return {"golden_detections": len(rows), "steps": state["step"], "seconds": state.get("seconds")}
+    return len(rows)
 
 
 def _sha256(path: Path) -> str:
@@ -213,8 +226,12 @@ def run(args: argparse.Namespace) -> None:
     else:
         info_r = export_reader(work / "reader.pt", out_dir, args.seed)
         reader = _slots_reader_entry(out_dir, version)
-    if (work / "detector.pt").is_file():
-        info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
+    if args.detector_onnx or (work / "detector.pt").is_file():
+        if args.detector_onnx:
+            info_d = reexport_detector(Path(args.detector_onnx), out_dir, args.size, args.seed)
+            version = f"{previous.get('detector', {}).get('version', version)}-{args.size}px"
+        else:
+            info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
         detector: dict[str, object] = {
             "format": "yolov9-end2end",
             "path": "plate_detector.onnx",
@@ -246,3 +263,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the fine-tuned CTC reader (shipped) or the from-scratch slot reader",
     )
     p.add_argument("--detector-only", action="store_true", help="export only the detector, without a manifest")
+    p.add_argument(
+        "--detector-onnx",
+        default="",
+        help="re-export this exported detector at --size instead of a checkpoint (the weights fit any size)",
+    )
