@@ -222,6 +222,8 @@ def run(args: argparse.Namespace) -> None:
         reader, info_r = previous["reader"], f"kept (no {reader_checkpoint.name} in --work)"
     elif args.reader == "ctc":
         reader = export_ctc(work, out_dir)
+        if args.version:  # e.g. a second export on one day: 2026-12-03.2
+            reader["version"] = args.version
         info_r = "paddleocr-ctc"
     else:
         info_r = export_reader(work / "reader.pt", out_dir, args.seed)
@@ -255,7 +257,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(MODELS_DIR))
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--version", default="")
+    p.add_argument("--version", default="", help="version of the exported models in the manifest (default: today)")
     p.add_argument(
         "--reader",
         choices=("ctc", "slots"),
