@@ -42,10 +42,32 @@ async def suite(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proces
     # Use the configured server when there is one; otherwise `up` starts its own embedded PostgreSQL.
     process = await _launch(tmp_path / "up", os.environ.get("ANPR_TEST_DATABASE_URL"))
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 120)
-    assert line, (await process.stderr.read()).decode() if process.stderr else "no output"
-    yield process, json.loads(line)
-    if process.returncode is None:
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 120)
+        assert line, await _stderr(process)
+        yield process, json.loads(line)
+    finally:
+        await _stop(process)
+
+
+async def _stderr(process: asyncio.subprocess.Process) -> str:
+    """What ``up`` wrote to stderr so far (bounded: a service it started may still hold the pipe open)."""
+    if process.stderr is None:
+        return "no output"
+    try:
+        return (await asyncio.wait_for(process.stderr.read(), 10)).decode()
+    except TimeoutError:
+        return "stderr still open after 10 s"
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM first, so ``up`` stops its services; SIGKILL would leave them running without it."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 60)
+    except TimeoutError:
         process.kill()
         await process.wait()
 
@@ -80,9 +102,7 @@ async def test_a_crashed_service_is_reported(suite: tuple[asyncio.subprocess.Pro
     pid = await _pid_of_service(summary, "hotlist")
     os.kill(pid, signal.SIGKILL)
     assert await asyncio.wait_for(process.wait(), 60) == 1
-    assert process.stderr is not None
-    stderr = (await process.stderr.read()).decode()
-    assert "hotlist exited unexpectedly with status -9" in stderr
+    assert "hotlist exited unexpectedly with status -9" in await _stderr(process)
 
 
 async def _pid_of_service(summary: dict[str, Any], name: str) -> int:
