@@ -29,20 +29,18 @@ def _rows(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(session.run(None, {"input": x})[0])
 
 
-def test_reexport_at_the_same_size_reproduces_the_shipped_detector(tmp_path: Path) -> None:
+def _reexport(tmp_path: Path, size: int) -> Path:
+    """The shipped models copied to ``tmp_path`` with the detector re-exported at ``size``; their directory."""
     out = tmp_path / "models"
     shutil.copytree(MODELS_DIR, out)
+    detector = str(MODELS_DIR / "plate_detector.onnx")
+    _run("--work", str(tmp_path / "empty"), "--out", str(out), "--detector-onnx", detector, "--size", str(size))
+    return out
+
+
+def test_reexport_at_the_same_size_reproduces_the_shipped_detector(tmp_path: Path) -> None:
     shipped = yaml.safe_load((MODELS_DIR / "manifest.yaml").read_text())["detector"]
-    _run(
-        "--work",
-        str(tmp_path / "empty"),
-        "--out",
-        str(out),
-        "--detector-onnx",
-        str(MODELS_DIR / "plate_detector.onnx"),
-        "--size",
-        str(shipped["input_size"]),
-    )
+    out = _reexport(tmp_path, int(shipped["input_size"]))
     golden = np.load(MODELS_DIR / "plate_detector_golden.npz")
     small, repeat = golden["input_small"], int(golden["repeat"])
     x = (np.repeat(np.repeat(small, repeat, 0), repeat, 1).transpose(2, 0, 1)[None] / 255.0).astype(np.float32)
@@ -54,18 +52,7 @@ def test_reexport_at_the_same_size_reproduces_the_shipped_detector(tmp_path: Pat
 
 
 def test_reexport_at_another_size_loads_in_the_pipeline(tmp_path: Path) -> None:
-    out = tmp_path / "models"
-    shutil.copytree(MODELS_DIR, out)
-    _run(
-        "--work",
-        str(tmp_path / "empty"),
-        "--out",
-        str(out),
-        "--detector-onnx",
-        str(MODELS_DIR / "plate_detector.onnx"),
-        "--size",
-        "256",
-    )
+    out = _reexport(tmp_path, 256)
     pipeline = RecognitionPipeline.load(out)
     assert pipeline.detect_size == 256
     session = ort.InferenceSession(str(out / "plate_detector.onnx"), providers=["CPUExecutionProvider"])

@@ -320,8 +320,9 @@ def transplant(module: nn.Module, graph: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[str, Any]:
-    """Write ``plate_reader_ctc.onnx`` and its golden file into ``out_dir``; returns the manifest's reader entry."""
+def export(work: Path, out_dir: Path, checkpoint: Path | None = None, version: str = "") -> dict[str, Any]:
+    """Write ``plate_reader_ctc.onnx`` and its golden file into ``out_dir``; returns the manifest's reader entry
+    (``version``, by default today's date)."""
     state = load_checkpoint(checkpoint or work / "ctc_reader.pt")
     model, graph = base_model(work, train_matrices=bool(state.get("train_matrices", False)))
     model.load_state_dict(state["model"])
@@ -356,7 +357,7 @@ def export(work: Path, out_dir: Path, checkpoint: Path | None = None) -> dict[st
         "format": "paddleocr-ctc",
         "path": path.name,
         "name": "anpr-plate-reader-ctc",
-        "version": datetime.date.today().isoformat(),
+        "version": version or datetime.date.today().isoformat(),
         "min_width": SERVE_MIN_WIDTH,
         "max_width": SERVE_MAX_WIDTH,
         "width_scale": SERVE_SCALE,

@@ -221,24 +221,23 @@ def run(args: argparse.Namespace) -> None:
     if not reader_checkpoint.is_file() and previous.get("reader"):
         reader, info_r = previous["reader"], f"kept (no {reader_checkpoint.name} in --work)"
     elif args.reader == "ctc":
-        reader = export_ctc(work, out_dir)
-        if args.version:  # e.g. a second export on one day: 2026-12-03.2
-            reader["version"] = args.version
+        reader = export_ctc(work, out_dir, version=version)
         info_r = "paddleocr-ctc"
     else:
         info_r = export_reader(work / "reader.pt", out_dir, args.seed)
         reader = _slots_reader_entry(out_dir, version)
     if args.detector_onnx or (work / "detector.pt").is_file():
+        detector_version = version
         if args.detector_onnx:
             info_d = reexport_detector(Path(args.detector_onnx), out_dir, args.size, args.seed)
-            version = f"{previous.get('detector', {}).get('version', version)}-{args.size}px"
+            detector_version = f"{previous.get('detector', {}).get('version', version)}-{args.size}px"
         else:
             info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
         detector: dict[str, object] = {
             "format": "yolov9-end2end",
             "path": "plate_detector.onnx",
             "name": "anpr-plate-detector-s8",
-            "version": version,
+            "version": detector_version,
             "input_size": args.size,
             "sha256": _sha256(out_dir / "plate_detector.onnx"),
         }
