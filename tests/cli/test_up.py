@@ -17,8 +17,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from testkit.hotlist import eventually
-from testkit.scrape import fetch_text
+from testkit.scrape import fetch_text_containing
 
 SERVICE_NAMES = {
     "ingest": "anpr.ingest.v1.IngestService",
@@ -93,13 +92,9 @@ async def test_up_starts_every_service_and_stops_cleanly(
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await anonymous(b"")
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        # The metrics interceptor counts a call once its status is sent: the scrape may come first, so poll.
-        url = where["metrics_url"]
-
-        async def counted(url: str = url) -> bool:
-            return 'grpc_code="UNAUTHENTICATED"' in await fetch_text(url)
-
-        await eventually(counted)
+        assert 'grpc_code="UNAUTHENTICATED"' in await fetch_text_containing(
+            where["metrics_url"], 'grpc_code="UNAUTHENTICATED"'
+        )
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 60) == 0
 

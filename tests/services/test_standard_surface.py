@@ -8,8 +8,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from testkit.hotlist import eventually
-from testkit.scrape import fetch_text
+from testkit.scrape import fetch_text_containing
 from testkit.services import StartService
 
 SERVICES = {
@@ -97,12 +96,6 @@ async def test_metrics_endpoint_counts_calls_by_code(name: str, start_service: S
         f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",grpc_method="{method}",'
         f'grpc_service="{service_name}",grpc_type="unary"}}'
     )
-
-    async def counted() -> str | None:
-        # The call is counted once its status is sent, so the client can see the status first: poll.
-        scraped = await fetch_text(url)
-        return scraped if expected in scraped else None
-
-    text = await eventually(counted)
+    text = await fetch_text_containing(url, expected)
     assert "grpc_server_handling_seconds_bucket" in text
     assert f'anpr_build_info{{service="{name}"' in text
