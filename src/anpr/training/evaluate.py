@@ -262,13 +262,31 @@ def speed_1080p(pipeline: RecognitionPipeline, frames: int, peer: RecognitionPip
 
 
 def reader_widths(manifest: ModelManifest, crops: list[Crop], widths: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The reader's figures on ``crops`` with each (min_width, max_width) in place of the manifest's."""
+    """The reader's figures on ``crops`` with each (min_width, max_width) in place of the manifest's.
+
+    ``narrow`` repeats them on the crops narrow enough for a minimum to stretch (natural width at the reader's
+    height below the widest minimum asked for): only those can read differently, and they are a third of the
+    synthetic crops, so the whole set dilutes a difference between minimums.
+    """
+    pipelines = [(low, high, _reader_only(manifest, low, high)) for low, high in widths]
+    height = pipelines[0][2].reader.input_height if pipelines else 0
+    widest = max((low for low, _ in widths), default=0)
+    narrow = [c for c in crops if c[0].shape[1] * height < widest * c[0].shape[0]]
     out = []
-    for low, high in widths:
-        reader_only = replace(manifest, reader=replace(manifest.reader, min_width=low, max_width=high), detector=None)
-        figures = score_reader(RecognitionPipeline(reader_only, session_options=ONE_CORE), crops)
-        out.append({"min_width": low, "max_width": high, **{k: v for k, v in figures.items() if k != "misses"}})
+    for low, high, pipeline in pipelines:
+        figures = _without_misses(score_reader(pipeline, crops))
+        figures["narrow"] = _without_misses(score_reader(pipeline, narrow)) if narrow else {"n": 0}
+        out.append({"min_width": low, "max_width": high, **figures})
     return out
+
+
+def _reader_only(manifest: ModelManifest, min_width: int, max_width: int) -> RecognitionPipeline:
+    reader = replace(manifest.reader, min_width=min_width, max_width=max_width)
+    return RecognitionPipeline(replace(manifest, reader=reader, detector=None), session_options=ONE_CORE)
+
+
+def _without_misses(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if k != "misses"}
 
 
 def _width_pair(text: str) -> tuple[int, int]:
@@ -308,7 +326,8 @@ def run(args: argparse.Namespace) -> None:
                 report[f"{name}_peer"] = score_reader(peer, crops)
         report["openalpr-br_detector"] = real_detector(pipeline)
     if args.widths:
-        report["synthetic_reader_widths"] = reader_widths(pipeline.manifest, synthetic, args.widths)
+        width_crops = synthetic_crops(args.width_crops) if args.width_crops > len(synthetic) else synthetic
+        report["synthetic_reader_widths"] = reader_widths(pipeline.manifest, width_crops, args.widths)
     if args.speed:
         report["speed_1080p"] = speed_1080p(pipeline, args.speed, peer)
     text = json.dumps(report, indent=1)
@@ -331,4 +350,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MIN:MAX",
         help="also score the reader on the synthetic crops at these line widths (e.g. 96:160 128:160)",
+    )
+    p.add_argument(
+        "--width-crops",
+        type=int,
+        default=0,
+        help="synthetic crops for --widths when more than --synthetic (the first --synthetic are the same crops)",
     )
