@@ -22,6 +22,7 @@ from onnx import TensorProto, helper
 from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
 from anpr.training.common import ALPHABET, MODELS_DIR, PAD, READER_H, READER_W, SLOTS, WORK_DIR, load_checkpoint
+from anpr.training.contracts import SERVING_DETECTOR_SIZE
 from anpr.training.ctc_plate_reader import export as export_ctc
 from anpr.training.ctc_reader import CtcExport, CtcReader
 from anpr.training.detector import PlateDetector, decode, letterbox, load_exported
@@ -254,7 +255,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``python -m anpr.training export``."""
     p.add_argument("--work", default=str(WORK_DIR))
     p.add_argument("--out", default=str(MODELS_DIR))
-    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--size", type=int, default=SERVING_DETECTOR_SIZE, help="the detector's input size in the file")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--version", default="", help="version of the exported models in the manifest (default: today)")
     p.add_argument(
