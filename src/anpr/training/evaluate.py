@@ -10,6 +10,7 @@ ONNX Runtime thread, one OpenCV thread.
   synthetic crops; the fast-plate-ocr peer (``shared/peers``) on the same crops in the same run.
 - Detector: recall at IoU >= 0.3 on openalpr-br photos and on seeded synthetic 1080p scenes, boxes per image.
 - Speed: decode + detect + read of synthetic 1080p JPEGs with one to three plates.
+- Crop margins (``--margins``): the synthetic scenes end to end with other margins around the detector boxes.
 - Serving widths (``--widths``): the reader on the synthetic held-out crops at other line widths than its
   manifest's, which is how the shipped ``min_width`` / ``max_width`` are chosen.
 
@@ -280,6 +281,20 @@ def reader_widths(manifest: ModelManifest, crops: list[Crop], widths: list[tuple
     return out
 
 
+def crop_margins(manifest: ModelManifest, scenes: int, margins: list[float]) -> list[dict[str, Any]]:
+    """Synthetic end to end with each crop margin (the fraction of a box added on every side before reading)."""
+    return [
+        {
+            "crop_margin": margin,
+            **synthetic_end_to_end(
+                RecognitionPipeline(manifest, session_options=ONE_CORE, config=PipelineConfig(crop_margin=margin)),
+                scenes,
+            ),
+        }
+        for margin in margins
+    ]
+
+
 def _reader_only(manifest: ModelManifest, min_width: int, max_width: int) -> RecognitionPipeline:
     reader = replace(manifest.reader, min_width=min_width, max_width=max_width)
     return RecognitionPipeline(replace(manifest, reader=reader, detector=None), session_options=ONE_CORE)
@@ -328,6 +343,8 @@ def run(args: argparse.Namespace) -> None:
     if args.widths:
         width_crops = synthetic_crops(args.width_crops) if args.width_crops > len(synthetic) else synthetic
         report["synthetic_reader_widths"] = reader_widths(pipeline.manifest, width_crops, args.widths)
+    if args.margins:
+        report["synthetic_end_to_end_margins"] = crop_margins(pipeline.manifest, args.scenes, args.margins)
     if args.speed:
         report["speed_1080p"] = speed_1080p(pipeline, args.speed, peer)
     text = json.dumps(report, indent=1)
@@ -350,6 +367,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MIN:MAX",
         help="also score the reader on the synthetic crops at these line widths (e.g. 96:160 128:160)",
+    )
+    p.add_argument(
+        "--margins",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="M",
+        help="also read the synthetic scenes end to end with these crop margins (e.g. 0 0.05 0.1)",
     )
     p.add_argument(
         "--width-crops",
