@@ -273,5 +273,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-plate-width",
         type=float,
         default=MAX_PLATE_WIDTH,
-        help="widest plate drawn, in pixels of a 1920-px-wide frame (close-ups of real photos reach 800 and more)",
+        help="widest plate drawn, in pixels of a 1920-px-wide frame (openalpr-br close-ups: about 40 %, 770 px)",
     )

@@ -266,8 +266,8 @@ def reader_widths(manifest: ModelManifest, crops: list[Crop], widths: list[tuple
     """The reader's figures on ``crops`` with each (min_width, max_width) in place of the manifest's.
 
     ``narrow`` repeats them on the crops narrow enough for a minimum to stretch (natural width at the reader's
-    height below the widest minimum asked for): only those can read differently, and they are a third of the
-    synthetic crops, so the whole set dilutes a difference between minimums.
+    height below the widest minimum asked for): only those can read differently, and they are a third to a half
+    of the synthetic crops, so the whole set dilutes a difference between minimums.
     """
     pipelines = [(low, high, _reader_only(manifest, low, high)) for low, high in widths]
     height = pipelines[0][2].reader.input_height if pipelines else 0
