@@ -6,7 +6,7 @@ import argparse
 
 from anpr.recognize.pipeline import load_manifest
 from anpr.training.contracts import MODELS_DIR
-from anpr.training.evaluate import add_arguments, crop_margins
+from anpr.training.evaluate import add_arguments, crop_margins, end_to_end_scenes
 
 
 def test_margins_are_parsed() -> None:
@@ -17,7 +17,7 @@ def test_margins_are_parsed() -> None:
 
 
 def test_each_margin_reads_the_same_detections() -> None:
-    rows = crop_margins(load_manifest(MODELS_DIR), 2, [0.0, 0.3])
+    rows = crop_margins(load_manifest(MODELS_DIR), end_to_end_scenes(2), [0.0, 0.3])
     assert [r["crop_margin"] for r in rows] == [0.0, 0.3]
     # The margin changes what is read, never what is found: the same scenes, plates and detections.
     assert rows[0]["plates"] == rows[1]["plates"] > 0

@@ -23,8 +23,8 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +173,31 @@ def synthetic_detector(pipeline: RecognitionPipeline, n: int) -> dict[str, Any]:
     }
 
 
-def synthetic_end_to_end(pipeline: RecognitionPipeline, n: int) -> dict[str, Any]:
-    """Whole-frame reads of ``n`` held-out synthetic 1920 x 1080 JPEGs with 1-3 plates of 80-400 px: the plate
-    whose box overlaps the labelled one best (IoU >= 0.3) must read exactly (or folded) as labelled."""
+@dataclass(frozen=True)
+class EncodedScene:
+    """A held-out synthetic frame as the pipeline receives it (JPEG) and its plates (x1, y1, x2, y2; labels)."""
+
+    jpeg: bytes
+    boxes: npt.NDArray[np.float32]
+    labels: tuple[str, ...]
+
+
+def end_to_end_scenes(n: int) -> list[EncodedScene]:
+    """``n`` held-out synthetic 1920 x 1080 JPEGs with 1-3 plates of 80-400 px, drawn once for every comparison."""
     rng = np.random.default_rng(HELD_OUT_SEED + 3)
-    plates = detected = exact = folded = 0
+    out = []
     for _ in range(n):
         scene = render_scene(rng, 1920, 1080, max_plates=3, min_width_1080p=80, max_width_1080p=400)
-        result = pipeline.recognize([_jpeg(scene.image)])[0]
+        out.append(EncodedScene(_jpeg(scene.image), scene.boxes, scene.labels))
+    return out
+
+
+def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[EncodedScene]) -> dict[str, Any]:
+    """Whole-frame reads of ``scenes`` (:func:`end_to_end_scenes`): the plate whose box overlaps the labelled one
+    best (IoU >= 0.3) must read exactly (or folded) as labelled."""
+    plates = detected = exact = folded = 0
+    for scene in scenes:
+        result = pipeline.recognize([scene.jpeg])[0]
         for b, label in zip(scene.boxes, scene.labels, strict=True):
             index = best_match([p.box for p in result.plates], corner_box(*b))
             plates += 1
@@ -269,19 +286,19 @@ def reader_widths(manifest: ModelManifest, crops: list[Crop], widths: list[tuple
     height below the widest minimum asked for): only those can read differently, and they are a third to a half
     of the synthetic crops, so the whole set dilutes a difference between minimums.
     """
-    pipelines = [(low, high, _reader_only(manifest, low, high)) for low, high in widths]
-    height = pipelines[0][2].reader.input_height if pipelines else 0
+    pipelines = [_reader_only(manifest, low, high) for low, high in widths]
+    height = pipelines[0].reader.input_height if pipelines else 0
     widest = max((low for low, _ in widths), default=0)
     narrow = [c for c in crops if c[0].shape[1] * height < widest * c[0].shape[0]]
     out = []
-    for low, high, pipeline in pipelines:
+    for (low, high), pipeline in zip(widths, pipelines, strict=True):
         figures = _without_misses(score_reader(pipeline, crops))
         figures["narrow"] = _without_misses(score_reader(pipeline, narrow)) if narrow else {"n": 0}
         out.append({"min_width": low, "max_width": high, **figures})
     return out
 
 
-def crop_margins(manifest: ModelManifest, scenes: int, margins: list[float]) -> list[dict[str, Any]]:
+def crop_margins(manifest: ModelManifest, scenes: Sequence[EncodedScene], margins: list[float]) -> list[dict[str, Any]]:
     """Synthetic end to end with each crop margin (the fraction of a box added on every side before reading)."""
     return [
         {
@@ -332,7 +349,8 @@ def run(args: argparse.Namespace) -> None:
     synthetic = synthetic_crops(args.synthetic)
     report["synthetic_reader"] = score_reader(pipeline, synthetic)
     report["synthetic_detector"] = synthetic_detector(pipeline, args.scenes)
-    report["synthetic_end_to_end"] = synthetic_end_to_end(pipeline, args.scenes)
+    scenes = end_to_end_scenes(args.scenes)
+    report["synthetic_end_to_end"] = synthetic_end_to_end(pipeline, scenes)
     if DATA.is_dir():
         for name in ("openalpr-br", "openalpr-us-platecrops"):
             crops = real_crops(name)
@@ -344,7 +362,7 @@ def run(args: argparse.Namespace) -> None:
         width_crops = synthetic_crops(args.width_crops) if args.width_crops > len(synthetic) else synthetic
         report["synthetic_reader_widths"] = reader_widths(pipeline.manifest, width_crops, args.widths)
     if args.margins:
-        report["synthetic_end_to_end_margins"] = crop_margins(pipeline.manifest, args.scenes, args.margins)
+        report["synthetic_end_to_end_margins"] = crop_margins(pipeline.manifest, scenes, args.margins)
     if args.speed:
         report["speed_1080p"] = speed_1080p(pipeline, args.speed, peer)
     text = json.dumps(report, indent=1)
