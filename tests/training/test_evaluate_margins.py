@@ -24,3 +24,12 @@ def test_each_margin_reads_the_same_detections() -> None:
     assert rows[0]["detection_recall"] == rows[1]["detection_recall"]
     for row in rows:
         assert 0.0 <= row["exact"] <= row["folded"] <= row["detection_recall"] <= 1.0
+
+
+def test_legible_figures_leave_out_the_plates_a_bar_crosses() -> None:
+    scenes = end_to_end_scenes(30)
+    hidden = sum(sum(s.occluded) for s in scenes)
+    assert hidden > 0  # the first 30 held-out scenes have occluded plates
+    row = crop_margins(load_manifest(MODELS_DIR), scenes, [0.05])[0]
+    assert row["legible"]["plates"] == row["plates"] - hidden
+    assert 0.0 <= row["legible"]["exact"] <= row["legible"]["folded"] <= row["legible"]["detection_recall"] <= 1.0

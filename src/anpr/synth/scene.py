@@ -20,11 +20,13 @@ from anpr.synth.glyphs import GlyphStyle, draw_glyph
 
 @dataclass(frozen=True)
 class Scene:
-    """An RGB frame, plate boxes ``[K, 4]`` as x1, y1, x2, y2 in pixels, and their labels."""
+    """An RGB frame, plate boxes ``[K, 4]`` as x1, y1, x2, y2 in pixels, their labels, and which plates a bar
+    crosses (``occluded``: a tow bar or rack drawn over part of the characters, so no reader can read all of them)."""
 
     image: np.ndarray
     boxes: np.ndarray
     labels: tuple[str, ...]
+    occluded: tuple[bool, ...] = ()
 
 
 NEGATIVE_KINDS = 9
@@ -167,6 +169,7 @@ def render_scene(
     n = min(n, max_plates)
     boxes: list[list[float]] = []
     labels: list[str] = []
+    occluded: list[bool] = []
     placed = []
     for _ in range(n):
         plate = render_plate(rng)
@@ -206,11 +209,13 @@ def render_scene(
         a = (mask.astype(np.float32) / 255.0)[:, :, None]
         region = img[by1:by2, bx1:bx2]
         region[:] = (region * (1 - a) + warped * a).astype(np.uint8)
-        if rng.random() < 0.1:  # partial occlusion (a tow bar, a bicycle rack, another car's edge)
+        hidden = rng.random() < 0.1  # partial occlusion (a tow bar, a bicycle rack, another car's edge)
+        if hidden:
             ox = bx1 + int(rng.uniform(0, 0.7) * (bx2 - bx1))
             cv2.rectangle(img, (ox, by1 - 2), (ox + max(2, (bx2 - bx1) // 6), by2 + 2), _colour(rng), -1)
+        occluded.append(hidden)
         boxes.append([float(bx1), float(by1), float(bx2), float(by2)])
         labels.append(plate.label)
     img = degrade(img, rng, 1.0, detail=min((b[3] - b[1] for b in boxes), default=40.0))
     arr = np.array(boxes, np.float32).reshape(-1, 4)
-    return Scene(img, arr, tuple(labels))
+    return Scene(img, arr, tuple(labels), tuple(occluded))
