@@ -66,6 +66,7 @@ def test_sheet_writes_png(tmp_path: Path) -> None:
     out = write_sheet(tmp_path / "sheet.png", seed=0, scene_width=480)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
 def test_scene_marks_the_plates_a_bar_crosses() -> None:
     """About a tenth of the plates get a bar across their characters; the scene says which, for the evaluation."""
     rng = np.random.default_rng(11)
