@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anpr.recognize.pipeline.alternatives import top_readings
+from anpr.recognize.pipeline.consolidate import keep_plates, select_for_reading
 from anpr.recognize.pipeline.detector import Yolov9End2EndDetector
 from anpr.recognize.pipeline.errors import ImageInputError, ModelError
 from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_formats
@@ -80,6 +81,9 @@ class PipelineConfig:
     min_crop_width: int = 0
     # Syntax-aware correction on (the raw reading is kept in ``raw_text`` either way).
     correct: bool = True
+    # One result per plate (consolidate.py): fragments of a plate are also read as one box, and boxes reading part
+    # of a plate that another box reads whole are dropped.
+    consolidate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,15 +253,22 @@ class RecognitionPipeline:
         return fixed if fixed.format is not None else None
 
     def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
-        """The detections a request keeps (best first): at or above its minimum confidence, at most max_plates."""
+        """The detections a request reads (best first): at or above its minimum confidence, at most max_plates
+        (with consolidation: plates, each with all its boxes and the union of its pieces; see
+        :func:`~anpr.recognize.pipeline.consolidate.select_for_reading`)."""
         minimum = options.min_detection_confidence or 0.0
-        limit = options.max_plates or self.config.max_plates
-        return [d for d in detections if d.confidence >= minimum][:limit]
+        kept = [d for d in detections if d.confidence >= minimum]
+        limit = self._limit(options)
+        return select_for_reading(kept, limit) if self.config.consolidate else kept[:limit]
+
+    def _limit(self, options: RecognitionOptions) -> int:
+        return options.max_plates or self.config.max_plates
 
     def plates(
         self, detections: Sequence[Detection], raws: Sequence[RawReading], options: RecognitionOptions
     ) -> list[tuple[int, PlateResult]]:
-        """Post-process one image's readings; keeps (index, plate) of those at or above the minimum confidence."""
+        """Post-process one image's readings: (index, plate) of those at or above the minimum confidence, one per
+        plate, best detection first, at most max_plates."""
         minimum = (
             options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.reader.min_confidence
         )
@@ -266,7 +277,9 @@ class RecognitionPipeline:
             reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
             if reading.confidence >= minimum:
                 kept.append((index, PlateResult(detection.box, detection.confidence, reading)))
-        return kept
+        if self.config.consolidate:
+            return [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
+        return kept[: self._limit(options)]
 
     # Whole batches ------------------------------------------------------------------------------------------
 
