@@ -6,8 +6,9 @@ Usage (from the repository root)::
 
 ``PipelineConfig.consolidate`` reads the union box of detector fragments of a plate as well and drops boxes that
 read part of a plate another box reads whole (``anpr.recognize.pipeline.consolidate``). Each round runs, with it
-off and then on, the ``anpr eval`` figures on openalpr-br (``../shared/data``, when present) and the held-out
-synthetic 1080p scenes end to end (``anpr.training.evaluate``), and counts the boxes read and plates returned per
+off and then on, the ``anpr eval`` figures on openalpr-br (``../shared/data``, when present), the held-out
+synthetic 1080p scenes end to end and held-out synthetic close-ups (plates 400-900 px wide at 1080p, where the
+detector splits plates; ``anpr.training.evaluate``), and counts the boxes read and plates returned per
 image; accuracy is deterministic, times are compared by their ratio within the run.
 """
 
@@ -44,7 +45,7 @@ def _counts(pipeline: RecognitionPipeline, images: list[bytes]) -> dict[str, flo
     return {
         "boxes_read_per_image": read / n,
         "plates_per_image": returned / n,
-        "ms_median": 1000 * statistics.median(seconds),
+        "ms_median": 1000 * statistics.median(seconds) if seconds else 0.0,
     }
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--scenes", type=int, default=200, help="held-out synthetic 1080p scenes")
+    parser.add_argument("--close-ups", type=int, default=100, help="held-out synthetic close-ups (plates 400-900 px)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", default="", help="also write every round's figures here")
     args = parser.parse_args()
@@ -63,18 +65,21 @@ def main() -> None:
     br_bytes = [image.path.read_bytes() for image in br]
     scenes = end_to_end_scenes(args.scenes)
     scene_bytes = [s.jpeg for s in scenes]
+    close_ups = end_to_end_scenes(args.close_ups, close_ups=True)
     rounds: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     for _ in range(args.rounds):
         for key, pipeline in pipelines.items():
             figures: dict[str, Any] = {"synthetic_end_to_end": synthetic_end_to_end(pipeline, scenes)}
             figures["synthetic_counts"] = _counts(pipeline, scene_bytes)
+            figures["synthetic_close_ups"] = synthetic_end_to_end(pipeline, close_ups)
+            figures["synthetic_close_up_counts"] = _counts(pipeline, [s.jpeg for s in close_ups])
             if br:
                 figures["openalpr-br"] = evaluate(pipeline, br, crops=False)
                 figures["openalpr-br_counts"] = _counts(pipeline, br_bytes)
             rounds[key].append(figures)
             print(key, json.dumps(figures), flush=True)
-    for name in ("synthetic_counts", "openalpr-br_counts"):
-        if name in rounds["on"][0]:
+    for name in ("synthetic_counts", "synthetic_close_up_counts", "openalpr-br_counts"):
+        if name in rounds["on"][0] and rounds["off"][0][name]["ms_median"] > 0:
             ratios = [
                 b[name]["ms_median"] / a[name]["ms_median"] for a, b in zip(rounds["off"], rounds["on"], strict=True)
             ]

@@ -33,3 +33,11 @@ def test_legible_figures_leave_out_the_plates_a_bar_crosses() -> None:
     row = crop_margins(load_manifest(MODELS_DIR), scenes, [0.05])[0]
     assert row["legible"]["plates"] == row["plates"] - hidden
     assert 0.0 <= row["legible"]["exact"] <= row["legible"]["folded"] <= row["legible"]["detection_recall"] <= 1.0
+
+
+def test_close_ups_are_other_scenes_with_wide_plates() -> None:
+    close = end_to_end_scenes(3, close_ups=True)
+    widths = [float(b[2] - b[0]) for s in close for b in s.boxes]
+    assert widths
+    assert min(widths) > 300  # drawn 400-900 px wide, then tilted and warped
+    assert close[0].jpeg != end_to_end_scenes(1)[0].jpeg

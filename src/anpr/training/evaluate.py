@@ -184,12 +184,16 @@ class EncodedScene:
     occluded: tuple[bool, ...]
 
 
-def end_to_end_scenes(n: int) -> list[EncodedScene]:
-    """``n`` held-out synthetic 1920 x 1080 JPEGs with 1-3 plates of 80-400 px, drawn once for every comparison."""
-    rng = np.random.default_rng(HELD_OUT_SEED + 3)
+def end_to_end_scenes(n: int, *, close_ups: bool = False) -> list[EncodedScene]:
+    """``n`` held-out synthetic 1920 x 1080 JPEGs with 1-3 plates of 80-400 px, drawn once for every comparison;
+    ``close_ups``: 1-2 plates of 400-900 px instead (another seed), as close cameras see them."""
+    rng = np.random.default_rng(HELD_OUT_SEED + (5 if close_ups else 3))
+    widths = (400.0, 900.0) if close_ups else (80.0, 400.0)
     out = []
     for _ in range(n):
-        scene = render_scene(rng, 1920, 1080, max_plates=3, min_width_1080p=80, max_width_1080p=400)
+        scene = render_scene(
+            rng, 1920, 1080, max_plates=2 if close_ups else 3, min_width_1080p=widths[0], max_width_1080p=widths[1]
+        )
         out.append(EncodedScene(_jpeg(scene.image), scene.boxes, scene.labels, scene.occluded))
     return out
 
