@@ -63,6 +63,20 @@ def test_the_plate_limit_counts_plates_not_boxes() -> None:
     assert (chosen[4].box.x, chosen[4].box.x2) == (312, 798)
 
 
+def test_reading_stays_bounded_on_frames_full_of_overlapping_lines() -> None:
+    # Ten lines of text, each found as six overlapping boxes: 60 boxes, ten chains.
+    detections = [
+        Detection(Box(40 * i, 50 * line, 100, 30), 0.9 - 0.01 * line - 0.001 * i)
+        for line in range(10)
+        for i in range(6)
+    ]
+    detections.sort(key=lambda d: -d.confidence)
+    chosen = select_for_reading(detections, limit=5)
+    boxes = [d for d in chosen if d.box.width == 100]
+    assert len(boxes) == 12  # 4 boxes of each of the first chains until 2 x 5 boxes are taken
+    assert len(chosen) == 15  # ... and the union of each of those three chains
+
+
 @pytest.mark.parametrize(
     "boxes",
     [

@@ -34,6 +34,8 @@ _MAX_ASPECT = 8.0
 _SAME_PLATE_OVERLAP = 0.5
 # A box with this share of its area inside another lies within it.
 _INSIDE = 0.8
+# The most boxes of one chain that are read (a plate's whole box and a few partial ones).
+_BOXES_PER_CHAIN = 4
 
 
 def _intersection(a: Box, b: Box) -> float:
@@ -98,10 +100,20 @@ def fragment_union(chain: Sequence[Detection]) -> Detection | None:
 
 
 def select_for_reading(detections: Sequence[Detection], limit: int) -> list[Detection]:
-    """The boxes to read of ``detections`` (best first): every box of the ``limit`` best chains, then the chains'
+    """The boxes to read of ``detections`` (best first): the boxes of the ``limit`` best chains, then the chains'
     unions. The limit counts plates, not boxes: a plate's pieces and partial boxes cannot push another plate, or
-    the whole box of the same plate, out of the reading."""
-    chains = line_chains(detections)[:limit]
+    the whole box of the same plate, out of the reading.
+
+    Reading stays bounded: at most :data:`_BOXES_PER_CHAIN` boxes of a chain (its best), and no further chain once
+    twice ``limit`` boxes are taken (a frame full of overlapping text lines is read less far, not for longer).
+    """
+    chains: list[list[Detection]] = []
+    taken = 0
+    for chain in line_chains(detections):
+        if len(chains) == limit or taken >= 2 * limit:
+            break
+        chains.append(chain[:_BOXES_PER_CHAIN])
+        taken += len(chains[-1])
     unions = [u for u in (fragment_union(c) for c in chains) if u is not None]
     kept = sorted((d for c in chains for d in c), key=lambda d: -d.confidence)
     return kept + unions
