@@ -38,16 +38,6 @@ _INSIDE = 0.8
 _BOXES_PER_CHAIN = 4
 
 
-def _intersection(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x2, b.x2) - max(a.x, b.x))
-    iy = max(0.0, min(a.y2, b.y2) - max(a.y, b.y))
-    return ix * iy
-
-
-def _area(box: Box) -> float:
-    return max(0.0, box.width) * max(0.0, box.height)
-
-
 def _on_one_line(a: Box, b: Box) -> bool:
     """Overlapping boxes of similar height sharing most of their vertical span: pieces of one text line."""
     low, high = sorted((a.height, b.height))
@@ -63,10 +53,10 @@ def _union(boxes: Sequence[Box]) -> Box:
     return Box(x1, y1, x2 - x1, y2 - y1)
 
 
-def line_chains(detections: Sequence[Detection]) -> list[list[Detection]]:
-    """``detections`` (best first) grouped into chains of boxes that overlap on one line, each chain best first,
-    the chains in the order of their best members."""
-    parent = list(range(len(detections)))
+def _chain_indices(boxes: Sequence[Box]) -> list[list[int]]:
+    """Indices of ``boxes`` (best first) grouped into chains that overlap on one line, each chain in the given
+    order, the chains in the order of their first members."""
+    parent = list(range(len(boxes)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -74,14 +64,20 @@ def line_chains(detections: Sequence[Detection]) -> list[list[Detection]]:
             i = parent[i]
         return i
 
-    for i, a in enumerate(detections):
-        for j in range(i + 1, len(detections)):
-            if _on_one_line(a.box, detections[j].box):
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            if _on_one_line(a, boxes[j]):
                 parent[max(root(i), root(j))] = min(root(i), root(j))  # the root is the chain's first member
-    chains: dict[int, list[Detection]] = {}
-    for i, detection in enumerate(detections):
-        chains.setdefault(root(i), []).append(detection)
+    chains: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        chains.setdefault(root(i), []).append(i)
     return [chains[r] for r in sorted(chains)]
+
+
+def line_chains(detections: Sequence[Detection]) -> list[list[Detection]]:
+    """``detections`` (best first) grouped into chains of boxes that overlap on one line, each chain best first,
+    the chains in the order of their best members."""
+    return [[detections[i] for i in chain] for chain in _chain_indices([d.box for d in detections])]
 
 
 def fragment_union(chain: Sequence[Detection]) -> Detection | None:
@@ -139,13 +135,13 @@ def _rank(plate: PlateResult) -> tuple[bool, int, float]:
 
 def _duplicate(kept: PlateResult, other: PlateResult) -> bool:
     """``other`` (ranked below ``kept``) reads part of the plate that ``kept`` reads whole."""
-    inter = _intersection(kept.box, other.box)
-    smaller = min(_area(kept.box), _area(other.box))
+    inter = kept.box.intersection(other.box)
+    smaller = min(kept.box.area, other.box.area)
     if smaller <= 0 or inter <= 0:
         return False
     if inter >= _SAME_PLATE_OVERLAP * smaller and _part_of(other.reading.text, kept.reading.text):
         return True
-    inside = inter >= _INSIDE * _area(other.box)
+    inside = inter >= _INSIDE * other.box.area
     return inside and kept.reading.format is not None and other.reading.format is None
 
 
@@ -164,12 +160,11 @@ def keep_plates(plates: Sequence[PlateResult], limit: int) -> list[int]:
     ``limit`` plates. The limit ranks a plate by its chain's best box (:func:`line_chains`), so a plate read whole
     from a weaker box of it is not dropped for the stronger partial box it replaced."""
     order = sorted(range(len(plates)), key=lambda i: -plates[i].detection_confidence)
-    as_detections = [Detection(plates[i].box, plates[i].detection_confidence) for i in order]
-    rank: dict[int, int] = {}
-    position = {id(d): i for d, i in zip(as_detections, order, strict=True)}
-    for chain_rank, chain in enumerate(line_chains(as_detections)):
-        for d in chain:
-            rank[position[id(d)]] = chain_rank
+    rank = {
+        order[position]: chain_rank
+        for chain_rank, chain in enumerate(_chain_indices([plates[i].box for i in order]))
+        for position in chain
+    }
     survivors = drop_partial_duplicates(plates)
     taken = sorted(survivors, key=lambda i: (rank[i], -plates[i].detection_confidence))[:limit]
     return sorted(taken, key=lambda i: -plates[i].detection_confidence)

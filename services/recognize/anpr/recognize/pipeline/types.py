@@ -34,12 +34,21 @@ class Box:
         """Integer ``[x, y, w, h]`` as printed by ``anpr read --json``."""
         return [round(self.x), round(self.y), round(self.width), round(self.height)]
 
-    def iou(self, other: Box) -> float:
-        """Intersection over union with ``other`` (0 when either box is empty)."""
+    @property
+    def area(self) -> float:
+        """Width times height."""
+        return self.width * self.height
+
+    def intersection(self, other: Box) -> float:
+        """Area shared with ``other``."""
         ix = max(0.0, min(self.x2, other.x2) - max(self.x, other.x))
         iy = max(0.0, min(self.y2, other.y2) - max(self.y, other.y))
-        inter = ix * iy
-        union = self.width * self.height + other.width * other.height - inter
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when either box is empty)."""
+        inter = self.intersection(other)
+        union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
 
