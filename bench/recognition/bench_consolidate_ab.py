@@ -66,13 +66,14 @@ def main() -> None:
     scenes = end_to_end_scenes(args.scenes)
     scene_bytes = [s.jpeg for s in scenes]
     close_ups = end_to_end_scenes(args.close_ups, close_ups=True)
+    close_up_bytes = [s.jpeg for s in close_ups]
     rounds: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     for _ in range(args.rounds):
         for key, pipeline in pipelines.items():
             figures: dict[str, Any] = {"synthetic_end_to_end": synthetic_end_to_end(pipeline, scenes)}
             figures["synthetic_counts"] = _counts(pipeline, scene_bytes)
             figures["synthetic_close_ups"] = synthetic_end_to_end(pipeline, close_ups)
-            figures["synthetic_close_up_counts"] = _counts(pipeline, [s.jpeg for s in close_ups])
+            figures["synthetic_close_up_counts"] = _counts(pipeline, close_up_bytes)
             if br:
                 figures["openalpr-br"] = evaluate(pipeline, br, crops=False)
                 figures["openalpr-br_counts"] = _counts(pipeline, br_bytes)

@@ -23,6 +23,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -205,28 +206,30 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
     A tenth of the plates have a bar drawn across them (the detector must still find them), which hides one or two
     characters from any reader: ``legible`` repeats the reading figures without those plates.
     """
-    counts = {"all": [0, 0, 0, 0], "legible": [0, 0, 0, 0]}  # plates, detected, exact, folded
+    tallies: dict[str, Counter[str]] = {"all": Counter(), "legible": Counter()}
     for scene in scenes:
         result = pipeline.recognize([scene.jpeg])[0]
         for b, label, hidden in zip(scene.boxes, scene.labels, scene.occluded, strict=True):
             index = best_match([p.box for p in result.plates], corner_box(*b))
             text = result.plates[index].reading.text if index is not None else None
-            hit = (1, index is not None, text == label, text is not None and fold(text) == fold(label))
             for key in ("all",) if hidden else ("all", "legible"):
-                counts[key] = [total + int(h) for total, h in zip(counts[key], hit, strict=True)]
-    figures: dict[str, Any] = {}
-    for key, (plates, detected, exact, folded) in counts.items():
-        part = {
-            "plates": plates,
-            "detection_recall": detected / max(plates, 1),
-            "exact": exact / max(plates, 1),
-            "folded": folded / max(plates, 1),
+                tallies[key].update(
+                    plates=1,
+                    detected=index is not None,
+                    exact=text == label,
+                    folded=text is not None and fold(text) == fold(label),
+                )
+
+    def shares(tally: Counter[str]) -> dict[str, Any]:
+        n = max(tally["plates"], 1)
+        return {
+            "plates": tally["plates"],
+            "detection_recall": tally["detected"] / n,
+            "exact": tally["exact"] / n,
+            "folded": tally["folded"] / n,
         }
-        if key == "all":
-            figures.update(part)
-        else:
-            figures[key] = part
-    return figures
+
+    return {**shares(tallies["all"]), "legible": shares(tallies["legible"])}
 
 
 def real_detector(pipeline: RecognitionPipeline) -> dict[str, Any]:
