@@ -26,3 +26,14 @@ def test_steps_below_the_schedule_minimum_are_refused() -> None:
 def test_steps_at_the_minimum_and_default_are_accepted() -> None:
     assert _parser().parse_args(["--steps", str(MIN_STEPS)]).steps == MIN_STEPS
     assert _parser().parse_args([]).steps == 100
+
+
+@pytest.mark.parametrize("stage", ["reader", "ctc-reader", "detector", "export", "fuse", "evaluate"])
+def test_every_stage_prints_its_help(stage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse formats help strings with %: a bare "%" in one made `detector --help` crash.
+    from anpr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([stage, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: python -m anpr.training " + stage in capsys.readouterr().out
