@@ -273,5 +273,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-plate-width",
         type=float,
         default=MAX_PLATE_WIDTH,
-        help="widest plate drawn, in pixels of a 1920-px-wide frame (a tenth of openalpr-br plates: over 29 %%, 560 px)",
+        help=(
+            "widest plate drawn, in pixels of a 1920-px-wide frame (a tenth of openalpr-br plates: over 29 %%, 560 px)"
+        ),
     )
