@@ -41,3 +41,10 @@ def test_close_ups_are_other_scenes_with_wide_plates() -> None:
     assert widths
     assert min(widths) > 300  # drawn 400-900 px wide, then tilted and warped
     assert close[0].jpeg != end_to_end_scenes(1)[0].jpeg
+
+
+def test_close_ups_are_evaluated_by_default() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).close_ups == 50
+    assert parser.parse_args(["--close-ups", "0"]).close_ups == 0

@@ -9,6 +9,7 @@ ONNX Runtime thread, one OpenCV thread.
   crop, on openalpr-br crops (labelled boxes cut from the photos), openalpr-us-platecrops (whole images) and seeded
   synthetic crops; the fast-plate-ocr peer (``shared/peers``) on the same crops in the same run.
 - Detector: recall at IoU >= 0.3 on openalpr-br photos and on seeded synthetic 1080p scenes, boxes per image.
+- End to end: seeded synthetic 1080p scenes with plates of 80-400 px, and close-ups (``--close-ups``, 400-900 px).
 - Speed: decode + detect + read of synthetic 1080p JPEGs with one to three plates.
 - Crop margins (``--margins``): the synthetic scenes end to end with other margins around the detector boxes.
 - Serving widths (``--widths``): the reader on the synthetic held-out crops at other line widths than its
@@ -368,6 +369,9 @@ def run(args: argparse.Namespace) -> None:
     report["synthetic_detector"] = synthetic_detector(pipeline, args.scenes)
     scenes = end_to_end_scenes(args.scenes)
     report["synthetic_end_to_end"] = synthetic_end_to_end(pipeline, scenes)
+    if args.close_ups:
+        close_ups = end_to_end_scenes(args.close_ups, close_ups=True)
+        report["synthetic_close_ups_end_to_end"] = synthetic_end_to_end(pipeline, close_ups)
     if DATA.is_dir():
         for name in ("openalpr-br", "openalpr-us-platecrops"):
             crops = real_crops(name)
@@ -393,6 +397,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--synthetic", type=int, default=500)
     p.add_argument("--scenes", type=int, default=100)
+    p.add_argument(
+        "--close-ups",
+        type=int,
+        default=50,
+        help="also read this many held-out close-up scenes end to end (1-2 plates of 400-900 px at 1080p)",
+    )
     p.add_argument("--json-out", default="")
     p.add_argument("--speed", type=int, default=0, help="also time decode+detect+read on this many 1080p frames")
     p.add_argument(
