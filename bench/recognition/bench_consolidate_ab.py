@@ -5,7 +5,7 @@ Usage (from the repository root)::
     taskset -c 1 .venv/bin/python bench/recognition/bench_consolidate_ab.py [--scenes 200] [--rounds 2] [--json OUT]
 
 ``PipelineConfig.consolidate`` reads the union box of detector fragments of a plate as well and drops boxes that
-read part of a plate another box reads whole (``anpr.recognize.pipeline.consolidate``). Each round runs, with it
+read part of a plate another box reads whole (``anpr.recognition.consolidate``). Each round runs, with it
 off and then on, the ``anpr eval`` figures on openalpr-br (``../shared/data``, when present), the held-out
 synthetic 1080p scenes end to end and held-out synthetic close-ups (plates 400-900 px wide at 1080p, where the
 detector splits plates; ``anpr.training.evaluate``), and counts the boxes read and plates returned per
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from anpr.cli.evaluate import evaluate, load_labels
-from anpr.recognize.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
-from anpr.training.contracts import MODELS_DIR
+from anpr.recognition import PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognition.models import MODELS_DIR
 from anpr.training.evaluate import DATA, end_to_end_scenes, load, synthetic_end_to_end
 
 

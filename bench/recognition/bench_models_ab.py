@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     git worktree add /tmp/before 858bd94   # or any directory holding a manifest.yaml and its models
     taskset -c 1 .venv/bin/python bench/recognition/bench_models_ab.py \\
-        /tmp/before/services/recognize/anpr/recognize/models services/recognize/anpr/recognize/models \\
+        /tmp/before/src/anpr/recognition/models src/anpr/recognition/models \\
         [--frames 20] [--rounds 2] [--json OUT.json]
 
 Each round times decode + detect + read of the same seeded synthetic 1920 x 1080 JPEGs (1-3 plates of 80-400 px;

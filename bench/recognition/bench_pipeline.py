@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from anpr.recognize.pipeline import (
+from anpr.recognition import (
     Box,
     DetectorSpec,
     PipelineConfig,
@@ -47,7 +46,8 @@ from anpr.recognize.pipeline import (
     RecognitionPipeline,
     SessionOptions,
 )
-from anpr.recognize.pipeline.reader import FastPlateOcrReader
+from anpr.recognition.fast_plate_ocr import FastPlateOcrReader
+from anpr.recognition.models import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
@@ -229,7 +229,7 @@ def _markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print markdown (and write JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, default=Path(str(resources.files("anpr.recognize").joinpath("models"))))
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--cpu", type=int, default=1, help="the one CPU core to pin to (-1: do not pin)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")

@@ -2,9 +2,9 @@
 
 Usage (from the repository root)::
 
-    git show 856ab6d:services/recognize/anpr/recognize/models/plate_reader_ctc.onnx > /tmp/reader_before.onnx
+    git show 856ab6d:src/anpr/recognition/models/plate_reader_ctc.onnx > /tmp/reader_before.onnx
     .venv/bin/python bench/recognition/bench_reader_ab.py /tmp/reader_before.onnx \\
-        services/recognize/anpr/recognize/models/plate_reader_ctc.onnx [--cpu 0] [--rounds 8] [--json OUT.json]
+        src/anpr/recognition/models/plate_reader_ctc.onnx [--cpu 0] [--rounds 8] [--json OUT.json]
 
 Both files load in one process pinned to one core (one ONNX Runtime thread each). Each round runs each model on
 lines of 48 x 160 (batches of 1 and of 8, 20 times), A then B in even rounds and B then A in odd ones, so that a

@@ -31,9 +31,9 @@ import numpy as np
 
 from anpr.api.common.v1 import image_pb2
 from anpr.api.recognize.v1 import recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
-from anpr.recognize.engine import shipped_models_dir
-from anpr.recognize.pipeline.pipeline import RecognitionPipeline
-from anpr.recognize.pipeline.session import SessionOptions
+from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.pipeline import RecognitionPipeline
+from anpr.recognition.session import SessionOptions
 from anpr.synth.formats import Rng
 from anpr.synth.scene import render_scene
 
@@ -166,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=shipped_models_dir())
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=10.0)

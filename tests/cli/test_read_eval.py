@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -11,9 +10,10 @@ import pytest
 
 from anpr.cli import evaluate
 from anpr.cli.main import main
+from anpr.recognition.models import MODELS_DIR
 from testkit.plate_models import DATA_DIR, PEER_CONFIG, PEER_MODEL, build_content_detector, plate_frame, write_manifest
 
-SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
+SHIPPED = MODELS_DIR
 PLATES = [("CA123456", (1920, 1080), (800, 700, 320, 80)), ("BC45DFGP", (1280, 720), (100, 100, 256, 64))]
 
 

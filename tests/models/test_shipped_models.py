@@ -16,14 +16,15 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from anpr.recognize.pipeline import RecognitionPipeline, SessionOptions, load_manifest
-from anpr.recognize.pipeline.letterbox import letterbox_batch
+from anpr.recognition import RecognitionPipeline, SessionOptions, load_manifest
+from anpr.recognition.letterbox import letterbox_batch
+from anpr.recognition.models import MODELS_DIR
 from anpr.synth import reader_sample, render_scene
 from anpr.training.evaluate import corner_box
 from anpr.training.fuse import fuse
 from testkit.plate_models import labelled_crops
 
-MODELS = Path(__file__).resolve().parents[2] / "services" / "recognize" / "anpr" / "recognize" / "models"
+MODELS = MODELS_DIR
 PLATE_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 

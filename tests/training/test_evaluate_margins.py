@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anpr.recognize.pipeline import load_manifest
-from anpr.training.contracts import MODELS_DIR
+from anpr.recognition import load_manifest
+from anpr.recognition.models import MODELS_DIR
 from anpr.training.evaluate import add_arguments, crop_margins, end_to_end_scenes
 
 

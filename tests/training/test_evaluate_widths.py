@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from anpr.recognize.pipeline import load_manifest
-from anpr.training.contracts import MODELS_DIR
+from anpr.recognition import load_manifest
+from anpr.recognition.models import MODELS_DIR
 from anpr.training.evaluate import add_arguments, reader_widths, synthetic_crops
 
 

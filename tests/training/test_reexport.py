@@ -13,9 +13,9 @@ import yaml
 
 pytest.importorskip("torch")
 
-from anpr.recognize.pipeline import RecognitionPipeline  # after the torch check
+from anpr.recognition import RecognitionPipeline  # after the torch check
+from anpr.recognition.models import MODELS_DIR
 from anpr.training import export
-from anpr.training.contracts import MODELS_DIR
 
 
 def _run(*argv: str) -> None:

@@ -128,7 +128,7 @@ def _whole_image(image: LabelledImage) -> bool:
 
 def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the pipeline over ``images`` and compute the figures (see the module docstring)."""
-    from anpr.recognize.pipeline import Box, ImageInputError, RecognitionOptions, decode_image
+    from anpr.recognition import Box, ImageInputError, RecognitionOptions, decode_image
 
     options = RecognitionOptions(format_hints=hints)
 
@@ -197,7 +197,7 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the figures; 2 on unusable input or models."""
-    from anpr.recognize.pipeline import ModelError
+    from anpr.recognition import ModelError
 
     try:
         images = load_labels(args.dataset)

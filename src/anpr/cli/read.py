@@ -15,16 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-DEFAULT_MODELS_PACKAGE = "anpr.recognize"
-
-
-def default_models_dir() -> Path:
-    """The models shipped inside the recognize package (``anpr/recognize/models``)."""
-    return Path(str(resources.files(DEFAULT_MODELS_PACKAGE).joinpath("models")))
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,20 +55,21 @@ def load_pipeline(models: Path | None, threads: int) -> Any:
     """Build the recognition pipeline; imported lazily so ``anpr --help`` stays fast without ONNX Runtime."""
     import cv2
 
-    from anpr.recognize.pipeline import RecognitionPipeline, SessionOptions
+    from anpr.recognition import RecognitionPipeline, SessionOptions
+    from anpr.recognition.models import MODELS_DIR
 
     if threads < 0:
         raise SystemExit("anpr: --threads must be 0 or more")
     if threads:
         cv2.setNumThreads(threads)
     return RecognitionPipeline.load(
-        models if models is not None else default_models_dir(), session_options=SessionOptions(intra_op_threads=threads)
+        models if models is not None else MODELS_DIR, session_options=SessionOptions(intra_op_threads=threads)
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Read every image; 0 when all could be processed, 1 otherwise."""
-    from anpr.recognize.pipeline import ModelError, RecognitionOptions
+    from anpr.recognition import ModelError, RecognitionOptions
 
     try:
         pipeline = load_pipeline(args.models, args.threads)

@@ -1,4 +1,4 @@
-"""``python -m anpr.training STAGE``: the training recipe, one stage at a time (reader, ctc-reader, detector, ...)."""
+"""``python -m anpr.training STAGE``: the training recipe, one stage at a time (ctc-reader, detector, export, ...)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m anpr.training")
     sub = parser.add_subparsers(dest="stage", required=True)
     stages = {
-        "reader": "anpr.training.reader",
         "ctc-reader": "anpr.training.ctc_plate_reader",
         "detector": "anpr.training.detector",
         "export": "anpr.training.export",

@@ -1,4 +1,4 @@
-"""Shared training pieces: alphabet and sizes of the contracts, seeding, thread limits, checkpoints."""
+"""Shared training pieces: sizes of the contracts, seeding, thread limits, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,18 +13,9 @@ import cv2
 import numpy as np
 import torch
 
-from anpr.training.contracts import (
-    ALPHABET,
-    DETECTOR_SIZE,
-    LETTERBOX_COLOUR,
-    MODELS_DIR,
-    PAD,
-    READER_H,
-    READER_W,
-    SLOTS,
-)
+from anpr.training.contracts import DETECTOR_SIZE, LETTERBOX_COLOUR, MODELS_DIR
 
-__all__ = ["ALPHABET", "DETECTOR_SIZE", "LETTERBOX_COLOUR", "MODELS_DIR", "PAD", "READER_H", "READER_W", "SLOTS"]
+__all__ = ["DETECTOR_SIZE", "LETTERBOX_COLOUR", "MODELS_DIR"]
 # Scratch space for checkpoints and logs, outside the repository.
 WORK_DIR = Path(os.environ.get("ANPR_TRAIN_DIR", "/tmp/anpr-train"))  # noqa: S108
 
@@ -37,12 +28,6 @@ def setup(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     cv2.setNumThreads(1)
-
-
-def encode_label(label: str) -> list[int]:
-    """Slot targets of ``label``: one alphabet index per slot, padded with the pad character."""
-    text = label[:SLOTS].ljust(SLOTS, PAD)
-    return [ALPHABET.index(c) for c in text]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -39,8 +39,8 @@ from onnx import numpy_helper, version_converter
 from torch import nn
 from tqdm import tqdm
 
-from anpr.recognize.pipeline.ctc_input import line_width, normalise, split_rows, stack
-from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET, ctc_classes, decode_ctc, parse_dictionary
+from anpr.recognition.ctc_input import line_width, normalise, split_rows, stack
+from anpr.recognition.paddle_ctc import PLATE_ALPHABET, ctc_classes, decode_ctc, parse_dictionary
 from anpr.synth.crops import reader_sample
 from anpr.training.common import (
     add_run_arguments,

@@ -1,7 +1,7 @@
 """Measure a model set through the serving pipeline: synthetic held-out sets, and the real sets in ``shared/data``
 as validation only.
 
-Everything runs through :class:`~anpr.recognize.pipeline.RecognitionPipeline`, exactly as the recognize service
+Everything runs through :class:`~anpr.recognition.RecognitionPipeline`, exactly as the recognize service
 and ``anpr read`` run it (decoding, detection threshold, crop margins, syntax-aware correction), on one core: one
 ONNX Runtime thread, one OpenCV thread.
 
@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anpr.cli.evaluate import IOU_THRESHOLD, best_match, fold, within_one_edit
-from anpr.recognize.pipeline import (
+from anpr.recognition import (
     Box,
     ModelManifest,
     PipelineConfig,
@@ -43,9 +43,9 @@ from anpr.recognize.pipeline import (
     RecognitionPipeline,
     SessionOptions,
 )
+from anpr.recognition.models import MODELS_DIR
 from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
-from anpr.training.contracts import MODELS_DIR
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 PEER = Path(__file__).resolve().parents[4] / "shared" / "peers" / "fast-plate-ocr-cct-xs-v1-global"

@@ -1,6 +1,6 @@
 """Export the trained models to the shipped ONNX contracts, check onnxruntime parity, write golden files.
 
-Reader: fast-plate-ocr contract (uint8 NHWC in, per-slot probabilities out) plus its plate-config YAML.
+Reader: the fine-tuned PaddleOCR CTC recogniser (``paddleocr-ctc`` contract), see :mod:`anpr.training.ctc_plate_reader`.
 Detector: open-image-models YOLOv9 "end2end" contract: the torch graph outputs decoded boxes and scores, and graph
 surgery appends NonMaxSuppression and the gathers that build rows [batch, x1, y1, x2, y2, class, score].
 """
@@ -19,14 +19,11 @@ import torch
 import yaml
 from onnx import TensorProto, helper
 
-from anpr.synth.crops import reader_sample
 from anpr.synth.scene import render_scene
-from anpr.training.common import ALPHABET, MODELS_DIR, PAD, READER_H, READER_W, SLOTS, WORK_DIR, load_checkpoint
+from anpr.training.common import MODELS_DIR, WORK_DIR, load_checkpoint
 from anpr.training.contracts import SERVING_DETECTOR_SIZE
 from anpr.training.ctc_plate_reader import export as export_ctc
-from anpr.training.ctc_reader import CtcExport, CtcReader
 from anpr.training.detector import PlateDetector, decode, letterbox, load_exported
-from anpr.training.reader import PlateReader, ReaderExport
 
 OPSET = 17
 IOU_THRESHOLD = 0.45
@@ -101,43 +98,6 @@ def append_nms(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def export_reader(ckpt: Path, out_dir: Path, seed: int) -> dict[str, object]:
-    """Export the reader, write its plate config, check parity on seeded crops and write the golden file."""
-    state = load_checkpoint(ckpt)
-    wrapped: torch.nn.Module
-    if state.get("arch", "slots") == "ctc":
-        ctc = CtcReader()
-        ctc.load_state_dict(state["model"])
-        wrapped = CtcExport(ctc).eval()
-    else:
-        model = PlateReader()
-        model.load_state_dict(state["model"])
-        wrapped = ReaderExport(model).eval()
-    path = out_dir / "plate_reader.onnx"
-    rng = np.random.default_rng(seed)
-    crops = np.stack([reader_sample(rng, (READER_W, READER_H)).image for _ in range(2)])
-    _export(wrapped, torch.from_numpy(crops[:1]), path, ["output"])
-    with torch.no_grad():
-        expected = wrapped(torch.from_numpy(crops)).numpy()
-    got = _session(path).run(None, {"input": crops})[0]
-    diff = float(np.abs(got - expected).max())
-    if diff > 1e-4:
-        raise RuntimeError(f"reader parity failed: max |torch - onnxruntime| = {diff}")
-    np.savez_compressed(out_dir / "plate_reader_golden.npz", input=crops, output=got)
-    config = {
-        "max_plate_slots": SLOTS,
-        "alphabet": ALPHABET,
-        "pad_char": PAD,
-        "img_height": READER_H,
-        "img_width": READER_W,
-        "keep_aspect_ratio": False,
-        "interpolation": "linear",
-        "image_color_mode": "rgb",
-    }
-    (out_dir / "plate_reader_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return {"parity_max_abs_diff": diff, "steps": state["step"], "seconds": state.get("seconds")}
-
-
 def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int) -> dict[str, object]:
     """Export the detector with NMS inside, check parity on a seeded scene and write the golden file."""
     state = load_checkpoint(ckpt)
@@ -188,17 +148,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _slots_reader_entry(out_dir: Path, version: str) -> dict[str, object]:
-    return {
-        "format": "fast-plate-ocr",
-        "path": "plate_reader.onnx",
-        "plate_config": "plate_reader_config.yaml",
-        "name": "anpr-plate-reader-slots",
-        "version": version,
-        "sha256": _sha256(out_dir / "plate_reader.onnx"),
-    }
-
-
 def run(args: argparse.Namespace) -> None:
     """Export the reader and the detector and write the manifest.
 
@@ -218,15 +167,12 @@ def run(args: argparse.Namespace) -> None:
     old = out_dir / "manifest.yaml"
     previous = yaml.safe_load(old.read_text()) if old.is_file() else {}
     reader: dict[str, object]
-    reader_checkpoint = work / ("ctc_reader.pt" if args.reader == "ctc" else "reader.pt")
+    reader_checkpoint = work / "ctc_reader.pt"
     if not reader_checkpoint.is_file() and previous.get("reader"):
         reader, info_r = previous["reader"], f"kept (no {reader_checkpoint.name} in --work)"
-    elif args.reader == "ctc":
+    else:
         reader = export_ctc(work, out_dir, version=version)
         info_r = "paddleocr-ctc"
-    else:
-        info_r = export_reader(work / "reader.pt", out_dir, args.seed)
-        reader = _slots_reader_entry(out_dir, version)
     if args.detector_onnx or (work / "detector.pt").is_file():
         detector_version = version
         if args.detector_onnx:
@@ -258,12 +204,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=SERVING_DETECTOR_SIZE, help="the detector's input size in the file")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--version", default="", help="version of the exported models in the manifest (default: today)")
-    p.add_argument(
-        "--reader",
-        choices=("ctc", "slots"),
-        default="ctc",
-        help="the fine-tuned CTC reader (shipped) or the from-scratch slot reader",
-    )
     p.add_argument("--detector-only", action="store_true", help="export only the detector, without a manifest")
     p.add_argument(
         "--detector-onnx",

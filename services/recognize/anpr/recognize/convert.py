@@ -8,9 +8,9 @@ import grpc
 
 from anpr.api.common.v1 import geometry_pb2, image_pb2, plate_pb2
 from anpr.api.recognize.v1 import recognition_pb2
-from anpr.recognize.pipeline.errors import ImageInputError
-from anpr.recognize.pipeline.pipeline import ModelInfo, RecognitionOptions
-from anpr.recognize.pipeline.types import FormatMatch, ImageResult, PlateReading
+from anpr.recognition.errors import ImageInputError
+from anpr.recognition.pipeline import ModelInfo, RecognitionOptions
+from anpr.recognition.types import FormatMatch, ImageResult, PlateReading
 from anpr.runtime.errors import AnprError
 
 

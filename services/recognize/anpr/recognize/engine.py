@@ -20,30 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.resources import files
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from anpr.recognition.errors import ImageInputError, ModelError
+from anpr.recognition.imaging import DecodedImage, DecodeLimits, ImageArray
+from anpr.recognition.manifest import ModelManifest
+from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognition.session import SessionOptions
+from anpr.recognition.types import Detection, ImageResult, RawReading, StageTimes
 from anpr.recognize import metrics
 from anpr.recognize.batching import BatchQueue
-from anpr.recognize.pipeline.errors import ImageInputError, ModelError
-from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, ImageArray
-from anpr.recognize.pipeline.manifest import ModelManifest
-from anpr.recognize.pipeline.pipeline import PipelineConfig, RecognitionOptions, RecognitionPipeline
-from anpr.recognize.pipeline.reader import RawReading
-from anpr.recognize.pipeline.session import SessionOptions
-from anpr.recognize.pipeline.types import Detection, ImageResult, StageTimes
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
 
 log = logging.getLogger(__name__)
-
-
-def shipped_models_dir() -> Path:
-    """The project's own models, installed with the package."""
-    return Path(str(files("anpr.recognize") / "models"))
 
 
 def _fingerprint(manifest: ModelManifest) -> str:
@@ -96,7 +89,7 @@ class RecognitionEngine:
 
     def __init__(self, settings: RecognizeSettings) -> None:
         self.settings = settings
-        self.location = settings.model_dir or shipped_models_dir()
+        self.location = settings.model_dir or MODELS_DIR
         cores = os.cpu_count() or 1
         self._decode_pool = ThreadPoolExecutor(settings.decode_workers or cores, thread_name_prefix="decode")
         self._inference_workers = settings.inference_workers or cores

@@ -13,11 +13,11 @@ from typing import Any
 import grpc.aio
 
 from anpr.api.recognize.v1 import model_pb2, recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
+from anpr.recognition.session import choose_providers
+from anpr.recognition.types import ImageResult
 from anpr.recognize import metrics
 from anpr.recognize.convert import model_version, options_from_proto, result_to_proto
 from anpr.recognize.engine import ModelSet, RecognitionEngine
-from anpr.recognize.pipeline.session import choose_providers
-from anpr.recognize.pipeline.types import ImageResult
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
 

@@ -1,7 +1,7 @@
 """The reader contract the pipeline programs against, and the choice of adapter by the manifest's reader format.
 
-Two adapters satisfy :class:`PlateReader`: :class:`~anpr.recognize.pipeline.reader.FastPlateOcrReader` (fixed
-slots, ``fast-plate-ocr``) and :class:`~anpr.recognize.pipeline.ctc_reader.PaddleOcrCtcReader` (CTC text lines,
+Two adapters satisfy :class:`PlateReader`: :class:`~anpr.recognition.fast_plate_ocr.FastPlateOcrReader` (fixed
+slots, ``fast-plate-ocr``) and :class:`~anpr.recognition.paddle_ctc.PaddleOcrCtcReader` (CTC text lines,
 ``paddleocr-ctc``). Both turn BGR crops into :class:`RawReading` rows over an alphabet they name, so syntax-aware
 correction and the alternatives search work the same on either.
 """
@@ -13,11 +13,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from anpr.recognize.pipeline.ctc_reader import PaddleOcrCtcReader
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.reader import FastPlateOcrReader, RawReading
-from anpr.recognize.pipeline.session import SessionOptions
+from anpr.recognition.errors import ModelError
+from anpr.recognition.fast_plate_ocr import FastPlateOcrReader
+from anpr.recognition.manifest import ReaderSpec
+from anpr.recognition.paddle_ctc import PaddleOcrCtcReader
+from anpr.recognition.session import SessionOptions
+from anpr.recognition.types import RawReading
 
 
 class PlateReader(Protocol):

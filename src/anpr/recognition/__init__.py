@@ -7,7 +7,7 @@ Models come from a manifest (:func:`load_manifest`): the shipped defaults or an 
 
 from __future__ import annotations
 
-from anpr.recognize.pipeline.errors import (
+from anpr.recognition.errors import (
     CorruptImage,
     DataTooLarge,
     DimensionsTooLarge,
@@ -17,13 +17,13 @@ from anpr.recognize.pipeline.errors import (
     NotAnImage,
     ZeroSizeImage,
 )
-from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_formats
-from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, decode_image
-from anpr.recognize.pipeline.manifest import DetectorSpec, ModelManifest, ReaderSpec, load_manifest
-from anpr.recognize.pipeline.pipeline import ModelInfo, PipelineConfig, RecognitionOptions, RecognitionPipeline
-from anpr.recognize.pipeline.plate_reader import PlateReader, create_reader
-from anpr.recognize.pipeline.session import SessionOptions, choose_providers, create_session
-from anpr.recognize.pipeline.types import (
+from anpr.recognition.formats import Correction, FormatCatalogue, load_formats
+from anpr.recognition.imaging import DecodedImage, DecodeLimits, decode_image
+from anpr.recognition.manifest import DetectorSpec, ModelManifest, ReaderSpec, load_manifest
+from anpr.recognition.pipeline import ModelInfo, PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognition.reader import PlateReader, create_reader
+from anpr.recognition.session import SessionOptions, choose_providers, create_session
+from anpr.recognition.types import (
     Alternative,
     Box,
     Detection,

@@ -19,23 +19,23 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from anpr.recognize.pipeline.alternatives import top_readings
-from anpr.recognize.pipeline.consolidate import keep_plates, select_for_reading
-from anpr.recognize.pipeline.detector import Yolov9End2EndDetector
-from anpr.recognize.pipeline.errors import ImageInputError, ModelError
-from anpr.recognize.pipeline.formats import Correction, FormatCatalogue, load_formats
-from anpr.recognize.pipeline.imaging import DecodedImage, DecodeLimits, ImageArray, decode_image
-from anpr.recognize.pipeline.manifest import ModelManifest, load_manifest
-from anpr.recognize.pipeline.plate_reader import PlateReader, create_reader
-from anpr.recognize.pipeline.reader import RawReading
-from anpr.recognize.pipeline.session import SessionOptions
-from anpr.recognize.pipeline.types import (
+from anpr.recognition.alternatives import top_readings
+from anpr.recognition.consolidate import keep_plates, select_for_reading
+from anpr.recognition.detector import Yolov9End2EndDetector
+from anpr.recognition.errors import ImageInputError, ModelError
+from anpr.recognition.formats import Correction, FormatCatalogue, load_formats
+from anpr.recognition.imaging import DecodedImage, DecodeLimits, ImageArray, decode_image
+from anpr.recognition.manifest import ModelManifest, load_manifest
+from anpr.recognition.reader import PlateReader, create_reader
+from anpr.recognition.session import SessionOptions
+from anpr.recognition.types import (
     Alternative,
     Box,
     Detection,
     ImageResult,
     PlateReading,
     PlateResult,
+    RawReading,
     StageTimes,
 )
 
@@ -255,7 +255,7 @@ class RecognitionPipeline:
     def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
         """The detections a request reads (best first): at or above its minimum confidence, at most max_plates
         (with consolidation: plates, each with all its boxes and the union of its pieces; see
-        :func:`~anpr.recognize.pipeline.consolidate.select_for_reading`)."""
+        :func:`~anpr.recognition.consolidate.select_for_reading`)."""
         minimum = options.min_detection_confidence or 0.0
         kept = [d for d in detections if d.confidence >= minimum]
         limit = self._limit(options)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from anpr.recognize.pipeline.types import Box, Detection, PlateResult
+from anpr.recognition.types import Box, Detection, PlateResult
 
 # Two boxes are on one line when their vertical spans share this share of the lower box's height ...
 _LINE_OVERLAP = 0.6

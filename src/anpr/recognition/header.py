@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from anpr.recognize.pipeline.errors import CorruptImage, NotAnImage
+from anpr.recognition.errors import CorruptImage, NotAnImage
 
 # JPEG start-of-frame markers carrying the dimensions (SOF0..SOF15 minus DHT, JPG and DAC).
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from anpr.recognize.pipeline import (
+from anpr.recognition import (
     CorruptImage,
     NotAnImage,
     PipelineConfig,
     RecognitionOptions,
     RecognitionPipeline,
 )
-from anpr.recognize.pipeline.ctc_reader import PLATE_ALPHABET
-from anpr.recognize.pipeline.manifest import MANIFEST_NAME, load_manifest
-from anpr.recognize.pipeline.reader import RawReading
+from anpr.recognition.manifest import MANIFEST_NAME, load_manifest
+from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.paddle_ctc import PLATE_ALPHABET
+from anpr.recognition.types import RawReading
 from testkit.plate_models import BACKGROUND, build_ctc_reader, ctc_frames, encode, plate_frame
 
-SHIPPED = Path(str(resources.files("anpr.recognize").joinpath("models")))
+SHIPPED = MODELS_DIR
 
 
 def test_batch_with_bad_images(fake_manifest: Path) -> None:

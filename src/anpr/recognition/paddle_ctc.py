@@ -1,7 +1,7 @@
 """Plate reader adapter for the ``paddleocr-ctc`` contract: PaddleOCR-style CTC text-line recognisers in ONNX.
 
 Contract: one float32 NCHW input ``[N, 3, H, W]`` (N and W dynamic, H normally 48) of BGR pixels scaled to
-``(x / 255 - 0.5) / 0.5`` and padded on the right with 0; :mod:`~anpr.recognize.pipeline.ctc_input` prepares it,
+``(x / 255 - 0.5) / 0.5`` and padded on the right with 0; :mod:`~anpr.recognition.ctc_input` prepares it,
 as it does for training. The first output is ``[N, T, C]`` per-frame probabilities (softmax applied): class 0 is
 the CTC blank, then the dictionary's characters in order and, when C is the dictionary's length plus two, a space
 (PaddleOCR's ``use_space_char``). The dictionary is the manifest's ``dictionary`` file, else the model's
@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from anpr.recognize.pipeline.ctc_input import FloatArray, ImageArray, line_width, normalise, split_rows, stack
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.reader import RawReading
-from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
+from anpr.recognition.ctc_input import FloatArray, ImageArray, line_width, normalise, split_rows, stack
+from anpr.recognition.errors import ModelError
+from anpr.recognition.manifest import ReaderSpec
+from anpr.recognition.session import SessionOptions, create_session, single_input
+from anpr.recognition.types import RawReading
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 PAD_CHAR = "_"

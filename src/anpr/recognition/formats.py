@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.types import FormatMatch
+from anpr.recognition.errors import ModelError
+from anpr.recognition.types import FormatMatch
 
 LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 DIGITS = frozenset("0123456789")
@@ -324,7 +324,7 @@ def _parse_format(entry: Any, where: str) -> PlateFormat:
 def load_formats(path: Path | None = None) -> FormatCatalogue:
     """The catalogue in ``path``, or the shipped ``plate_formats.yaml``."""
     if path is None:
-        source = resources.files("anpr.recognize.pipeline").joinpath("plate_formats.yaml")
+        source = resources.files("anpr.recognition").joinpath("plate_formats.yaml")
         where = "plate_formats.yaml"
         text = source.read_text(encoding="utf-8")
     else:

@@ -19,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
+from anpr.recognition.errors import ModelError
+from anpr.recognition.manifest import ReaderSpec
+from anpr.recognition.session import SessionOptions, create_session, single_input
+from anpr.recognition.types import RawReading
 
 _PLATE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 DEFAULT_MAX_BATCH = 64  # crops per model call unless the caller says otherwise
@@ -89,24 +90,6 @@ def load_plate_config(path: Path) -> PlateConfig:
     if config.image_color_mode not in ("rgb", "grayscale"):
         raise ModelError(f"plate config {path}: image_color_mode must be rgb or grayscale")
     return config
-
-
-@dataclass(frozen=True, slots=True)
-class RawReading:
-    """The reader's output for one crop before any post-processing.
-
-    ``probabilities`` holds one row per character of ``text`` (the slot's distribution over the alphabet);
-    ``slot_probabilities`` holds every slot, pads included, for alternatives. ``other_layout`` is the reading of
-    the same crop in the row layout the reader did not prefer (one line against two rows side by side), when it
-    tried both: the post-processing may still prefer it on the plate syntax.
-    """
-
-    text: str
-    character_confidences: tuple[float, ...]
-    confidence: float
-    probabilities: npt.NDArray[np.float32]
-    slot_probabilities: npt.NDArray[np.float32]
-    other_layout: RawReading | None = None
 
 
 def resize_crop(crop: npt.NDArray[np.uint8], config: PlateConfig) -> npt.NDArray[np.uint8]:

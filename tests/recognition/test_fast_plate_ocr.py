@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anpr.recognize.pipeline.alternatives import top_readings
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.reader import (
+from anpr.recognition.alternatives import top_readings
+from anpr.recognition.errors import ModelError
+from anpr.recognition.fast_plate_ocr import (
     FastPlateOcrReader,
     PlateConfig,
     decode_output,
     load_plate_config,
     resize_crop,
 )
+from anpr.recognition.manifest import ReaderSpec
 from testkit.plate_models import (
     ALPHABET,
     PEER_CONFIG,

@@ -1,7 +1,7 @@
 """The project's default plate models, shipped as package data (see MODEL_CARD.md and manifest.yaml).
 
 ``MODELS_DIR / "manifest.yaml"`` names the detector (open-image-models YOLOv9 "end2end" contract) and the reader
-(fast-plate-ocr contract). ``tools/train`` rebuilds every file here from a seed.
+(paddleocr-ctc contract). ``tools/train`` rebuilds every file here from a seed.
 """
 
 from pathlib import Path

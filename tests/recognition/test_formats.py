@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.formats import load_formats, parse_pattern
+from anpr.recognition.errors import ModelError
+from anpr.recognition.formats import load_formats, parse_pattern
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 CATALOGUE = load_formats()

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anpr.recognize.pipeline.detector import Yolov9End2EndDetector, postprocess
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.letterbox import PAD_VALUE, Letterbox, letterbox_batch
-from anpr.recognize.pipeline.manifest import DetectorSpec
+from anpr.recognition.detector import Yolov9End2EndDetector, postprocess
+from anpr.recognition.errors import ModelError
+from anpr.recognition.letterbox import PAD_VALUE, Letterbox, letterbox_batch
+from anpr.recognition.manifest import DetectorSpec
 from testkit.plate_models import BACKGROUND, build_constant_reader, plate_frame
 
 SIZE = 96

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from anpr.recognize.pipeline import RecognitionPipeline
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import load_manifest
+from anpr.recognition import RecognitionPipeline
+from anpr.recognition.errors import ModelError
+from anpr.recognition.manifest import load_manifest
 
 
 def _write(directory: Path, text: str) -> Path:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from anpr.recognize.pipeline import (
+from anpr.recognition import (
     Box,
     Detection,
     FormatMatch,
@@ -15,16 +13,17 @@ from anpr.recognize.pipeline import (
     PlateResult,
     RecognitionPipeline,
 )
-from anpr.recognize.pipeline.consolidate import (
+from anpr.recognition.consolidate import (
     drop_partial_duplicates,
     fragment_union,
     keep_plates,
     line_chains,
     select_for_reading,
 )
-from anpr.training.contracts import MODELS_DIR
+from anpr.recognition.models import MODELS_DIR
+from testkit.plate_models import DATA_DIR
 
-BR_PHOTOS = Path(__file__).resolve().parents[4] / "shared" / "data" / "openalpr-br" / "images"
+BR_PHOTOS = DATA_DIR / "openalpr-br" / "images"
 BR_FORMAT = FormatMatch("br-old", "BR", "", 0.9)
 
 

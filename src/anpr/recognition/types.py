@@ -2,13 +2,17 @@
 
 Plain frozen dataclasses that map one for one onto the ``anpr.recognize.v1`` / ``anpr.common.v1`` messages
 (``ImageResult``, ``PlateDetection``, ``PlateReading``, ``PlateFormat``, ``AlternativeReading``), so the service can
-convert them without knowing how they were computed. Nothing here depends on ONNX Runtime or OpenCV.
+convert them without knowing how they were computed; and :class:`RawReading`, what every reader adapter returns
+before post-processing. Nothing here depends on ONNX Runtime or OpenCV.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +150,21 @@ class ImageResult:
     height: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawReading:
+    """The reader's output for one crop before any post-processing.
+
+    ``probabilities`` holds one row per character of ``text`` (the slot's distribution over the alphabet);
+    ``slot_probabilities`` holds every slot, pads included, for alternatives. ``other_layout`` is the reading of
+    the same crop in the row layout the reader did not prefer (one line against two rows side by side), when it
+    tried both: the post-processing may still prefer it on the plate syntax.
+    """
+
+    text: str
+    character_confidences: tuple[float, ...]
+    confidence: float
+    probabilities: npt.NDArray[np.float32]
+    slot_probabilities: npt.NDArray[np.float32]
+    other_layout: RawReading | None = None

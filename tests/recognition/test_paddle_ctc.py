@@ -9,7 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from anpr.recognize.pipeline.ctc_reader import (
+from anpr.recognition.errors import ModelError
+from anpr.recognition.manifest import ReaderSpec
+from anpr.recognition.paddle_ctc import (
     CPU_MAX_BATCH,
     PLATE_ALPHABET,
     SLOT_ALPHABET,
@@ -18,9 +20,7 @@ from anpr.recognize.pipeline.ctc_reader import (
     decode_ctc,
     parse_dictionary,
 )
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.manifest import ReaderSpec
-from anpr.recognize.pipeline.plate_reader import create_reader
+from anpr.recognition.reader import create_reader
 from testkit.plate_models import build_constant_reader, build_ctc_reader, ctc_frames
 
 PLATE_KEYS = "\n".join(PLATE_ALPHABET)

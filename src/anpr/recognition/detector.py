@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from anpr.recognize.pipeline.errors import ModelError
-from anpr.recognize.pipeline.letterbox import Letterbox, letterbox_batch
-from anpr.recognize.pipeline.manifest import DetectorSpec
-from anpr.recognize.pipeline.session import SessionOptions, create_session, single_input
-from anpr.recognize.pipeline.types import Box, Detection
+from anpr.recognition.errors import ModelError
+from anpr.recognition.letterbox import Letterbox, letterbox_batch
+from anpr.recognition.manifest import DetectorSpec
+from anpr.recognition.session import SessionOptions, create_session, single_input
+from anpr.recognition.types import Box, Detection
 
 ROW_WIDTH = 7
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from anpr.recognize.pipeline.errors import ModelError
+from anpr.recognition.errors import ModelError
 
 DETECTOR_FORMATS = frozenset({"yolov9-end2end"})
 READER_FORMATS = frozenset({"fast-plate-ocr", "paddleocr-ctc"})

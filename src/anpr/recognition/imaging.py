@@ -24,15 +24,15 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg  # type: ignore[import-untyped,unused-ignore]
 
-from anpr.recognize.pipeline.errors import (
+from anpr.recognition.errors import (
     CorruptImage,
     DataTooLarge,
     DimensionsTooLarge,
     EmptyImage,
     ZeroSizeImage,
 )
-from anpr.recognize.pipeline.header import read_header
-from anpr.recognize.pipeline.types import Box
+from anpr.recognition.header import read_header
+from anpr.recognition.types import Box
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def decode_image(
 ) -> DecodedImage:
     """Decode ``data`` for detection at the reduction that ``detect_size`` (and ``max_reduction``) allows.
 
-    Raises the :mod:`anpr.recognize.pipeline.errors` image errors: empty, too many bytes, not an image, zero size,
+    Raises the :mod:`anpr.recognition.errors` image errors: empty, too many bytes, not an image, zero size,
     dimensions over the limit (checked from the header, before any pixel is allocated), corrupt or truncated.
     """
     limits = limits or DecodeLimits()

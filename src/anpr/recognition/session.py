@@ -17,7 +17,7 @@ from typing import Any
 # No stubs or py.typed upstream; "unused-ignore" keeps this valid if pyproject later ignores the module.
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
-from anpr.recognize.pipeline.errors import ModelError
+from anpr.recognition.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

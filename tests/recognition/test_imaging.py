@@ -12,7 +12,7 @@ import pytest
 import simplejpeg  # type: ignore[import-untyped,unused-ignore]
 from PIL import Image
 
-from anpr.recognize.pipeline.errors import (
+from anpr.recognition.errors import (
     CorruptImage,
     DataTooLarge,
     DimensionsTooLarge,
@@ -21,9 +21,9 @@ from anpr.recognize.pipeline.errors import (
     NotAnImage,
     ZeroSizeImage,
 )
-from anpr.recognize.pipeline.header import read_header
-from anpr.recognize.pipeline.imaging import DecodeLimits, choose_reduction, decode_image
-from anpr.recognize.pipeline.types import Box
+from anpr.recognition.header import read_header
+from anpr.recognition.imaging import DecodeLimits, choose_reduction, decode_image
+from anpr.recognition.types import Box
 from anpr.runtime.errors import InvalidArgument, ResourceExhausted
 from testkit.plate_models import encode, plate_frame
 
