@@ -1,7 +1,8 @@
 """Reader training samples: a rendered plate, seen through a camera, cropped by a loose box and resized.
 
-Real crops come from hand-drawn or detected boxes, so the crop keeps some of the car around the plate, cuts a little
-off at times, and the plate is slightly rotated or seen at an angle.
+Real crops come from hand-drawn or detected boxes, so the crop keeps some of the car around the plate (often a
+frame with lettering of its own, :mod:`anpr.synth.mount`), cuts a little off at times, and the plate is slightly
+rotated or seen at an angle.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from anpr.synth.effects import degrade
 from anpr.synth.formats import FORMATS, PlateFormat, Rng
+from anpr.synth.mount import bare, frame_plate, frame_share, warp_onto
 from anpr.synth.plate import render_plate
 from anpr.synth.scene import clutter_background
 
@@ -59,12 +61,8 @@ def reader_sample(
     cw, ch = int(pw * s * (1 + 2 * margin)) + 4, int(ph * s * (1 + 2 * margin * 2)) + 4
     canvas = clutter_background(rng, cw, ch)
     quad = plate_quad(rng, int(pw * s), int(ph * s), pw * s * margin, ph * s * margin * 2, 0.15)
-    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
-    m = cv2.getPerspectiveTransform(src, quad)
-    warped = cv2.warpPerspective(plate.image, m, (cw, ch), flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), m, (cw, ch), flags=cv2.INTER_AREA)
-    a = (mask.astype(np.float32) / 255.0)[:, :, None]
-    canvas = (canvas * (1 - a) + warped * a).astype(np.uint8)
+    framed = frame_plate(rng, plate.image) if rng.random() < frame_share(plate) else bare(plate.image)
+    warp_onto(canvas, framed, quad)
     canvas = degrade(canvas, rng, strength, detail=ph * s * 0.6)
     x1, y1 = quad.min(axis=0)
     x2, y2 = quad.max(axis=0)

@@ -1,4 +1,5 @@
-"""Camera and weather effects on uint8 RGB images: blur, noise, JPEG, low light, infrared, glare, shadows, dirt.
+"""Camera and weather effects on uint8 RGB images: blur, noise, JPEG, low light, video softness, infrared, glare,
+shadows, dirt.
 
 Every function takes the image and a numpy ``Generator`` and returns a new uint8 image, so a seed fixes the result.
 """
@@ -45,6 +46,14 @@ def low_light(img: np.ndarray, rng: Rng) -> np.ndarray:
     f = img.astype(np.float32) / 255.0
     f = np.power(f, float(rng.uniform(1.1, 1.7))) * float(rng.uniform(0.45, 0.85)) + 0.03
     return np.asarray(np.clip(f * 255, 0, 255), np.uint8)
+
+
+def resample(img: np.ndarray, rng: Rng) -> np.ndarray:
+    """Detail lost to a lower-resolution sensor or a video stream scaled up: down by 1.3-2.5x and back."""
+    h, w = img.shape[:2]
+    f = float(rng.uniform(1.3, 2.5))
+    small = cv2.resize(img, (max(2, int(w / f)), max(2, int(h / f))), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 def infrared(img: np.ndarray, rng: Rng) -> np.ndarray:
@@ -103,6 +112,10 @@ def degrade(img: np.ndarray, rng: Rng, strength: float = 1.0, detail: float = 40
         img = glare(img, rng)
     if rng.random() < p:
         img = low_light(img, rng)
+        if rng.random() < 0.5:  # dim video: little light and little detail come together
+            img = resample(img, rng)
+    elif rng.random() < p * 0.5:
+        img = resample(img, rng)
     if rng.random() < p * 0.5:
         img = infrared(img, rng)
     if rng.random() < p:

@@ -1,4 +1,5 @@
-"""Fonts from Debian packages (fonts-dejavu-core, fonts-liberation2, fonts-freefont-ttf, fonts-urw-base35).
+"""Fonts from Debian packages (:data:`PACKAGES`: DejaVu, Liberation, FreeFont, URW base35 and plate-like condensed,
+DIN and square faces).
 
 Only fonts found on disk are used; ``tools/train`` installs the packages. Without any, the renderer falls back to the
 project's own stroke font (:mod:`anpr.synth.glyphs`), so the generator always works.
@@ -31,6 +32,21 @@ WANTED = (
     "URWGothic-Demi.otf",
     "URWGothic-Book.otf",
     "NimbusSans-Regular.otf",
+    # Plate-like faces with the glyph shapes generic fonts lack (added 2026-12-06 for the US and EU misreads):
+    # condensed gothics as on most US plates (open 4, narrow W and M), DIN as on German plates, and other
+    # condensed and square faces.
+    "BebasNeue-Bold.otf",
+    "BebasNeue-Regular.otf",
+    "routed-gothic-narrow.ttf",
+    "routed-gothic.ttf",
+    "OSP-DIN.ttf",
+    "RobotoCondensed-Bold.ttf",
+    "RobotoCondensed-Regular.ttf",
+    "OpenSans-CondBold.ttf",
+    "ClearSans-Bold.ttf",
+    "Play-Bold.ttf",
+    "B612Mono-Bold.otf",
+    "LeagueSpartan-Bold.otf",
 )
 # Faces of car makers' and models' badges, which a detector must not take for plates: italic, oblique, serif and
 # script lettering as well as the upright plate faces.
@@ -50,7 +66,21 @@ BADGE_ONLY = (
     "C059-Bold.otf",
     "Z003-MediumItalic.otf",
 )
-PACKAGES = ("fonts-dejavu-core", "fonts-liberation2", "fonts-freefont-ttf", "fonts-urw-base35")
+PACKAGES = (
+    "fonts-dejavu-core",
+    "fonts-liberation2",
+    "fonts-freefont-ttf",
+    "fonts-urw-base35",
+    "fonts-bebas-neue",
+    "fonts-routed-gothic",
+    "fonts-opendin",
+    "fonts-roboto",
+    "fonts-open-sans",
+    "fonts-clear-sans",
+    "fonts-play",
+    "fonts-b612",
+    "fonts-league-spartan",
+)
 
 
 @functools.cache

@@ -137,9 +137,19 @@ def _blend(region: np.ndarray, mask: np.ndarray, colour: tuple[int, ...]) -> Non
 
 def _emblem(rng: Rng, img: np.ndarray, x: int, y: int, size: int) -> None:
     colour = rng.uniform(0, 255, 3).tolist()
-    kind = int(rng.integers(0, 3))
+    kind = int(rng.integers(0, 5))
     c = (x + size // 2, y + size // 2)
-    if kind == 0:
+    if kind == 3:  # a star (Texas, Ohio, ...)
+        ang = np.pi * np.arange(10) / 5 - np.pi / 2
+        radius = np.where(np.arange(10) % 2 == 0, size / 2, size / 5)
+        pts = np.stack([c[0] + radius * np.cos(ang), c[1] + radius * np.sin(ang)], axis=1).astype(np.int32)
+        cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
+    elif kind == 4:  # a state outline or keystone: an irregular polygon
+        ang = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+        radius = rng.uniform(0.3, 0.5, len(ang)) * size
+        pts = np.stack([c[0] + radius * np.cos(ang), c[1] + radius * np.sin(ang)], axis=1).astype(np.int32)
+        cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
+    elif kind == 0:
         cv2.circle(img, c, size // 2, colour, -1, cv2.LINE_AA)
         cv2.ellipse(img, (c[0], c[1] - size // 2), (size // 6, size // 8), 0, 0, 360, (40, 120, 40), -1)
     elif kind == 1:

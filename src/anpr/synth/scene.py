@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from anpr.synth import vehicle
+from anpr.synth import mount, vehicle
 from anpr.synth.effects import degrade
 from anpr.synth.formats import LETTERS, Rng, pick
 from anpr.synth.glyphs import GlyphStyle, draw_glyph
+from anpr.synth.mount import bare, frame_share
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,11 @@ def _negative(rng: Rng, img: np.ndarray, kinds: int) -> None:
         vehicle.highlights(rng, img, (x, y, x + w, y + h))
 
 
-def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) -> None:
+def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) -> list[float]:
     """A car around the spot where a plate will go: body, glass, wheels, bumper and lamps; with ``details`` the body
     is shaded and the lamps have lenses, and the maker's emblem above the plate, a model badge beside it and
-    reflections on the paint come sometimes. Without, it is the flat car of the first detectors' scenes."""
+    reflections on the paint come sometimes. Without, it is the flat car of the first detectors' scenes. Returns the
+    paint colour."""
     w = int(pw * float(rng.uniform(3.5, 6)))
     h = int(w * float(rng.uniform(0.4, 0.7)))
     x1, y1 = cx - w // 2, cy - int(h * float(rng.uniform(0.5, 0.8)))
@@ -127,7 +129,7 @@ def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) ->
         else:
             cv2.rectangle(img, lamp[:2], lamp[2:], _colour(rng), -1)
     if not details:
-        return
+        return body
     if rng.random() < 0.7:
         ew = int(pw * float(rng.uniform(0.2, 0.45)))
         vehicle.emblem(rng, img, cx, int(cy - pw * float(rng.uniform(0.14, 0.4)) - ew * 0.5), ew)
@@ -137,6 +139,7 @@ def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) ->
         vehicle.badge(rng, img, bx, int(cy - pw * float(rng.uniform(0.0, 0.4))), bh)
     if rng.random() < 0.5:
         vehicle.highlights(rng, img, (x1, y1 - h // 2, x1 + w, y1 + h))
+    return body
 
 
 def render_scene(
@@ -187,28 +190,20 @@ def render_scene(
         boxes.append([x0, y0, x0 + tw, y0 + th])
         placed.append((plate, x0, y0, tw, th))
         if rng.random() < 0.7:
-            _car(rng, img, int(x0 + tw / 2), int(y0 + th / 2), tw, details)
+            paint = _car(rng, img, int(x0 + tw / 2), int(y0 + th / 2), tw, details)
+            if details and rng.random() < 0.6:
+                mount.recess(rng, img, (x0, y0, tw, th), paint)
     boxes = []
     for plate, x0, y0, tw, th in placed:
-        ph, pw = plate.image.shape[:2]
         quad = plate_quad(rng, tw, th, x0, y0, 0.2)
         quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
         quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
         bx1, by1 = (int(v) for v in np.floor(quad.min(axis=0)))
         bx2, by2 = (int(v) for v in np.ceil(quad.max(axis=0)))
         bx2, by2 = min(bx2 + 1, width), min(by2 + 1, height)
-        local = quad - np.array([bx1, by1], np.float32)
-        size = (bx2 - bx1, by2 - by1)
         small = cv2.resize(plate.image, (max(tw * 2, 4), max(th * 2, 4)), interpolation=cv2.INTER_AREA)
-        m = cv2.getPerspectiveTransform(
-            np.array([[0, 0], [small.shape[1], 0], [small.shape[1], small.shape[0]], [0, small.shape[0]]], np.float32),
-            local,
-        )
-        warped = cv2.warpPerspective(small, m, size, flags=cv2.INTER_LINEAR)
-        mask = cv2.warpPerspective(np.full(small.shape[:2], 255, np.uint8), m, size, flags=cv2.INTER_LINEAR)
-        a = (mask.astype(np.float32) / 255.0)[:, :, None]
-        region = img[by1:by2, bx1:bx2]
-        region[:] = (region * (1 - a) + warped * a).astype(np.uint8)
+        framed = mount.frame_plate(rng, small) if details and rng.random() < frame_share(plate) else bare(small)
+        mount.warp_onto(img, framed, quad)
         hidden = rng.random() < 0.1  # partial occlusion (a tow bar, a bicycle rack, another car's edge)
         if hidden:
             ox = bx1 + int(rng.uniform(0, 0.7) * (bx2 - bx1))
