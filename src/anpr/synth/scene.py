@@ -1,8 +1,9 @@
 """Detection scenes: cluttered street-like frames with 0 to 4 plates, their boxes, and hard negatives.
 
 Plates are 20 to 400 px wide when scaled to a 1920-px-wide frame, warped in perspective, sometimes partly occluded.
-Negatives look like plates to a careless detector: signs, badges, bumper stickers, random text, grilles, and the
-vehicle details and facades of :mod:`anpr.synth.vehicle` (emblems, model badges, lamps, reflections).
+Negatives look like plates to a careless detector: signs, badges, bumper stickers, random text, grilles, the
+vehicle details and facades of :mod:`anpr.synth.vehicle` (emblems, model badges, lamps, reflections), the date and
+time a dash-cam burns into its frames; and plates sit in frames and recesses (:mod:`anpr.synth.mount`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,36 @@ def _negative(rng: Rng, img: np.ndarray, kinds: int) -> None:
         vehicle.lamp(rng, img, (x, y, x + w, y + max(3, h // 2)))
     else:
         vehicle.highlights(rng, img, (x, y, x + w, y + h))
+
+
+def _overlay(rng: Rng, img: np.ndarray) -> None:
+    """The text a dash-cam or video recorder burns into its frames: date and time, often a camera name or speed,
+    in white or yellow with a dark outline along the top or bottom edge (read as long digit strings on real
+    frames)."""
+    fh, fw = img.shape[:2]
+    y, m, d = int(rng.integers(2010, 2031)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
+    hh, mm, ss = int(rng.integers(0, 24)), int(rng.integers(0, 60)), int(rng.integers(0, 60))
+    sep = "/-."[int(rng.integers(0, 3))]
+    text = f"{y}{sep}{m:02d}{sep}{d:02d} {hh:02d}:{mm:02d}:{ss:02d}"
+    if rng.random() < 0.4:
+        text += " " + pick(rng, LETTERS, int(rng.integers(2, 5))) + pick(rng, "0123456789", int(rng.integers(1, 4)))
+    h = max(6, int(fh * float(rng.uniform(0.015, 0.04))))
+    w = min(fw - 4, int(h * len(text) * float(rng.uniform(0.5, 0.7))))
+    x = int(rng.integers(2, max(3, fw - w - 2)))
+    top = int(rng.integers(2, max(3, h))) if rng.random() < 0.5 else fh - h - int(rng.integers(2, max(3, h)))
+    mask = np.zeros((h, w), np.uint8)
+    cw = w / len(text)
+    style = GlyphStyle.random(rng)
+    for i, ch in enumerate(text):
+        if ch != " ":
+            draw_glyph(mask, ch if ch.isalnum() else "-", i * cw + cw * 0.1, 0, cw * 0.8, h, style)
+    outline = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    colour = np.array((250, 250, 250) if rng.random() < 0.6 else (250, 230, 40), np.float32)
+    region = img[top : top + h, x : x + w].astype(np.float32)
+    dark = (outline.astype(np.float32) / 255.0)[:, :, None] * 0.8
+    region = region * (1 - dark)
+    a = (mask.astype(np.float32) / 255.0)[:, :, None]
+    img[top : top + h, x : x + w] = (region * (1 - a) + colour * a).astype(np.uint8)
 
 
 def _car(rng: Rng, img: np.ndarray, cx: int, cy: int, pw: int, details: bool) -> list[float]:
@@ -211,6 +242,8 @@ def render_scene(
         occluded.append(hidden)
         boxes.append([float(bx1), float(by1), float(bx2), float(by2)])
         labels.append(plate.label)
+    if details and rng.random() < 0.25:
+        _overlay(rng, img)
     img = degrade(img, rng, 1.0, detail=min((b[3] - b[1] for b in boxes), default=40.0))
     arr = np.array(boxes, np.float32).reshape(-1, 4)
     return Scene(img, arr, tuple(labels), tuple(occluded))
