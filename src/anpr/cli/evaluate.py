@@ -8,6 +8,10 @@ Reads ``DATASET_DIR/labels.jsonl`` (one object per image: ``{"image": "images/x.
 - ``folded_accuracy``: equal after folding O to 0 and I to 1 on both sides;
 - ``one_edit_accuracy``: within one edit (insertion, deletion or substitution);
 - ``raw_exact_accuracy``: like ``exact_accuracy`` but on the reader's text before syntax-aware correction;
+- ``readings_per_image``: readings returned per image; ``extra_readings_per_image``: those that are not the
+  reading matched to a labelled plate (the sets label one plate per image, so a readable plate of another car
+  counts as extra too: an upper bound on junk); ``extra_plausible_per_image``: the extra readings that look like a
+  plate of another car (4 to 8 characters fitting a plate format that constrains its characters);
 - ``median_seconds`` and ``p95_seconds``: recognition time per image.
 
 A plate that was not detected counts as wrongly read. In crop mode (``--crops``, or automatically when every
@@ -110,6 +114,11 @@ def best_match(boxes: Sequence[Any], target: Any) -> int | None:
     return best if boxes[best].iou(target) >= IOU_THRESHOLD else None
 
 
+def _plausible(reading: Any) -> bool:
+    """A reading that could be another car's plate: 4 to 8 characters fitting a format that constrains them."""
+    return 4 <= len(reading.text) <= 8 and reading.format is not None and reading.format.specific
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -132,7 +141,7 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
 
     options = RecognitionOptions(format_hints=hints)
 
-    plates = detected = exact = folded = one_edit = raw_exact = 0
+    plates = detected = exact = folded = one_edit = raw_exact = returned = extra = extra_plausible = 0
     seconds: list[float] = []
     unreadable = 0
     if images:
@@ -145,6 +154,7 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
     for image in images:
         data = image.path.read_bytes()
         readings: list[tuple[Any, str, str]] = []  # (box, text, raw text)
+        plausible: list[bool] = []  # per reading: 4-8 characters in a specific plate format
         start = time.perf_counter()
         if crops:
             try:
@@ -162,23 +172,32 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
             result = pipeline.recognize([data], options)[0]
             error = result.error is not None
             readings = [(p.box, p.reading.text, p.reading.raw_text) for p in result.plates]
+            plausible = [_plausible(p.reading) for p in result.plates]
         seconds.append(time.perf_counter() - start)
         unreadable += error
+        returned += len(readings)
+        matched: set[int] = set()
         for label in image.plates:
             plates += 1
             target = Box(*label.box)
             index = best_match([box for box, _, _ in readings], target)
             if index is None:
                 continue
+            matched.add(index)
             detected += 1
             _, text, raw = readings[index]
             exact += text == label.text
             raw_exact += raw == label.text
             folded += fold(text) == fold(label.text)
             one_edit += within_one_edit(text, label.text)
+        extra += len(readings) - len(matched)
+        extra_plausible += sum(plausible[i] for i in range(len(plausible)) if i not in matched)
 
     def share(count: int) -> float:
         return round(count / plates, 4) if plates else 0.0
+
+    def per_image(count: int) -> float:
+        return round(count / len(images), 3) if images else 0.0
 
     return {
         "mode": "crops" if crops else "end-to-end",
@@ -190,6 +209,9 @@ def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: 
         "folded_accuracy": share(folded),
         "one_edit_accuracy": share(one_edit),
         "raw_exact_accuracy": share(raw_exact),
+        "readings_per_image": per_image(returned),
+        "extra_readings_per_image": None if crops else per_image(extra),
+        "extra_plausible_per_image": None if crops else per_image(extra_plausible),
         "median_seconds": round(statistics.median(seconds), 6) if seconds else 0.0,
         "p95_seconds": round(_percentile(seconds, 0.95), 6),
     }

@@ -30,6 +30,9 @@ A PaddleOCR-style CTC text-line reader (``format: paddleocr-ctc``) takes no plat
       width_scale: 1.0            # horizontal squeeze of the crop, in (0, 2]
       two_row_below: 0            # crops with width/height below this are also read as two rows (0: off)
 
+A ``scoring`` entry (:mod:`anpr.recognition.scoring`) turns a reading's confidence into a calibrated probability
+that its text is right and sets the default floor below which readings are not reported.
+
 The detector may be left out for a reading-only set (plate crops in, text out). Problems are reported as
 :class:`ModelError` naming the manifest and the field.
 """
@@ -44,6 +47,7 @@ from typing import Any
 import yaml
 
 from anpr.recognition.errors import ModelError
+from anpr.recognition.scoring import PlateScorer, parse_scorer
 
 DETECTOR_FORMATS = frozenset({"yolov9-end2end"})
 READER_FORMATS = frozenset({"fast-plate-ocr", "paddleocr-ctc"})
@@ -100,6 +104,13 @@ class ModelManifest:
     source: Path
     reader: ReaderSpec
     detector: DetectorSpec | None = None
+    # How sure a reading is, calibrated (:mod:`anpr.recognition.scoring`); None: the reader's own confidence.
+    scoring: PlateScorer | None = None
+
+    @property
+    def min_confidence(self) -> float:
+        """The default reading floor: the scorer's operating point, else the reader's own floor."""
+        return self.scoring.min_confidence if self.scoring is not None else self.reader.min_confidence
 
 
 def _mapping(value: object, where: str) -> dict[str, Any]:
@@ -230,7 +241,7 @@ def load_manifest(location: Path) -> ModelManifest:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ModelError(f"model manifest {path} is not valid YAML: {exc}") from exc
     top = _mapping(raw, f"model manifest {path}")
-    _known_keys(top, {"name", "version", "detector", "reader"}, f"model manifest {path}")
+    _known_keys(top, {"name", "version", "detector", "reader", "scoring"}, f"model manifest {path}")
     base = path.parent
 
     if "reader" not in top:
@@ -267,4 +278,5 @@ def load_manifest(location: Path) -> ModelManifest:
         source=path,
         reader=reader,
         detector=detector,
+        scoring=parse_scorer(top["scoring"], f"{path}: scoring") if top.get("scoring") is not None else None,
     )

@@ -269,14 +269,16 @@ class RecognitionPipeline:
     ) -> list[tuple[int, PlateResult]]:
         """Post-process one image's readings: (index, plate) of those at or above the minimum confidence, one per
         plate, best detection first, at most max_plates."""
-        minimum = (
-            options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.reader.min_confidence
-        )
+        minimum = options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
+        scorer = self.manifest.scoring
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
-            if reading.confidence >= minimum:
-                kept.append((index, PlateResult(detection.box, detection.confidence, reading)))
+            plate = PlateResult(detection.box, detection.confidence, reading)
+            if scorer is not None:
+                plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
+            if plate.reading.confidence >= minimum:
+                kept.append((index, plate))
         if self.config.consolidate:
             return [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
         return kept[: self._limit(options)]

@@ -72,6 +72,9 @@ class FormatMatch:
     country_code: str
     region_code: str
     confidence: float
+    # The matched pattern constrains some position (a catch-all such as ``X{1,8}`` does not): the syntax, not
+    # only the length, fits the reading.
+    specific: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> None:
         "ctc-reader": "anpr.training.ctc_plate_reader",
         "detector": "anpr.training.detector",
         "export": "anpr.training.export",
+        "calibrate": "anpr.training.calibrate",
         "fuse": "anpr.training.fuse",
         "evaluate": "anpr.training.evaluate",
     }

@@ -205,11 +205,18 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
     best (IoU >= 0.3) must read exactly (or folded) as labelled.
 
     A tenth of the plates have a bar drawn across them (the detector must still find them), which hides one or two
-    characters from any reader: ``legible`` repeats the reading figures without those plates.
+    characters from any reader: ``legible`` repeats the reading figures without those plates. ``precision`` is the
+    share of all non-empty readings returned that are exactly the text of the plate they overlap.
     """
     tallies: dict[str, Counter[str]] = {"all": Counter(), "legible": Counter()}
+    reported = right = 0
     for scene in scenes:
         result = pipeline.recognize([scene.jpeg])[0]
+        truth = [(corner_box(*b), label) for b, label in zip(scene.boxes, scene.labels, strict=True)]
+        for plate in result.plates:
+            if plate.reading.text:
+                reported += 1
+                right += any(plate.box.iou(box) >= IOU_THRESHOLD and plate.reading.text == t for box, t in truth)
         for b, label, hidden in zip(scene.boxes, scene.labels, scene.occluded, strict=True):
             index = best_match([p.box for p in result.plates], corner_box(*b))
             text = result.plates[index].reading.text if index is not None else None
@@ -230,7 +237,14 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
             "folded": tally["folded"] / n,
         }
 
-    return {**shares(tallies["all"]), "legible": shares(tallies["legible"])}
+    return {
+        **shares(tallies["all"]),
+        "legible": shares(tallies["legible"]),
+        "readings": reported,
+        "readings_per_scene": reported / max(len(scenes), 1),
+        # Readings that are exactly the text of the plate under them; the recall beside it is "legible exact".
+        "precision": right / max(reported, 1),
+    }
 
 
 def real_detector(pipeline: RecognitionPipeline) -> dict[str, Any]:

@@ -1,0 +1,224 @@
+"""Fit the reading scorer (:mod:`anpr.recognition.scoring`) and choose the default operating point, on synthetic
+scenes only.
+
+``python -m anpr.training calibrate --models DIR`` reads two disjoint sets of held-out synthetic scenes through the
+serving pipeline with nothing filtered: every reading it would return, and whether its text is exactly the text of
+the labelled plate under it. A logistic regression (scikit-learn) fitted on the first set turns a reading's
+features into the probability that it is right; on the second set, the operating point is the lowest floor at
+which at least ``--precision`` of the readings reported are right (a hotlist system would rather miss an unsure
+reading than raise a false alert on it). The scorer and its floor are written into the manifest; the curve goes to
+``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
+
+The scenes mix what cameras see: 1080p street scenes with plates of 40-400 px, 720p video frames, close-ups of
+400-900 px, frames without plates, JPEG quality 60-95. No real photo is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from anpr.cli.evaluate import IOU_THRESHOLD
+from anpr.recognition import PipelineConfig, PlateResult, RecognitionPipeline, load_manifest
+from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.scoring import FEATURES, PlateScorer, features
+from anpr.synth.scene import render_scene
+from anpr.training.evaluate import ONE_CORE, EncodedScene, _jpeg, corner_box
+
+CALIBRATION_SEED = 555_001  # disjoint from training (0, 1) and from evaluate's held-out seeds (987_654 + k)
+VALIDATION_SEED = 555_002
+_NOTHING_FILTERED = 1e-12
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a calibration scene: its features, the reader's own confidence, and whether it is right."""
+
+    values: tuple[float, ...]
+    raw_confidence: float
+    correct: bool
+    scene: int
+    plate: int | None  # the labelled plate it is the right reading of, when it is one
+
+
+def calibration_scenes(seed: int, n: int) -> list[EncodedScene]:
+    """``n`` synthetic frames as cameras see them (see the module docstring), drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = i % 6
+        if kind < 3:  # street scenes at 1080p
+            scene = render_scene(rng, 1920, 1080, max_plates=3, min_width_1080p=40.0, max_width_1080p=400.0)
+        elif kind < 5:  # video frames at 720p
+            scene = render_scene(rng, 1280, 720, max_plates=2, min_width_1080p=60.0, max_width_1080p=400.0)
+        else:  # close-ups
+            scene = render_scene(rng, 1920, 1080, max_plates=2, min_width_1080p=400.0, max_width_1080p=900.0)
+        quality = int(rng.integers(60, 96))
+        out.append(EncodedScene(_jpeg(scene.image, quality), scene.boxes, scene.labels, scene.occluded))
+    return out
+
+
+def unfiltered(models: Path) -> RecognitionPipeline:
+    """The model set at ``models`` without its scorer and without any floor: every reading it would make."""
+    manifest = replace(load_manifest(models), scoring=None)
+    config = PipelineConfig(min_reading_confidence=_NOTHING_FILTERED)
+    return RecognitionPipeline(manifest, session_options=ONE_CORE, config=config)
+
+
+def readings(pipeline: RecognitionPipeline, scenes: Sequence[EncodedScene]) -> list[Reading]:
+    """Every non-empty reading of ``scenes``, labelled right or wrong."""
+    out = []
+    for s, scene in enumerate(scenes):
+        result = pipeline.recognize([scene.jpeg])[0]
+        truth = [corner_box(*b) for b in scene.boxes]
+        for plate in result.plates:
+            if not plate.reading.text:
+                continue
+            match = _right_plate(plate, truth, scene.labels)
+            values = features(plate)
+            out.append(
+                Reading(tuple(values[f] for f in FEATURES), plate.reading.confidence, match is not None, s, match)
+            )
+    return out
+
+
+def _right_plate(plate: PlateResult, truth: Sequence[Any], labels: Sequence[str]) -> int | None:
+    for index, (box, label) in enumerate(zip(truth, labels, strict=True)):
+        if plate.box.iou(box) >= IOU_THRESHOLD and plate.reading.text == label:
+            return index
+    return None
+
+
+def fit(rows: Sequence[Reading], version: str) -> PlateScorer:
+    """A logistic regression of right against wrong readings (L2, C = 1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([r.values for r in rows], dtype=np.float64)
+    y = np.array([r.correct for r in rows], dtype=np.int64)
+    model = LogisticRegression(C=1.0, max_iter=5000)
+    model.fit(x, y)
+    weights = dict(zip(FEATURES, (float(w) for w in model.coef_[0]), strict=True))
+    return PlateScorer(version, float(model.intercept_[0]), weights)
+
+
+def curve(
+    rows: Sequence[Reading], scenes: Sequence[EncodedScene], score: Callable[[Reading], float]
+) -> list[dict[str, float]]:
+    """Precision (reported readings that are right) and recall (legible plates read right) at every floor.
+
+    A plate counts once however many of its boxes read it right (consolidation keeps one of them).
+    """
+    legible = sum(not hidden for scene in scenes for hidden in scene.occluded)
+    scored = sorted(((score(r), r) for r in rows), key=lambda pair: -pair[0])
+    points = []
+    right_plates: set[tuple[int, int]] = set()
+    reported = right = 0
+    for i, (value, row) in enumerate(scored):
+        reported += 1
+        right += row.correct
+        if row.plate is not None and not scenes[row.scene].occluded[row.plate]:
+            right_plates.add((row.scene, row.plate))
+        if i + 1 < len(scored) and scored[i + 1][0] == value:
+            continue  # one point per distinct floor
+        points.append(
+            {
+                "floor": float(value),
+                "precision": right / reported,
+                "recall": len(right_plates) / max(legible, 1),
+                "readings": reported,
+            }
+        )
+    return points
+
+
+def operating_point(points: Sequence[dict[str, float]], precision: float) -> dict[str, float]:
+    """The lowest floor whose readings are at least ``precision`` right (the most recall at that precision)."""
+    good = [p for p in points if p["precision"] >= precision]
+    if not good:
+        return max(points, key=lambda p: p["precision"])
+    return max(good, key=lambda p: p["recall"])
+
+
+def draw(curves: dict[str, list[dict[str, float]]], chosen: dict[str, float], target: float, path: Path) -> None:
+    """The precision/recall curves, and the chosen operating point, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    for name, points in curves.items():
+        ax.plot([p["recall"] for p in points], [p["precision"] for p in points], label=name)
+    ax.scatter([chosen["recall"]], [chosen["precision"]], color="black", zorder=3)
+    ax.annotate(
+        f"default floor {chosen['floor']:.2f}\nprecision {chosen['precision']:.3f}, recall {chosen['recall']:.3f}",
+        (chosen["recall"], chosen["precision"]),
+        textcoords="offset points",
+        xytext=(-150, -40),
+        arrowprops={"arrowstyle": "->"},
+    )
+    ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("recall: legible plates read exactly")
+    ax.set_ylabel("precision: readings reported that are right")
+    ax.set_xlim(0.5, 1.0)
+    ax.set_ylim(0.5, 1.005)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title("Readings of held-out synthetic scenes, by confidence floor")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit, choose the floor, write the manifest entry and the curve."""
+    models = Path(args.models)
+    pipeline = unfiltered(models)
+    version = args.version or datetime.date.today().isoformat()
+    train = readings(pipeline, calibration_scenes(CALIBRATION_SEED, args.scenes))
+    scorer = fit(train, version)
+    valid_scenes = calibration_scenes(VALIDATION_SEED, args.scenes)
+    valid = readings(pipeline, valid_scenes)
+
+    points = curve(valid, valid_scenes, lambda row: scorer.probability(dict(zip(FEATURES, row.values, strict=True))))
+    chosen = operating_point(points, args.precision)
+    scorer = replace(scorer, min_confidence=chosen["floor"])
+    manifest_path = models / "manifest.yaml" if models.is_dir() else models
+    manifest = yaml.safe_load(manifest_path.read_text())
+    manifest["scoring"] = scorer.as_manifest()
+    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    raw_points = curve(valid, valid_scenes, lambda row: row.raw_confidence)
+    report = {
+        "scenes": args.scenes,
+        "readings": {"calibration": len(train), "validation": len(valid)},
+        "right_share": {"calibration": sum(r.correct for r in train) / max(len(train), 1)},
+        "scorer": scorer.as_manifest(),
+        "operating_point": chosen,
+        "raw_confidence_at_same_precision": operating_point(raw_points, args.precision),
+        "curve": points[:: max(1, len(points) // 400)],
+    }
+    if args.curve_json:
+        Path(args.curve_json).write_text(json.dumps(report, indent=1))
+    if args.curve_png:
+        curves = {"calibrated confidence": points, "reader's raw confidence": raw_points}
+        draw(curves, chosen, args.precision, Path(args.curve_png))
+    print(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=1))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Command-line options of ``python -m anpr.training calibrate``."""
+    p.add_argument("--models", default=str(MODELS_DIR), help="model directory whose manifest gets the scorer")
+    p.add_argument("--scenes", type=int, default=600, help="synthetic scenes in each of the two sets")
+    p.add_argument("--precision", type=float, default=0.99, help="share of reported readings that must be right")
+    p.add_argument("--version", default="", help="the scorer's version in the manifest (default: today)")
+    p.add_argument("--curve-json", default="", help="write the precision/recall curve here")
+    p.add_argument("--curve-png", default="", help="draw the precision/recall curve here")
