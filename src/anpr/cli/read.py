@@ -40,7 +40,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="threads for ONNX Runtime and OpenCV (default 0: all cores)",
+        help="threads for ONNX Runtime and OpenCV (default 0: the CPUs this process may use, after affinity and "
+        "container CPU limits)",
     )
 
 
@@ -57,11 +58,11 @@ def load_pipeline(models: Path | None, threads: int) -> Any:
 
     from anpr.recognition import RecognitionPipeline, SessionOptions
     from anpr.recognition.models import MODELS_DIR
+    from anpr.runtime.cpus import usable_cpus
 
     if threads < 0:
         raise SystemExit("anpr: --threads must be 0 or more")
-    if threads:
-        cv2.setNumThreads(threads)
+    cv2.setNumThreads(threads or usable_cpus())
     return RecognitionPipeline.load(
         models if models is not None else MODELS_DIR, session_options=SessionOptions(intra_op_threads=threads)
     )

@@ -18,6 +18,7 @@ from typing import Any
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
 from anpr.recognition.errors import ModelError
+from anpr.runtime.cpus import usable_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class SessionOptions:
     """How to run models.
 
     ``providers``: provider names in order of preference, or empty for the automatic order.
-    ``intra_op_threads``: threads per operator; 0 lets ONNX Runtime choose (all cores), 1 for one core per call.
+    ``intra_op_threads``: threads per operator; 0 for the CPUs the process may use, 1 for one core per call.
     ``trt_cache_dir``: where TensorRT keeps built engines (building takes minutes; the cache makes restarts fast).
     ``fp16``: allow half precision where the provider supports it (TensorRT).
     """
@@ -67,7 +68,8 @@ def create_session(path: Path, options: SessionOptions | None = None) -> ort.Inf
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
     session_options = ort.SessionOptions()
-    session_options.intra_op_num_threads = options.intra_op_threads
+    # 0 would let ONNX Runtime take every core of the machine, whatever the process's affinity or CPU quota.
+    session_options.intra_op_num_threads = options.intra_op_threads or usable_cpus()
     # One inter-op thread: the pipeline parallelises across calls (executor threads), not inside one graph.
     session_options.inter_op_num_threads = 1
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from anpr.recognition.types import Detection, ImageResult, RawReading, StageTime
 from anpr.recognize import metrics
 from anpr.recognize.batching import BatchQueue
 from anpr.recognize.settings import RecognizeSettings
+from anpr.runtime.cpus import usable_cpus
 from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class RecognitionEngine:
     def __init__(self, settings: RecognizeSettings) -> None:
         self.settings = settings
         self.location = settings.model_dir or MODELS_DIR
-        cores = os.cpu_count() or 1
+        cores = usable_cpus()
         self._decode_pool = ThreadPoolExecutor(settings.decode_workers or cores, thread_name_prefix="decode")
         self._inference_workers = settings.inference_workers or cores
         self._inference_pool = ThreadPoolExecutor(2 * self._inference_workers, thread_name_prefix="inference")

@@ -28,13 +28,17 @@ class RecognizeSettings(ServiceSettings):
         default_factory=list,
         description="ONNX Runtime execution providers in order; empty: TensorRT, CUDA, CPU as available.",
     )
-    intra_op_threads: int = Field(1, ge=0, le=256, description="Threads per model call (0: all cores).")
+    intra_op_threads: int = Field(
+        1, ge=0, le=256, description="Threads per model call (0: the CPUs the process may use)."
+    )
     fp16: bool = Field(True, description="Half precision where the provider supports it (TensorRT).")
     tensorrt_cache_dir: Path | None = Field(None, description="Where TensorRT keeps built engines across restarts.")
     inference_workers: int = Field(
-        0, ge=0, le=64, description="Model batches run at once per stage (0: one per CPU core, 1 on a GPU)."
+        0, ge=0, le=64, description="Model batches run at once per stage (0: one per usable CPU, 1 on a GPU)."
     )
-    decode_workers: int = Field(0, ge=0, le=256, description="Threads decoding images (0: one per CPU core).")
+    decode_workers: int = Field(
+        0, ge=0, le=256, description="Threads decoding images (0: one per CPU the process may use)."
+    )
 
     max_images_per_request: int = Field(64, ge=1, le=1024, description="Most images in one Recognize call.")
     max_image_bytes: int = Field(
