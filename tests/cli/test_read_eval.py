@@ -149,3 +149,27 @@ def test_malformed_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main(["eval", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "labels.jsonl:1: malformed" in capsys.readouterr().err
+
+
+def test_read_crops_reads_a_plate_image_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), plate_frame("CA123456", (300, 90), (10, 8, 280, 74)))
+    code, out = _run(["read", "--json", "--crops", "--threads", "1", str(crop)], capsys)
+    assert code == 0
+    (line,) = [json.loads(text) for text in out.splitlines()]
+    assert set(line) == {"image", "plates", "seconds"}
+    (plate,) = line["plates"]
+    assert plate["box"] == [0, 0, 300, 90]
+    assert plate["text"] == "CA123456"
+
+
+def test_read_without_crops_says_when_an_image_looks_like_a_crop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), plate_frame("CA123456", (300, 90), (10, 8, 280, 74)))
+    with pytest.raises(SystemExit):
+        main(["read", "--json", "--threads", "1", str(crop)])
+    captured = capsys.readouterr()
+    assert "looks like a plate crop" in captured.err
+    assert set(json.loads(captured.out)) == {"image", "plates", "seconds"}

@@ -115,3 +115,30 @@ async def test_cameras_cannot_register_cameras(env: IngestEnvironment) -> None:
                 ingest_service_pb2.RegisterCameraRequest(camera=fixed_camera("cam-x")), metadata=env.metadata("camera")
             )
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_plate_regions_and_crops_are_stored_normalised_and_checked(env: IngestEnvironment) -> None:
+    server = await env.start_ingest(dependencies=False)
+    operator = env.metadata("operator")
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        ingest = stub(channel)
+        camera = fixed_camera("gate-1")
+        camera.plate_regions.extend(["za-wc", "ZA", "za"])
+        camera.sends_plate_crops = True
+        created = await register(ingest, env, camera)
+        assert list(created.plate_regions) == ["ZA-WC", "ZA"]
+        assert created.sends_plate_crops
+        bad = fixed_camera("gate-2")
+        bad.plate_regions.append("South Africa")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await register(ingest, env, bad)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        updated = await ingest.UpdateCamera(
+            ingest_service_pb2.UpdateCameraRequest(
+                camera=camera_pb2.Camera(camera_id="gate-1", plate_regions=["SK"]),
+                update_mask=field_mask_pb2.FieldMask(paths=["plate_regions", "sends_plate_crops"]),
+            ),
+            metadata=operator,
+        )
+        assert list(updated.camera.plate_regions) == ["SK"]
+        assert not updated.camera.sends_plate_crops

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
-import pytest
 
 from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import ingest_service_pb2
 from testkit.frames import frame
 from testkit.ingest_env import IngestEnvironment, fixed_camera, register, stub
-from testkit.plate_models import (
-    PEER_CONFIG,
-    PEER_MODEL,
-    build_content_detector,
-    encode,
-    plate_frame,
-    write_manifest,
-)
+from testkit.plate_models import build_content_detector, encode, plate_frame, write_shipped_reader_manifest
 from testkit.services import StartService
 
 PLATES = ["CA123456", "BC45DFGP", "ND48213"]
@@ -53,10 +45,8 @@ def drive_by(start: float) -> list[ingest_service_pb2.PushFramesRequest]:
 async def test_vehicles_passing_give_one_event_each_with_the_right_text(
     env: IngestEnvironment, start_service: StartService, tmp_path: Path
 ) -> None:
-    if not PEER_MODEL.is_file():
-        pytest.skip(f"the peer reader is not present: {PEER_MODEL}")
     detector = build_content_detector(tmp_path / "detector.onnx", 96)
-    models = write_manifest(tmp_path, detector=detector, reader=PEER_MODEL, config=PEER_CONFIG).parent
+    models = write_shipped_reader_manifest(tmp_path, detector=detector).parent
     recognize = await start_service("recognize", model_dir=str(models), model_poll_seconds="0")
 
     ingest_server = await env.start_ingest(

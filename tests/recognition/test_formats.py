@@ -163,3 +163,43 @@ def test_operator_catalogue(tmp_path: Path) -> None:
     path.write_text("nothing: here\n")
     with pytest.raises(ModelError, match="formats"):
         load_formats(path)
+
+
+def test_a_plate_of_a_catalogued_country_keeps_its_own_characters() -> None:
+    # Slovak LL-DDDLL: before Slovakia was in the catalogue, the British LLDD LLL read its 0 as O.
+    result = CATALOGUE.correct("NO450AM")
+    assert result.format is not None
+    assert (result.text, result.format.format_id) == ("NO450AM", "sk-standard")
+
+
+def test_without_hints_a_foreign_syntax_may_still_correct() -> None:
+    result = CATALOGUE.correct("AB12C0E")
+    assert result.format is not None
+    assert (result.text, result.format.format_id) == ("AB12COE", "gb-standard")
+
+
+def test_hints_make_other_countries_formats_name_a_reading_but_never_force_it() -> None:
+    # Text alone is no evidence: a British shape is not forced on a camera that expects South African plates.
+    assert CATALOGUE.correct("AB12C0E", hints=["ZA-WC", "ZA"]).text == "AB12C0E"
+    # As read, a foreign plate still gets its format.
+    fitting = CATALOGUE.correct("AB12CDE", hints=["ZA"])
+    assert fitting.format is not None
+    assert (fitting.text, fitting.format.format_id) == ("AB12CDE", "gb-standard")
+
+
+def test_hints_let_a_foreign_format_change_what_the_reader_nearly_preferred() -> None:
+    text = "AB12C0E"
+    rows = np.full((len(text), len(ALPHABET)), 1e-4, dtype=np.float32)
+    for i, ch in enumerate(text):
+        rows[i, ALPHABET.index(ch)] = 0.9
+    rows[5, ALPHABET.index("O")] = 0.6  # the reader was torn between 0 and O
+    torn = CATALOGUE.correct(text, rows, ALPHABET, hints=["ZA"])
+    assert torn.text == "AB12COE"
+    rows[5, ALPHABET.index("O")] = 0.2  # sure of the 0: the foreign format may not overrule it
+    assert CATALOGUE.correct(text, rows, ALPHABET, hints=["ZA"]).text == text
+
+
+def test_a_region_hint_names_its_country() -> None:
+    # ZA-WC expects South African plates of every province: a Gauteng plate is corrected as before.
+    result = CATALOGUE.correct("8C45DFGP", hints=["ZA-WC"])
+    assert result.text == "BC45DFGP"

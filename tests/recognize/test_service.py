@@ -244,3 +244,51 @@ async def test_changed_model_files_are_picked_up_by_polling(
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the changed reader was not loaded within 5 s")
+
+
+async def test_an_image_marked_as_a_plate_crop_is_read_whole_without_detection(
+    start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("recognize")
+    # Grey margins around the plate: the detector would box the plate alone, a crop is read as the whole image.
+    crop = encode(plate_frame("CA123456", (400, 160), (72, 48, 256, 64)))
+    images = [
+        recognition_pb2.ImageInput(image_id="crop", image=image_pb2.EncodedImage(data=crop), plate_crop=True),
+        _image(crop, "scene"),
+    ]
+    channel, stub = _stub(server)
+    async with channel:
+        reply = await stub.Recognize(recognize_service_pb2.RecognizeRequest(images=images), metadata=_auth(tokens))
+    whole, scene = reply.results
+    (plate,) = whole.plates
+    assert (plate.box.x, plate.box.y, plate.box.width, plate.box.height) == (0, 0, 400, 160)
+    assert plate.reading.text == "CA123456"
+    (found,) = scene.plates
+    assert abs(found.box.x - 72) < 10
+    assert abs(found.box.width - 256) < 20
+
+
+async def test_plate_regions_are_checked_per_image_and_hints_per_call(
+    start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("recognize", default_plate_regions="ZA-WC,ZA")
+    good = _frame()
+    images = [
+        recognition_pb2.ImageInput(image_id="za", image=image_pb2.EncodedImage(data=good), plate_regions=["za-wc"]),
+        recognition_pb2.ImageInput(image_id="bad", image=image_pb2.EncodedImage(data=good), plate_regions=["Z\n"]),
+    ]
+    channel, stub = _stub(server)
+    async with channel:
+        reply = await stub.Recognize(recognize_service_pb2.RecognizeRequest(images=images), metadata=_auth(tokens))
+        za, bad = reply.results
+        assert za.plates[0].reading.text == "CA123456"
+        assert za.plates[0].reading.format.region_code == "ZA-WC"
+        assert bad.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert bad.error.reason == recognition_pb2.IMAGE_ERROR_REASON_INVALID_ARGUMENT
+        assert not bad.plates
+        request = recognize_service_pb2.RecognizeRequest(
+            images=[_image(good, "x")], options=recognition_pb2.RecognitionOptions(format_hints=["not a region"])
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Recognize(request, metadata=_auth(tokens))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -11,17 +11,13 @@ import pytest
 
 from anpr.runtime.server import ServiceServer
 from testkit.ingest_env import IngestEnvironment
-from testkit.plate_models import PEER_MODEL
 from testkit.scenes import scene_model_dir
 from testkit.services import StartService
 
 
 @pytest.fixture(scope="session")
 def scene_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The scene model set: the white-plate band detector and the real peer reader."""
-    if not PEER_MODEL.is_file():
-        # The real fast-plate-ocr reader from ../shared/peers reads the rendered plates; without it, skip.
-        pytest.skip(f"the peer reader is not present: {PEER_MODEL}")
+    """The scene model set: the white-plate band detector and the project's shipped reader."""
     return scene_model_dir(tmp_path_factory.mktemp("scene-models"))
 
 

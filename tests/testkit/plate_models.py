@@ -22,7 +22,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import onnx
+import yaml
 from onnx import TensorProto, helper, numpy_helper
+
+from anpr.recognition.models import MODELS_DIR
 
 PEER_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "fast-plate-ocr-cct-xs-v1-global"
 PEER_MODEL = PEER_DIR / "cct_xs_v1_global.onnx"
@@ -226,6 +229,20 @@ def write_manifest(
             lines.append(f"  input_size: {input_size}")
     path = directory / "manifest.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_shipped_reader_manifest(directory: Path, *, detector: Path, input_size: int | None = None) -> Path:
+    """A manifest in ``directory``: ``detector`` with the project's shipped reader (``test-set t1``; no scorer, so
+    every reading is returned whatever its confidence)."""
+    reader = yaml.safe_load((MODELS_DIR / "manifest.yaml").read_text())["reader"]
+    reader["path"] = str(MODELS_DIR / reader["path"])
+    entry: dict[str, object] = {"format": "yolov9-end2end", "path": str(detector)}
+    if input_size is not None:
+        entry["input_size"] = input_size
+    manifest = {"name": "test-set", "version": "t1", "reader": reader, "detector": entry}
+    path = directory / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -4,8 +4,8 @@
   each horizontal band of its (letterboxed) input the bounding box of the white pixels, i.e. of a white plate; a
   band without white pixels reports nothing (score 0). Plates in different bands (top and bottom half of the
   frame) are therefore separate detections, and a plain grey frame has none.
-- :func:`scene_model_dir`: that detector plus the real fast-plate-ocr peer reader (``../shared/peers``), which reads
-  clean rendered plates reliably: the recognize service then gives real per-frame texts.
+- :func:`scene_model_dir`: that detector plus the project's shipped reader, which reads clean rendered plates
+  reliably: the recognize service then gives real per-frame texts, on a fresh clone too.
 - :func:`render_scene`: a grey frame with rendered plates in given boxes (see :mod:`testkit.passes`).
 """
 
@@ -19,7 +19,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from testkit.plate_models import PEER_CONFIG, PEER_MODEL, render_plate, write_manifest
+from testkit.plate_models import render_plate, write_shipped_reader_manifest
 
 SIZE = 320
 OPSET = 17
@@ -98,10 +98,11 @@ def build_plate_band_detector(path: Path, size: int = SIZE, bands: int = 2) -> P
 
 
 def scene_model_dir(directory: Path) -> Path:
-    """A model set in ``directory``: the band detector and the real peer reader (its manifest is ``test-set t1``)."""
+    """A model set in ``directory``: the band detector and the project's shipped reader (manifest ``test-set t1``;
+    no scorer, so every reading is returned)."""
     directory.mkdir(parents=True, exist_ok=True)
     detector = build_plate_band_detector(directory / "detector.onnx")
-    write_manifest(directory, detector=detector, reader=PEER_MODEL, config=PEER_CONFIG, input_size=SIZE)
+    write_shipped_reader_manifest(directory, detector=detector, input_size=SIZE)
     return directory
 
 

@@ -6,8 +6,9 @@ With ``--json``, one line per image, in the order given (other tools parse this 
      "seconds": 0.021}
 
 ``text`` is upper case without spaces or dashes; ``seconds`` is the recognition time of that image (decode,
-detection and reading). An image that cannot be read gets ``"plates": []`` and an ``"error"`` message, and the
-command exits with status 1 after the other images.
+detection and reading). ``--crops`` reads every image whole, as a plate (no detection); without it, an image that
+looks like a plate crop gets a note on standard error (the line format stays the same). An image that cannot be
+read gets ``"plates": []`` and an ``"error"`` message, and the command exits with status 1 after the other images.
 """
 
 from __future__ import annotations
@@ -48,8 +49,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``anpr read``."""
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument(
+        "--crops",
+        action="store_true",
+        help="every image is already a plate (as fixed ANPR cameras send them): read it whole, without detection",
+    )
     add_model_arguments(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, BMP)")
+
+
+def looks_like_a_crop(width: int, height: int) -> bool:
+    """An image small and plate-shaped enough to be a plate crop rather than a scene (no camera frame is 640 x 320
+    or smaller with a plate's aspect ratio)."""
+    return height > 0 and width <= 640 and height <= 320 and 1.2 <= width / height <= 6.0
 
 
 def load_pipeline(models: Path | None, threads: int) -> Any:
@@ -85,10 +97,17 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             record["error"] = f"cannot read file: {exc.strerror}"
         else:
-            result = pipeline.recognize([data], RecognitionOptions(format_hints=args.hints))[0]
+            options = RecognitionOptions(format_hints=args.hints)
+            result = pipeline.recognize([data], options, plate_crops=[args.crops])[0]
             record["seconds"] = round(result.times.total, 6)
             if result.error is not None:
                 record["error"] = str(result.error)
+            elif not args.crops and looks_like_a_crop(result.width, result.height):
+                print(
+                    f"anpr read: {name} ({result.width}x{result.height}) looks like a plate crop, not a scene; "
+                    "use --crops to read it whole",
+                    file=sys.stderr,
+                )
             record["plates"] = [
                 {
                     "text": plate.reading.text,

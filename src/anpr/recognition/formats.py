@@ -10,6 +10,11 @@ I<->1, B<->8, S<->5, Z<->2, G<->6, ...) that the pattern allows, and ``p_i`` is 
 The best-scoring pattern gives the corrected text and the format; the softmax over the candidates is the format
 confidence. So a letter becomes a digit only where the format demands a digit *and* the reader's own evidence
 does not contradict it badly; generic formats compete, so a foreign plate is not forced into a local syntax.
+
+Hints (the plate regions a camera or deployment expects, e.g. ``ZA-WC``, ``ZA``) multiply the weight of their
+formats by ``hint_boost``, and make every format of another country *foreign*: a foreign format may still name a
+reading that fits it as read, but it may replace a character only by one the reader itself gave at least half the
+raw character's probability (same-glyph pairs included). Without hints every format is on an equal footing.
 Without probabilities (text only), a raw character counts as 0.9 and a confusion as 0.1. With probabilities, O
 and 0, and I and 1, count at least 1/9 of each other's probability (the same odds): many plate fonts draw them
 alike (the Brazilian plate font's 1 is a bare stroke, an I; US plates share one glyph for O and 0), so a reader
@@ -45,6 +50,9 @@ _CONFUSION_ODDS = _TEXT_ONLY_CONFUSION / _TEXT_ONLY_RAW
 _SAME_GLYPH = (("O", "0"), ("I", "1"))
 _FLOOR = 1e-6
 _TEXT_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# A format of a country outside the expected regions may replace a character only by one the reader gave at least
+# this share of the raw character's probability.
+_FOREIGN_EVIDENCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,15 @@ class FormatCatalogue:
             self._tables[key] = table
         return table
 
+    @staticmethod
+    def _expected(table: _LengthTable, hints: Sequence[str]) -> npt.NDArray[np.bool_] | None:
+        """Per template of ``table``: whether its country is one the ``hints`` name (a region such as ``ZA-WC``
+        names its country, ``ZA``); None without hints, when every format is as expected as any other."""
+        if not hints:
+            return None
+        countries = {h.upper().split("-", 1)[0] for h in hints}
+        return np.array([t.fmt.country in countries for t in table.templates], dtype=np.bool_)
+
     def correct(
         self,
         text: str,
@@ -212,19 +229,27 @@ class FormatCatalogue:
         if table is None or min(index, default=-1) < 0:
             return Correction(text, text, "", None, (), 0)
         raw = np.asarray(index)
+        positions = np.arange(n)
         if probabilities is None:
             probs = np.full((n, len(alphabet)), _TEXT_ONLY_CONFUSION, dtype=np.float64)
-            probs[np.arange(n), raw] = _TEXT_ONLY_RAW
+            probs[positions, raw] = _TEXT_ONLY_RAW
+            evidence = np.zeros_like(probs, dtype=np.bool_)  # text alone is never strong evidence
         else:
             probs = np.maximum(probabilities.astype(np.float64), _FLOOR)
-            raw_p = probs[np.arange(n), raw]
+            raw_p = probs[positions, raw]
+            evidence = probs >= _FOREIGN_EVIDENCE * raw_p[:, None]
             probs = np.maximum(probs, table.same_glyph[raw] * (raw_p[:, None] * _CONFUSION_ODDS))
-        positions = np.arange(n)
         # [templates, n]: the raw character fits as it is.
         fits = table.allowed[:, positions, raw]
         # [templates, n, alphabet]: confusions of the raw character that the position allows, valued by the
         # reader's probability (the preference factor only breaks ties in catalogue order).
         options = table.allowed * (table.preference[raw] * probs)[None]
+        expected = self._expected(table, hints)
+        if expected is not None:
+            # A format of a country the deployment does not expect may only change a character that the reader
+            # itself nearly preferred: it names a reading, it never forces one (GB's LLDD LLL turned Slovak
+            # NO450AM into NO45OAM).
+            options = np.where(expected[:, None, None], options, options * evidence[None])
         best = options.argmax(axis=2)
         reachable = fits | (options.max(axis=2) > 0)
         feasible = reachable.all(axis=1)

@@ -84,6 +84,8 @@ class PipelineConfig:
     # One result per plate (consolidate.py): fragments of a plate are also read as one box, and boxes reading part
     # of a plate that another box reads whole are dropped.
     consolidate: bool = True
+    # Plate regions expected when a request names none (a deployment's own country and province, e.g. ZA-WC, ZA).
+    default_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +157,18 @@ class RecognitionPipeline:
         """The detector's square input side (0 for a reading-only model set)."""
         return self.detector.input_size if self.detector is not None else 0
 
-    def decode(self, data: bytes) -> DecodedImage:
-        """Decode one image, reduced for detection where that loses nothing; raises :class:`ImageInputError`."""
+    def decode(self, data: bytes, *, plate_crop: bool = False) -> DecodedImage:
+        """Decode one image, reduced for detection where that loses nothing (a plate crop at full resolution: it
+        is read, not searched); raises :class:`ImageInputError`."""
         cfg = self.config
-        size = max(self.detect_size, cfg.reduced_decode_side) if cfg.reduced_decode and self.detect_size else 0
+        reduce = cfg.reduced_decode and self.detect_size and not plate_crop
+        size = max(self.detect_size, cfg.reduced_decode_side) if reduce else 0
         return decode_image(data, limits=cfg.limits, detect_size=size, max_reduction=cfg.max_reduction)
+
+    @staticmethod
+    def whole(image: DecodedImage) -> Detection:
+        """The whole of an image that is already a plate, as its one detection."""
+        return Detection(Box(0.0, 0.0, float(image.width), float(image.height)), 1.0)
 
     def detect(self, images: Sequence[DecodedImage], *, min_score: float | None = None) -> list[list[Detection]]:
         """Plates of each image as one detector batch, boxes in full-resolution pixels, best first."""
@@ -179,6 +188,10 @@ class RecognitionPipeline:
     def read(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[RawReading]:
         """Raw readings of BGR plate crops as one reader batch."""
         return self.reader.read(list(crops))
+
+    def hints(self, options: RecognitionOptions) -> tuple[str, ...]:
+        """The plate regions correction prefers for a request: its own, else the configured default."""
+        return options.format_hints or self.config.default_regions
 
     def postprocess(
         self, raw: RawReading, *, hints: Sequence[str] = (), max_alternatives: int | None = None
@@ -265,15 +278,34 @@ class RecognitionPipeline:
         return options.max_plates or self.config.max_plates
 
     def plates(
-        self, detections: Sequence[Detection], raws: Sequence[RawReading], options: RecognitionOptions
+        self,
+        detections: Sequence[Detection],
+        raws: Sequence[RawReading],
+        options: RecognitionOptions,
+        *,
+        plate_crop: bool = False,
     ) -> list[tuple[int, PlateResult]]:
         """Post-process one image's readings: (index, plate) of those at or above the minimum confidence, one per
-        plate, best detection first, at most max_plates."""
+        plate, best detection first, at most max_plates. A plate crop's one reading is returned as it is (the
+        caller said it is a plate; there is no detection to calibrate against)."""
+        hints = self.hints(options)
+        if plate_crop:
+            return [
+                (
+                    i,
+                    PlateResult(
+                        d.box,
+                        d.confidence,
+                        self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives),
+                    ),
+                )
+                for i, (d, raw) in enumerate(zip(detections, raws, strict=True))
+            ]
         minimum = options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
         scorer = self.manifest.scoring
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
-            reading = self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
+            reading = self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives)
             plate = PlateResult(detection.box, detection.confidence, reading)
             if scorer is not None:
                 plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
@@ -285,27 +317,40 @@ class RecognitionPipeline:
 
     # Whole batches ------------------------------------------------------------------------------------------
 
-    def recognize(self, images: Sequence[bytes], options: RecognitionOptions | None = None) -> list[ImageResult]:
-        """Recognise a batch of encoded images; per-image errors are returned in that image's result."""
+    def recognize(
+        self, images: Sequence[bytes], options: RecognitionOptions | None = None, *, plate_crops: Sequence[bool] = ()
+    ) -> list[ImageResult]:
+        """Recognise a batch of encoded images; per-image errors are returned in that image's result.
+
+        ``plate_crops`` marks the images that are already plates (read whole, without detection; default none).
+        """
         options = options or RecognitionOptions()
+        crop = list(plate_crops) or [False] * len(images)
+        if len(crop) != len(images):
+            raise ValueError("plate_crops must have one flag per image")
         decoded: list[DecodedImage | None] = []
         errors: list[Exception | None] = []
         decode_times: list[float] = []
-        for data in images:
+        for data, is_crop in zip(images, crop, strict=True):
             start = time.perf_counter()
             try:
-                decoded.append(self.decode(data))
+                decoded.append(self.decode(data, plate_crop=is_crop))
                 errors.append(None)
             except ImageInputError as exc:
                 decoded.append(None)
                 errors.append(exc)
             decode_times.append(time.perf_counter() - start)
 
-        good = [i for i, image in enumerate(decoded) if image is not None]
+        scenes = [(i, image) for i, image in enumerate(decoded) if image is not None and not crop[i]]
         start = time.perf_counter()
-        found = self.detect([d for d in decoded if d is not None], min_score=options.min_detection_confidence)
-        detect_share = (time.perf_counter() - start) / max(len(good), 1)
-        detections = {i: self.select(d, options) for i, d in zip(good, found, strict=True)}
+        found = (
+            self.detect([image for _, image in scenes], min_score=options.min_detection_confidence) if scenes else []
+        )
+        detect_share = (time.perf_counter() - start) / max(len(scenes), 1)
+        detections = {i: self.select(d, options) for (i, _), d in zip(scenes, found, strict=True)}
+        for i, image in enumerate(decoded):
+            if image is not None and crop[i]:
+                detections[i] = [self.whole(image)]
 
         start = time.perf_counter()
         crops: list[ImageArray] = []
@@ -319,14 +364,14 @@ class RecognitionPipeline:
         for i, dets in detections.items():
             own = raws[offset : offset + len(dets)]
             offset += len(dets)
-            plates[i] = [plate for _, plate in self.plates(dets, own, options)]
+            plates[i] = [plate for _, plate in self.plates(dets, own, options, plate_crop=crop[i])]
         read_per_crop = (time.perf_counter() - start) / max(len(crops), 1)
 
         results = []
         for i, image in enumerate(decoded):
             times = StageTimes(
                 decode=decode_times[i],
-                detect=detect_share if image is not None else 0.0,
+                detect=detect_share if image is not None and not crop[i] else 0.0,
                 read=read_per_crop * len(detections.get(i, [])),
             )
             if image is None:
@@ -340,9 +385,9 @@ class RecognitionPipeline:
     ) -> list[PlateReading]:
         """Read already-cropped plates (BGR arrays): the reading stage alone, with post-processing."""
         options = options or RecognitionOptions()
+        hints = self.hints(options)
         return [
-            self.postprocess(raw, hints=options.format_hints, max_alternatives=options.max_alternatives)
-            for raw in self.read(crops)
+            self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives) for raw in self.read(crops)
         ]
 
 

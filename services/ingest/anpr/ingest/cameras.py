@@ -12,6 +12,7 @@ from google.protobuf import field_mask_pb2
 
 from anpr.api.common.v1 import geo_pb2
 from anpr.api.ingest.v1 import camera_pb2
+from anpr.domain.regions import normalise_regions
 from anpr.ingest.paging import decode_token, encode_token, page_size
 from anpr.runtime.database import Pool
 from anpr.runtime.errors import AlreadyExists, InvalidArgument, NotFound
@@ -38,11 +39,13 @@ UPDATABLE_PATHS = frozenset(
         "limits.max_frame_bytes",
         "limits.max_frames_per_second",
         "disabled",
+        "plate_regions",
+        "sends_plate_crops",
     }
 )
 _COLUMNS = (
     "camera_id, kind, display_name, latitude, longitude, view_direction_degrees, owner_unit, description, labels,"
-    " max_frame_bytes, max_frames_per_second, disabled, create_time, update_time"
+    " max_frame_bytes, max_frames_per_second, disabled, plate_regions, sends_plate_crops, create_time, update_time"
 )
 
 
@@ -74,6 +77,7 @@ def validate(camera: camera_pb2.Camera) -> None:
             raise InvalidArgument(f"camera.{name} is longer than 256 characters")
     if len(camera.description) > 4096:
         raise InvalidArgument("camera.description is longer than 4096 characters")
+    normalise_regions(camera.plate_regions, "camera.plate_regions")
 
 
 def _row_values(camera: camera_pb2.Camera) -> list[Any]:
@@ -91,6 +95,8 @@ def _row_values(camera: camera_pb2.Camera) -> list[Any]:
         camera.limits.max_frame_bytes or None,
         camera.limits.max_frames_per_second or None,
         camera.disabled,
+        list(normalise_regions(camera.plate_regions, "camera.plate_regions")),
+        camera.sends_plate_crops,
     ]
 
 
@@ -104,6 +110,8 @@ def from_row(row: asyncpg.Record) -> camera_pb2.Camera:
         description=row["description"],
         labels=json.loads(row["labels"]) if isinstance(row["labels"], str) else dict(row["labels"]),
         disabled=row["disabled"],
+        plate_regions=row["plate_regions"],
+        sends_plate_crops=row["sends_plate_crops"],
     )
     if row["latitude"] is not None:
         camera.location.CopyFrom(geo_pb2.GeoPoint(latitude=row["latitude"], longitude=row["longitude"]))
@@ -135,8 +143,8 @@ class CameraRepository:
         row = await self._pool.fetchrow(
             f"""INSERT INTO ingest.cameras (camera_id, kind, display_name, latitude, longitude,
                     view_direction_degrees, owner_unit, description, labels, max_frame_bytes,
-                    max_frames_per_second, disabled)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
+                    max_frames_per_second, disabled, plate_regions, sends_plate_crops)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14)
                 ON CONFLICT (camera_id) DO NOTHING
                 RETURNING {_COLUMNS}""",  # noqa: S608  (column list is a constant)
             *values,
@@ -210,7 +218,8 @@ class CameraRepository:
             updated = await connection.fetchrow(
                 f"""UPDATE ingest.cameras SET kind = $2, display_name = $3, latitude = $4, longitude = $5,
                         view_direction_degrees = $6, owner_unit = $7, description = $8, labels = $9::jsonb,
-                        max_frame_bytes = $10, max_frames_per_second = $11, disabled = $12, update_time = now()
+                        max_frame_bytes = $10, max_frames_per_second = $11, disabled = $12,
+                        plate_regions = $13, sends_plate_crops = $14, update_time = now()
                     WHERE camera_id = $1 RETURNING {_COLUMNS}""",  # noqa: S608
                 *values,
             )
@@ -240,6 +249,9 @@ def _apply(target: camera_pb2.Camera, source: camera_pb2.Camera, path: str) -> N
     elif path == "labels":
         target.labels.clear()
         target.labels.update(source.labels)
+    elif path == "plate_regions":
+        del target.plate_regions[:]
+        target.plate_regions.extend(source.plate_regions)
     elif path == "limits":
         target.limits.CopyFrom(source.limits)
     elif path == "limits.max_frame_bytes":

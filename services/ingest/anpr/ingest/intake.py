@@ -96,6 +96,8 @@ class FrameIntake:
             image=frame.image.data,
             encoding=frame.image.encoding,
             gps=gps_from_proto(frame.gps) if frame.HasField("gps") else None,
+            plate_regions=tuple(camera.plate_regions),
+            plate_crop=camera.sends_plate_crops,
         )
         if not await self._pipeline.offer(pending, settings.overload_wait_seconds if wait else 0.0):
             self._dedupe.forget(frame.camera_id, frame.frame_id)

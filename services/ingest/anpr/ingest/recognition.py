@@ -30,6 +30,8 @@ class PendingFrame:
     image: bytes
     encoding: image_pb2.ImageEncoding.ValueType = image_pb2.IMAGE_ENCODING_UNSPECIFIED
     gps: Gps | None = None
+    plate_regions: tuple[str, ...] = ()  # the camera's expected plate regions
+    plate_crop: bool = False  # the camera sends plate crops, not scenes
 
 
 class RecognitionFailed(Exception):
@@ -68,7 +70,10 @@ class RecognitionClient:
         request = recognize_service_pb2.RecognizeRequest(
             images=[
                 recognition_pb2.ImageInput(
-                    image_id=frame.frame_id, image=image_pb2.EncodedImage(data=frame.image, encoding=frame.encoding)
+                    image_id=frame.frame_id,
+                    image=image_pb2.EncodedImage(data=frame.image, encoding=frame.encoding),
+                    plate_crop=frame.plate_crop,
+                    plate_regions=frame.plate_regions,
                 )
                 for frame in frames
             ],

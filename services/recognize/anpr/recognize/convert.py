@@ -8,6 +8,7 @@ import grpc
 
 from anpr.api.common.v1 import geometry_pb2, image_pb2, plate_pb2
 from anpr.api.recognize.v1 import recognition_pb2
+from anpr.domain.regions import normalise_regions
 from anpr.recognition.errors import ImageInputError
 from anpr.recognition.pipeline import ModelInfo, RecognitionOptions
 from anpr.recognition.types import FormatMatch, ImageResult, PlateReading
@@ -21,7 +22,7 @@ def options_from_proto(message: recognition_pb2.RecognitionOptions) -> Recogniti
         min_detection_confidence=message.min_detection_confidence or None,
         min_reading_confidence=message.min_reading_confidence or None,
         max_alternatives=message.max_alternatives or None,
-        format_hints=tuple(message.format_hints),
+        format_hints=normalise_regions(message.format_hints, "options.format_hints"),
     )
 
 

@@ -11,6 +11,7 @@ then swaps the reference: requests that started on the old set finish on it, and
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -115,7 +116,9 @@ class RecognitionEngine:
         )
         limits = DecodeLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
         pipeline = RecognitionPipeline.load(
-            self.location, session_options=options, config=PipelineConfig(limits=limits)
+            self.location,
+            session_options=options,
+            config=PipelineConfig(limits=limits, default_regions=tuple(s.default_plate_regions)),
         )
         _warm_up(pipeline)
         return pipeline, _fingerprint(pipeline.manifest)
@@ -242,14 +245,18 @@ class RecognitionEngine:
         deadline: float | None,
         *,
         with_crops: bool = False,
+        plate_crop: bool = False,
     ) -> Recognized:
-        """Recognise one image on ``models``; image problems come back in the result, not as exceptions."""
+        """Recognise one image on ``models`` (``plate_crop``: it is already a plate, read whole without detection);
+        image problems come back in the result, not as exceptions."""
         loop = asyncio.get_running_loop()
         pipeline = models.pipeline
         started = time.perf_counter()
         self._decoding += 1
         try:
-            image = await loop.run_in_executor(self._decode_pool, pipeline.decode, data)
+            image = await loop.run_in_executor(
+                self._decode_pool, functools.partial(pipeline.decode, data, plate_crop=plate_crop)
+            )
         except ImageInputError as exc:
             metrics.IMAGES_REJECTED.labels(exc.reason.lower()).inc()
             return Recognized(ImageResult(times=StageTimes(decode=time.perf_counter() - started), error=exc))
@@ -260,14 +267,20 @@ class RecognitionEngine:
 
         self._cropping += 1
         try:
-            detections = pipeline.select(await models.detect_queue.submit(image, deadline), options)
+            if plate_crop:
+                detections = [pipeline.whole(image)]
+            else:
+                detections = pipeline.select(await models.detect_queue.submit(image, deadline), options)
             detected = time.perf_counter()
-            metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
+            if not plate_crop:
+                metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
             crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
         finally:
             self._cropping -= 1
         raws = await asyncio.gather(*(models.read_queue.submit(crop, deadline) for crop in crops))
-        kept = await loop.run_in_executor(self._decode_pool, pipeline.plates, detections, raws, options)
+        kept = await loop.run_in_executor(
+            self._decode_pool, functools.partial(pipeline.plates, detections, raws, options, plate_crop=plate_crop)
+        )
         plates = [plate for _, plate in kept]
         encoded = (
             await loop.run_in_executor(self._decode_pool, _encode, [crops[i] for i, _ in kept]) if with_crops else []

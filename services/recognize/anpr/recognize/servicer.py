@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import grpc.aio
 
 from anpr.api.recognize.v1 import model_pb2, recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
+from anpr.domain.regions import normalise_regions
+from anpr.recognition.pipeline import RecognitionOptions
 from anpr.recognition.session import choose_providers
 from anpr.recognition.types import ImageResult
 from anpr.recognize import metrics
@@ -63,13 +66,10 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
         crops = request.options.include_plate_crops
         async with self._engine.using() as models, asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(self._engine.recognize(models, image.image.data, options, deadline, with_crops=crops))
+                group.create_task(self._recognize_image(models, image, options, deadline, with_crops=crops))
                 for image in request.images
             ]
-        results = [
-            result_to_proto(image.image_id, task.result().result, task.result().crops)
-            for image, task in zip(request.images, tasks, strict=True)
-        ]
+        results = [task.result() for task in tasks]
         return recognize_service_pb2.RecognizeResponse(results=results, model=model_version(models.pipeline.info))
 
     async def StreamRecognize(
@@ -102,6 +102,27 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
                 if leftover is not None:
                     leftover.cancel()
 
+    async def _recognize_image(
+        self,
+        models: ModelSet,
+        image: recognition_pb2.ImageInput,
+        options: RecognitionOptions,
+        deadline: float | None,
+        *,
+        with_crops: bool,
+    ) -> recognition_pb2.ImageResult:
+        """One image's result; its own bad plate regions fail it alone (INVALID_ARGUMENT in its result)."""
+        try:
+            regions = normalise_regions(image.plate_regions, "plate_regions")
+        except InvalidArgument as exc:
+            return result_to_proto(image.image_id, ImageResult(error=exc))
+        if regions:
+            options = replace(options, format_hints=tuple(dict.fromkeys(options.format_hints + regions)))
+        recognized = await self._engine.recognize(
+            models, image.image.data, options, deadline, with_crops=with_crops, plate_crop=image.plate_crop
+        )
+        return result_to_proto(image.image_id, recognized.result, recognized.crops)
+
     async def _stream_one(
         self, message: recognize_service_pb2.StreamRecognizeRequest, deadline: float | None
     ) -> recognize_service_pb2.StreamRecognizeResponse:
@@ -110,10 +131,9 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
         async with self._engine.using() as models:
             try:
                 self._engine.admit(1)
-                recognized = await self._engine.recognize(
-                    models, message.image.image.data, options, deadline, with_crops=message.options.include_plate_crops
+                result = await self._recognize_image(
+                    models, message.image, options, deadline, with_crops=message.options.include_plate_crops
                 )
-                result = result_to_proto(message.image.image_id, recognized.result, recognized.crops)
             except (ResourceExhausted, DeadlineExceeded) as exc:  # shed or late: this image only
                 result = result_to_proto(message.image.image_id, ImageResult(error=exc))
             return recognize_service_pb2.StreamRecognizeResponse(

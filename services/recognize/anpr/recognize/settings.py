@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from anpr.domain.regions import normalise_regions
+from anpr.runtime.errors import InvalidArgument
 from anpr.runtime.settings import Port, ServiceSettings
 
 
@@ -40,6 +43,13 @@ class RecognizeSettings(ServiceSettings):
         0, ge=0, le=256, description="Threads decoding images (0: one per CPU the process may use)."
     )
 
+    default_plate_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Plate regions expected when a request and its image name none, most likely first, comma "
+        "separated: ISO 3166-1 countries or ISO 3166-2 subdivisions (e.g. ZA-WC,ZA). Correction prefers their "
+        "formats and never forces a reading into another country's without the reader's own evidence.",
+    )
+
     max_images_per_request: int = Field(64, ge=1, le=1024, description="Most images in one Recognize call.")
     max_image_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Largest encoded image accepted, in bytes."
@@ -58,3 +68,14 @@ class RecognizeSettings(ServiceSettings):
     stream_window: int = Field(
         16, ge=1, le=1024, description="Images of one StreamRecognize call in flight at once (flow control)."
     )
+
+    @field_validator("default_plate_regions", mode="before")
+    @classmethod
+    def _regions(cls, value: object) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("a comma-separated list of plate regions, e.g. ZA-WC,ZA")
+        try:
+            return list(normalise_regions((str(item).strip() for item in items if str(item).strip()), "regions"))
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from exc

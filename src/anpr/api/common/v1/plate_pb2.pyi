@@ -140,7 +140,11 @@ class PlateReading(_message.Message):
     format matched.
     """
     confidence: _builtins.float
-    """Overall confidence of `text` in [0, 1]."""
+    """Overall confidence of `text` in [0, 1]. With a model set that carries a scorer (the shipped one does), it is
+    calibrated: of the readings reported with confidence c, about a share c are exactly right (measured on held-out
+    synthetic scenes); for plate crops read without detection it is the reader's own (the product of
+    `character_confidences`).
+    """
     layout: Global___PlateLayout.ValueType
     """Layout of the plate (one or two rows)."""
     @_builtins.property

@@ -26,7 +26,7 @@ from anpr.api.common.v1 import geo_pb2 as anpr_dot_common_dot_v1_dot_geo__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61npr/ingest/v1/camera.proto\x12\x0e\x61npr.ingest.v1\x1a\x18\x61npr/common/v1/geo.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eMovingLocation\"F\n\x0c\x43\x61meraLimits\x12\x17\n\x0fmax_frame_bytes\x18\x01 \x01(\x04\x12\x1d\n\x15max_frames_per_second\x18\x02 \x01(\x01\"\xa5\x05\n\x06\x43\x61mera\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.anpr.ingest.v1.CameraKind\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12,\n\x08location\x18\x04 \x01(\x0b\x32\x18.anpr.common.v1.GeoPointH\x00\x12\x30\n\x06moving\x18\x05 \x01(\x0b\x32\x1e.anpr.ingest.v1.MovingLocationH\x00\x12#\n\x16view_direction_degrees\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nowner_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x32\n\x06labels\x18\t \x03(\x0b\x32\".anpr.ingest.v1.Camera.LabelsEntry\x12,\n\x06limits\x18\n \x01(\x0b\x32\x1c.anpr.ingest.v1.CameraLimits\x12\x10\n\x08\x64isabled\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_frame_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x0c\x63onnectivity\x18\x0f \x01(\x0e\x32\".anpr.ingest.v1.CameraConnectivity\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\tplacementB\x19\n\x17_view_direction_degrees*\x84\x01\n\nCameraKind\x12\x1b\n\x17\x43\x41MERA_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41MERA_KIND_FIXED\x10\x01\x12\x16\n\x12\x43\x41MERA_KIND_MOBILE\x10\x02\x12\x14\n\x10\x43\x41MERA_KIND_DASH\x10\x03\x12\x14\n\x10\x43\x41MERA_KIND_BODY\x10\x04*z\n\x12\x43\x61meraConnectivity\x12#\n\x1f\x43\x41MERA_CONNECTIVITY_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43\x41MERA_CONNECTIVITY_ONLINE\x10\x01\x12\x1f\n\x1b\x43\x41MERA_CONNECTIVITY_OFFLINE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61npr/ingest/v1/camera.proto\x12\x0e\x61npr.ingest.v1\x1a\x18\x61npr/common/v1/geo.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eMovingLocation\"F\n\x0c\x43\x61meraLimits\x12\x17\n\x0fmax_frame_bytes\x18\x01 \x01(\x04\x12\x1d\n\x15max_frames_per_second\x18\x02 \x01(\x01\"\xd7\x05\n\x06\x43\x61mera\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.anpr.ingest.v1.CameraKind\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12,\n\x08location\x18\x04 \x01(\x0b\x32\x18.anpr.common.v1.GeoPointH\x00\x12\x30\n\x06moving\x18\x05 \x01(\x0b\x32\x1e.anpr.ingest.v1.MovingLocationH\x00\x12#\n\x16view_direction_degrees\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nowner_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x32\n\x06labels\x18\t \x03(\x0b\x32\".anpr.ingest.v1.Camera.LabelsEntry\x12,\n\x06limits\x18\n \x01(\x0b\x32\x1c.anpr.ingest.v1.CameraLimits\x12\x10\n\x08\x64isabled\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_frame_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x0c\x63onnectivity\x18\x0f \x01(\x0e\x32\".anpr.ingest.v1.CameraConnectivity\x12\x15\n\rplate_regions\x18\x10 \x03(\t\x12\x19\n\x11sends_plate_crops\x18\x11 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\tplacementB\x19\n\x17_view_direction_degrees*\x84\x01\n\nCameraKind\x12\x1b\n\x17\x43\x41MERA_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41MERA_KIND_FIXED\x10\x01\x12\x16\n\x12\x43\x41MERA_KIND_MOBILE\x10\x02\x12\x14\n\x10\x43\x41MERA_KIND_DASH\x10\x03\x12\x14\n\x10\x43\x41MERA_KIND_BODY\x10\x04*z\n\x12\x43\x61meraConnectivity\x12#\n\x1f\x43\x41MERA_CONNECTIVITY_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43\x41MERA_CONNECTIVITY_ONLINE\x10\x01\x12\x1f\n\x1b\x43\x41MERA_CONNECTIVITY_OFFLINE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +35,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CAMERA_LABELSENTRY']._loaded_options = None
   _globals['_CAMERA_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_CAMERAKIND']._serialized_start=877
-  _globals['_CAMERAKIND']._serialized_end=1009
-  _globals['_CAMERACONNECTIVITY']._serialized_start=1011
-  _globals['_CAMERACONNECTIVITY']._serialized_end=1133
+  _globals['_CAMERAKIND']._serialized_start=927
+  _globals['_CAMERAKIND']._serialized_end=1059
+  _globals['_CAMERACONNECTIVITY']._serialized_start=1061
+  _globals['_CAMERACONNECTIVITY']._serialized_end=1183
   _globals['_MOVINGLOCATION']._serialized_start=106
   _globals['_MOVINGLOCATION']._serialized_end=122
   _globals['_CAMERALIMITS']._serialized_start=124
   _globals['_CAMERALIMITS']._serialized_end=194
   _globals['_CAMERA']._serialized_start=197
-  _globals['_CAMERA']._serialized_end=874
-  _globals['_CAMERA_LABELSENTRY']._serialized_start=789
-  _globals['_CAMERA_LABELSENTRY']._serialized_end=834
+  _globals['_CAMERA']._serialized_end=924
+  _globals['_CAMERA_LABELSENTRY']._serialized_start=839
+  _globals['_CAMERA_LABELSENTRY']._serialized_end=884
 # @@protoc_insertion_point(module_scope)

@@ -161,6 +161,8 @@ class Camera(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_FRAME_TIME_FIELD_NUMBER: _builtins.int
     CONNECTIVITY_FIELD_NUMBER: _builtins.int
+    PLATE_REGIONS_FIELD_NUMBER: _builtins.int
+    SENDS_PLATE_CROPS_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
     """Caller-chosen stable identifier, 1-64 characters from `A-Z a-z 0-9 . _ -`, for example `coct-n1-km12-east`.
     Immutable.
@@ -182,6 +184,10 @@ class Camera(_message.Message):
     """When true, frames from this camera are refused with FRAME_REJECT_REASON_CAMERA_DISABLED."""
     connectivity: Global___CameraConnectivity.ValueType
     """Output only. Whether the camera is currently delivering frames."""
+    sends_plate_crops: _builtins.bool
+    """The camera sends images that are already plate crops (as many fixed ANPR cameras do): they are read whole,
+    without plate detection.
+    """
     @_builtins.property
     def location(self) -> _geo_pb2.GeoPoint:
         """Fixed location of the camera."""
@@ -210,6 +216,14 @@ class Camera(_message.Message):
     def last_frame_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. Capture time of the last accepted frame; unset when none."""
 
+    @_builtins.property
+    def plate_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Plate regions the camera expects to see, most likely first: ISO 3166-1 alpha-2 countries (`ZA`) or ISO 3166-2
+        subdivisions (`ZA-WC`), at most 8. Passed to recognition with every frame: correction prefers these regions'
+        formats and never forces a reading into a format of another country without the reader's own evidence. Empty:
+        the recognize service's configured default regions.
+        """
+
     def __init__(
         self,
         *,
@@ -228,10 +242,12 @@ class Camera(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         last_frame_time: _timestamp_pb2.Timestamp | None = ...,
         connectivity: Global___CameraConnectivity.ValueType = ...,
+        plate_regions: _abc.Iterable[_builtins.str] | None = ...,
+        sends_plate_crops: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "create_time", b"create_time", "last_frame_time", b"last_frame_time", "limits", b"limits", "location", b"location", "moving", b"moving", "placement", b"placement", "update_time", b"update_time", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "camera_id", b"camera_id", "connectivity", b"connectivity", "create_time", b"create_time", "description", b"description", "disabled", b"disabled", "display_name", b"display_name", "kind", b"kind", "labels", b"labels", "last_frame_time", b"last_frame_time", "limits", b"limits", "location", b"location", "moving", b"moving", "owner_unit", b"owner_unit", "placement", b"placement", "update_time", b"update_time", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "camera_id", b"camera_id", "connectivity", b"connectivity", "create_time", b"create_time", "description", b"description", "disabled", b"disabled", "display_name", b"display_name", "kind", b"kind", "labels", b"labels", "last_frame_time", b"last_frame_time", "limits", b"limits", "location", b"location", "moving", b"moving", "owner_unit", b"owner_unit", "placement", b"placement", "plate_regions", b"plate_regions", "sends_plate_crops", b"sends_plate_crops", "update_time", b"update_time", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__view_direction_degrees: _TypeAlias = _typing.Literal["view_direction_degrees"]  # noqa: Y015
     _WhichOneofArgType__view_direction_degrees: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees"]  # noqa: Y015

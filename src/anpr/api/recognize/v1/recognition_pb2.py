@@ -28,25 +28,25 @@ from anpr.api.common.v1 import plate_pb2 as anpr_dot_common_dot_v1_dot_plate__pb
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#anpr/recognize/v1/recognition.proto\x12\x11\x61npr.recognize.v1\x1a\x1d\x61npr/common/v1/geometry.proto\x1a\x1a\x61npr/common/v1/image.proto\x1a\x1a\x61npr/common/v1/plate.proto\x1a\x1egoogle/protobuf/duration.proto\"\x85\x01\n\nImageInput\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12+\n\x05image\x18\x02 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\x12\x38\n\x13regions_of_interest\x18\x03 \x03(\x0b\x32\x1b.anpr.common.v1.BoundingBox\"\xb7\x01\n\x12RecognitionOptions\x12\x12\n\nmax_plates\x18\x01 \x01(\r\x12 \n\x18min_detection_confidence\x18\x02 \x01(\x02\x12\x1e\n\x16min_reading_confidence\x18\x03 \x01(\x02\x12\x18\n\x10max_alternatives\x18\x04 \x01(\r\x12\x1b\n\x13include_plate_crops\x18\x05 \x01(\x08\x12\x14\n\x0c\x66ormat_hints\x18\x06 \x03(\t\"`\n\nImageError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x33\n\x06reason\x18\x02 \x01(\x0e\x32#.anpr.recognize.v1.ImageErrorReason\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xe3\x01\n\x0ePlateDetection\x12(\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1b.anpr.common.v1.BoundingBox\x12.\n\x07\x63orners\x18\x02 \x01(\x0b\x32\x1d.anpr.common.v1.Quadrilateral\x12\x1c\n\x14\x64\x65tection_confidence\x18\x03 \x01(\x02\x12-\n\x07reading\x18\x04 \x01(\x0b\x32\x1c.anpr.common.v1.PlateReading\x12*\n\x04\x63rop\x18\x05 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\"\xe3\x01\n\x0bImageResult\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.anpr.recognize.v1.ImageError\x12\x31\n\x06plates\x18\x03 \x03(\x0b\x32!.anpr.recognize.v1.PlateDetection\x12\x13\n\x0bimage_width\x18\x04 \x01(\r\x12\x14\n\x0cimage_height\x18\x05 \x01(\r\x12\x36\n\x13processing_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x03 \x01(\t*\xa6\x03\n\x10ImageErrorReason\x12\"\n\x1eIMAGE_ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_ERROR_REASON_EMPTY\x10\x01\x12#\n\x1fIMAGE_ERROR_REASON_NOT_AN_IMAGE\x10\x02\x12\x1e\n\x1aIMAGE_ERROR_REASON_CORRUPT\x10\x03\x12 \n\x1cIMAGE_ERROR_REASON_ZERO_SIZE\x10\x04\x12+\n\'IMAGE_ERROR_REASON_DIMENSIONS_TOO_LARGE\x10\x05\x12%\n!IMAGE_ERROR_REASON_DATA_TOO_LARGE\x10\x06\x12!\n\x1dIMAGE_ERROR_REASON_OVERLOADED\x10\x07\x12(\n$IMAGE_ERROR_REASON_DEADLINE_EXCEEDED\x10\x08\x12\'\n#IMAGE_ERROR_REASON_INVALID_ARGUMENT\x10\t\x12\x1f\n\x1bIMAGE_ERROR_REASON_INTERNAL\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#anpr/recognize/v1/recognition.proto\x12\x11\x61npr.recognize.v1\x1a\x1d\x61npr/common/v1/geometry.proto\x1a\x1a\x61npr/common/v1/image.proto\x1a\x1a\x61npr/common/v1/plate.proto\x1a\x1egoogle/protobuf/duration.proto\"\xb0\x01\n\nImageInput\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12+\n\x05image\x18\x02 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\x12\x38\n\x13regions_of_interest\x18\x03 \x03(\x0b\x32\x1b.anpr.common.v1.BoundingBox\x12\x12\n\nplate_crop\x18\x04 \x01(\x08\x12\x15\n\rplate_regions\x18\x05 \x03(\t\"\xb7\x01\n\x12RecognitionOptions\x12\x12\n\nmax_plates\x18\x01 \x01(\r\x12 \n\x18min_detection_confidence\x18\x02 \x01(\x02\x12\x1e\n\x16min_reading_confidence\x18\x03 \x01(\x02\x12\x18\n\x10max_alternatives\x18\x04 \x01(\r\x12\x1b\n\x13include_plate_crops\x18\x05 \x01(\x08\x12\x14\n\x0c\x66ormat_hints\x18\x06 \x03(\t\"`\n\nImageError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x33\n\x06reason\x18\x02 \x01(\x0e\x32#.anpr.recognize.v1.ImageErrorReason\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xe3\x01\n\x0ePlateDetection\x12(\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1b.anpr.common.v1.BoundingBox\x12.\n\x07\x63orners\x18\x02 \x01(\x0b\x32\x1d.anpr.common.v1.Quadrilateral\x12\x1c\n\x14\x64\x65tection_confidence\x18\x03 \x01(\x02\x12-\n\x07reading\x18\x04 \x01(\x0b\x32\x1c.anpr.common.v1.PlateReading\x12*\n\x04\x63rop\x18\x05 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\"\xe3\x01\n\x0bImageResult\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.anpr.recognize.v1.ImageError\x12\x31\n\x06plates\x18\x03 \x03(\x0b\x32!.anpr.recognize.v1.PlateDetection\x12\x13\n\x0bimage_width\x18\x04 \x01(\r\x12\x14\n\x0cimage_height\x18\x05 \x01(\r\x12\x36\n\x13processing_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\x03 \x01(\t*\xa6\x03\n\x10ImageErrorReason\x12\"\n\x1eIMAGE_ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_ERROR_REASON_EMPTY\x10\x01\x12#\n\x1fIMAGE_ERROR_REASON_NOT_AN_IMAGE\x10\x02\x12\x1e\n\x1aIMAGE_ERROR_REASON_CORRUPT\x10\x03\x12 \n\x1cIMAGE_ERROR_REASON_ZERO_SIZE\x10\x04\x12+\n\'IMAGE_ERROR_REASON_DIMENSIONS_TOO_LARGE\x10\x05\x12%\n!IMAGE_ERROR_REASON_DATA_TOO_LARGE\x10\x06\x12!\n\x1dIMAGE_ERROR_REASON_OVERLOADED\x10\x07\x12(\n$IMAGE_ERROR_REASON_DEADLINE_EXCEEDED\x10\x08\x12\'\n#IMAGE_ERROR_REASON_INVALID_ARGUMENT\x10\t\x12\x1f\n\x1bIMAGE_ERROR_REASON_INTERNAL\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.recognize.v1.recognition_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEERRORREASON']._serialized_start=1133
-  _globals['_IMAGEERRORREASON']._serialized_end=1555
+  _globals['_IMAGEERRORREASON']._serialized_start=1176
+  _globals['_IMAGEERRORREASON']._serialized_end=1598
   _globals['_IMAGEINPUT']._serialized_start=178
-  _globals['_IMAGEINPUT']._serialized_end=311
-  _globals['_RECOGNITIONOPTIONS']._serialized_start=314
-  _globals['_RECOGNITIONOPTIONS']._serialized_end=497
-  _globals['_IMAGEERROR']._serialized_start=499
-  _globals['_IMAGEERROR']._serialized_end=595
-  _globals['_PLATEDETECTION']._serialized_start=598
-  _globals['_PLATEDETECTION']._serialized_end=825
-  _globals['_IMAGERESULT']._serialized_start=828
-  _globals['_IMAGERESULT']._serialized_end=1055
-  _globals['_MODELVERSION']._serialized_start=1057
-  _globals['_MODELVERSION']._serialized_end=1130
+  _globals['_IMAGEINPUT']._serialized_end=354
+  _globals['_RECOGNITIONOPTIONS']._serialized_start=357
+  _globals['_RECOGNITIONOPTIONS']._serialized_end=540
+  _globals['_IMAGEERROR']._serialized_start=542
+  _globals['_IMAGEERROR']._serialized_end=638
+  _globals['_PLATEDETECTION']._serialized_start=641
+  _globals['_PLATEDETECTION']._serialized_end=868
+  _globals['_IMAGERESULT']._serialized_start=871
+  _globals['_IMAGERESULT']._serialized_end=1098
+  _globals['_MODELVERSION']._serialized_start=1100
+  _globals['_MODELVERSION']._serialized_end=1173
 # @@protoc_insertion_point(module_scope)
