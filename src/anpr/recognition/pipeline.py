@@ -121,10 +121,15 @@ class RecognitionPipeline:
     ) -> None:
         self.manifest = manifest
         self.config = config or PipelineConfig()
+        # The model set's own floor (chosen with its scorer) is never undercut by the generic default.
+        scoring = manifest.scoring
+        self.detection_floor = max(
+            self.config.min_detection_confidence, scoring.min_detection_confidence if scoring is not None else 0.0
+        )
         self.formats = formats if formats is not None else load_formats()
         self.reader: PlateReader = create_reader(manifest.reader, session_options)
         self.detector = (
-            Yolov9End2EndDetector(manifest.detector, session_options, min_score=self.config.min_detection_confidence)
+            Yolov9End2EndDetector(manifest.detector, session_options, min_score=self.detection_floor)
             if manifest.detector is not None
             else None
         )

@@ -12,6 +12,7 @@ probability; its weights are fitted on held-out synthetic scenes in which every 
       bias: -3.1
       weights: {detection_logit: 0.9, mean_log_char: 2.4, ...}
       min_confidence: 0.5   # the default operating point: readings below it are not reported
+      min_detection_confidence: 0.3   # boxes scored below it by the detector are not read
 
 The features (:data:`FEATURES`) are about the reading as a plate: detector evidence, the reader's weakest and
 average character, the length (plates have 4 to 8 characters; badges, stickers and timestamps do not), whether a
@@ -81,6 +82,9 @@ class PlateScorer:
     bias: float
     weights: Mapping[str, float]
     min_confidence: float = 0.0
+    # Boxes the detector scores below this are not read at all: on the calibration scenes almost no right reading
+    # came from one (every box is read, so weak boxes are most of the time spent per frame).
+    min_detection_confidence: float = 0.0
 
     def score(self, plate: PlateResult) -> float:
         """P(the reading's text is the plate's text), 0 for an empty reading."""
@@ -98,6 +102,7 @@ class PlateScorer:
             "bias": round(self.bias, 6),
             "weights": {name: round(float(w), 6) for name, w in self.weights.items()},
             "min_confidence": round(self.min_confidence, 4),
+            "min_detection_confidence": round(self.min_detection_confidence, 4),
         }
 
 
@@ -105,7 +110,7 @@ def parse_scorer(entry: object, where: str) -> PlateScorer:
     """The manifest's ``scoring`` entry; :class:`ModelError` naming ``where`` when it is malformed."""
     if not isinstance(entry, dict):
         raise ModelError(f"{where} must be a mapping")
-    unknown = sorted(set(entry) - {"version", "bias", "weights", "min_confidence"})
+    unknown = sorted(set(entry) - {"version", "bias", "weights", "min_confidence", "min_detection_confidence"})
     if unknown:
         raise ModelError(f"{where} has unknown key(s) {', '.join(unknown)}")
     weights = entry.get("weights")
@@ -118,8 +123,11 @@ def parse_scorer(entry: object, where: str) -> PlateScorer:
         parsed = {str(name): float(value) for name, value in weights.items()}
         bias = float(entry.get("bias", 0.0))
         floor = float(entry.get("min_confidence", 0.0))
+        detection_floor = float(entry.get("min_detection_confidence", 0.0))
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"{where}: weights, bias and min_confidence must be numbers ({exc})") from exc
-    if not all(math.isfinite(v) for v in (*parsed.values(), bias)) or not 0.0 <= floor <= 1.0:
-        raise ModelError(f"{where}: weights and bias must be finite and min_confidence within [0, 1]")
-    return PlateScorer(str(entry.get("version", "")), bias, parsed, floor)
+        raise ModelError(f"{where}: weights, bias and the floors must be numbers ({exc})") from exc
+    if not all(math.isfinite(v) for v in (*parsed.values(), bias)) or not (
+        0.0 <= floor <= 1.0 and 0.0 <= detection_floor <= 1.0
+    ):
+        raise ModelError(f"{where}: weights and bias must be finite and the floors within [0, 1]")
+    return PlateScorer(str(entry.get("version", "")), bias, parsed, floor, detection_floor)

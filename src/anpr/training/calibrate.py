@@ -6,8 +6,10 @@ serving pipeline with nothing filtered: every reading it would return, and wheth
 the labelled plate under it. A logistic regression (scikit-learn) fitted on the first set turns a reading's
 features into the probability that it is right; on the second set, the operating point is the lowest floor at
 which at least ``--precision`` of the readings reported are right (a hotlist system would rather miss an unsure
-reading than raise a false alert on it). The scorer and its floor are written into the manifest; the curve goes to
-``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
+reading than raise a false alert on it). Then the detector floor: boxes scored below it are not read at all, and it
+keeps ``--keep`` of the boxes that gave right readings reported at that point on the first set (every box costs a
+read, so weak boxes are most of the time spent per frame). The scorer and both floors are written into the
+manifest; the curve goes to ``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
 
 The scenes mix what cameras see: 1080p street scenes with plates of 40-400 px, 720p video frames, close-ups of
 400-900 px, frames without plates, JPEG quality 60-95. No real photo is used.
@@ -147,6 +149,14 @@ def operating_point(points: Sequence[dict[str, float]], precision: float) -> dic
     return max(good, key=lambda p: p["recall"])
 
 
+def detection_floor_keeping(right: Sequence[Reading], keep: float) -> float:
+    """The highest detector score below which at most ``1 - keep`` of the ``right`` readings' boxes lie."""
+    scores = sorted(1.0 / (1.0 + np.exp(-r.values[FEATURES.index("detection_logit")])) for r in right)
+    if not scores:
+        return 0.0
+    return float(scores[int((1.0 - keep) * len(scores))])
+
+
 def draw(curves: dict[str, list[dict[str, float]]], chosen: dict[str, float], target: float, path: Path) -> None:
     """The precision/recall curves, and the chosen operating point, as a PNG."""
     import matplotlib
@@ -189,9 +199,15 @@ def run(args: argparse.Namespace) -> None:
     valid_scenes = calibration_scenes(VALIDATION_SEED, args.scenes)
     valid = readings(pipeline, valid_scenes)
 
-    points = curve(valid, valid_scenes, lambda row: scorer.probability(dict(zip(FEATURES, row.values, strict=True))))
+    def calibrated(row: Reading) -> float:
+        return scorer.probability(dict(zip(FEATURES, row.values, strict=True)))
+
+    points = curve(valid, valid_scenes, calibrated)
     chosen = operating_point(points, args.precision)
-    scorer = replace(scorer, min_confidence=chosen["floor"])
+    detection_floor = detection_floor_keeping(
+        [r for r in train if r.correct and calibrated(r) >= chosen["floor"]], args.keep
+    )
+    scorer = replace(scorer, min_confidence=chosen["floor"], min_detection_confidence=detection_floor)
     manifest_path = models / "manifest.yaml" if models.is_dir() else models
     manifest = yaml.safe_load(manifest_path.read_text())
     manifest["scoring"] = scorer.as_manifest()
@@ -220,5 +236,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=int, default=600, help="synthetic scenes in each of the two sets")
     p.add_argument("--precision", type=float, default=0.99, help="share of reported readings that must be right")
     p.add_argument("--version", default="", help="the scorer's version in the manifest (default: today)")
+    p.add_argument(
+        "--keep",
+        type=float,
+        default=0.995,
+        help="share of the right readings reported at the operating point whose boxes the detector floor keeps",
+    )
     p.add_argument("--curve-json", default="", help="write the precision/recall curve here")
     p.add_argument("--curve-png", default="", help="draw the precision/recall curve here")
