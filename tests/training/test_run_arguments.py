@@ -28,7 +28,7 @@ def test_steps_at_the_minimum_and_default_are_accepted() -> None:
     assert _parser().parse_args([]).steps == 100
 
 
-@pytest.mark.parametrize("stage", ["ctc-reader", "detector", "export", "fuse", "evaluate"])
+@pytest.mark.parametrize("stage", ["ctc-reader", "detector", "export", "calibrate", "fuse", "evaluate"])
 def test_every_stage_prints_its_help(stage: str, capsys: pytest.CaptureFixture[str]) -> None:
     # argparse formats help strings with %: a bare "%" in one made `detector --help` crash.
     from anpr.training.__main__ import main

@@ -1,0 +1,61 @@
+"""Choosing the default operating point: the precision/recall curve, the floor and the detector floor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from anpr.recognition.scoring import FEATURES
+from anpr.training.calibrate import Reading, curve, detection_floor_keeping, operating_point
+from anpr.training.evaluate import EncodedScene
+
+
+def _reading(score: float, correct: bool, scene: int, plate: int | None, detection: float = 0.8) -> Reading:
+    values = [0.0] * len(FEATURES)
+    values[FEATURES.index("detection_logit")] = math.log(detection / (1 - detection))
+    values[FEATURES.index("mean_log_char")] = score  # the test's "score" rides in a feature
+    return Reading(tuple(values), score, correct, scene, plate)
+
+
+def _scenes(plates: int, occluded: tuple[bool, ...] = ()) -> list[EncodedScene]:
+    hidden = occluded or (False,) * plates
+    boxes = np.zeros((plates, 4), np.float32)
+    return [EncodedScene(b"", boxes, tuple("X" * plates), hidden)]
+
+
+def test_the_curve_counts_plates_once_and_leaves_hidden_plates_out_of_recall() -> None:
+    rows = [
+        _reading(0.9, True, 0, 0),
+        _reading(0.8, True, 0, 0),  # a second box reading the same plate right
+        _reading(0.7, False, 0, None),
+        _reading(0.6, True, 0, 1),
+        _reading(0.5, True, 0, 2),  # plate 2 is occluded: no recall for it
+    ]
+    points = curve(rows, _scenes(3, (False, False, True)), lambda r: r.raw_confidence)
+    by_floor = {p["floor"]: p for p in points}
+    assert by_floor[0.8]["recall"] == pytest.approx(0.5)
+    assert by_floor[0.7]["precision"] == pytest.approx(2 / 3)
+    assert by_floor[0.5]["recall"] == pytest.approx(1.0)
+    assert by_floor[0.5]["readings"] == 5
+
+
+def test_the_operating_point_is_the_most_recall_at_the_precision_asked() -> None:
+    points = [
+        {"floor": 0.9, "precision": 1.0, "recall": 0.5, "readings": 5},
+        {"floor": 0.6, "precision": 0.99, "recall": 0.9, "readings": 10},
+        {"floor": 0.2, "precision": 0.8, "recall": 0.97, "readings": 14},
+    ]
+    assert operating_point(points, 0.99)["floor"] == 0.6
+    assert operating_point(points, 1.0)["floor"] == 0.9
+    assert operating_point(points[2:], 0.99)["floor"] == 0.2  # none reaches it: the most precise there is
+
+
+def test_the_detection_floor_keeps_the_share_of_right_readings_asked() -> None:
+    rows = [_reading(0.9, True, 0, i, detection=d) for i, d in enumerate(np.linspace(0.3, 0.9, 200))]
+    floor = detection_floor_keeping(rows, 0.99)
+    kept = sum(1 / (1 + math.exp(-r.values[FEATURES.index("detection_logit")])) >= floor for r in rows)
+    assert kept >= 0.99 * len(rows)
+    assert floor > 0.3
+    assert detection_floor_keeping([], 0.99) == 0.0
