@@ -129,7 +129,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
-def _whole_image(image: LabelledImage) -> bool:
+def whole_image(image: LabelledImage) -> bool:
+    """Every labelled box of ``image`` is the whole image: a set of plate crops, read without detection."""
     return image.size is not None and all(
         p.box[0] == 0 and p.box[1] == 0 and (p.box[2], p.box[3]) == image.size for p in image.plates
     )
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.limit > 0:
         images = images[: args.limit]
-    crops = args.crops or (bool(images) and all(_whole_image(image) for image in images))
+    crops = args.crops or (bool(images) and all(whole_image(image) for image in images))
     try:
         pipeline = load_pipeline(args.models, args.threads)
         if not crops and pipeline.detector is None:
