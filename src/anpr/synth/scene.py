@@ -55,7 +55,7 @@ def clutter_background(rng: Rng, w: int, h: int) -> np.ndarray:
             cv2.rectangle(img, p1, p2, _colour(rng), -1)
         else:
             cv2.line(img, p1, p2, _colour(rng), int(rng.integers(1, max(2, h // 20))))
-    img += rng.normal(0, float(rng.uniform(1, 8)), (h, w, 1)).astype(np.float32)  # fine texture
+    img += rng.standard_normal((h, w, 1), dtype=np.float32) * np.float32(rng.uniform(1, 8))  # fine texture
     return np.asarray(np.clip(img, 0, 255), np.uint8)
 
 
