@@ -30,7 +30,9 @@ A PaddleOCR-style CTC text-line reader (``format: paddleocr-ctc``) takes no plat
       width_scale: 1.0            # horizontal squeeze of the crop, in (0, 2]
       two_row_below: 0            # crops with width/height below this are also read as two rows (0: off)
 
-A ``scoring`` entry (:mod:`anpr.recognition.scoring`) turns a reading's confidence into a calibrated probability
+A ``refiner`` entry (a detector of the same contract, with ``context: [1.0, 1.5]``, the region it looks at around
+each box in box widths and heights per side; :mod:`anpr.recognition.refine`) takes a second look at every box to
+read. A ``scoring`` entry (:mod:`anpr.recognition.scoring`) turns a reading's confidence into a calibrated probability
 that its text is right and sets the default floor below which readings are not reported.
 
 The detector may be left out for a reading-only set (plate crops in, text out). Problems are reported as
@@ -63,6 +65,8 @@ class DetectorSpec:
     name: str
     version: str
     input_size: int | None = None
+    # A refiner only: the region it looks at around a box, in box widths and heights on each side.
+    context: tuple[float, float] = (1.0, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,8 @@ class ModelManifest:
     detector: DetectorSpec | None = None
     # How sure a reading is, calibrated (:mod:`anpr.recognition.scoring`); None: the reader's own confidence.
     scoring: PlateScorer | None = None
+    # A second look at each box to read (:mod:`anpr.recognition.refine`); None: boxes are read as detected.
+    refiner: DetectorSpec | None = None
 
     @property
     def min_confidence(self) -> float:
@@ -241,7 +247,7 @@ def load_manifest(location: Path) -> ModelManifest:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ModelError(f"model manifest {path} is not valid YAML: {exc}") from exc
     top = _mapping(raw, f"model manifest {path}")
-    _known_keys(top, {"name", "version", "detector", "reader", "scoring"}, f"model manifest {path}")
+    _known_keys(top, {"name", "version", "detector", "refiner", "reader", "scoring"}, f"model manifest {path}")
     base = path.parent
 
     if "reader" not in top:
@@ -249,28 +255,13 @@ def load_manifest(location: Path) -> ModelManifest:
     reader = _reader(base, _mapping(top["reader"], f"{path}: reader"), path)
     files = list(reader.files)
 
-    detector: DetectorSpec | None = None
-    if top.get("detector") is not None:
-        d = _mapping(top["detector"], f"{path}: detector")
-        _known_keys(d, {"format", "path", "name", "version", "input_size", "sha256"}, f"{path}: detector")
-        d_format = _text(d, "format", "detector")
-        if d_format not in DETECTOR_FORMATS:
-            raise ModelError(
-                f"{path}: detector.format {d_format!r} is unknown; supported: {', '.join(sorted(DETECTOR_FORMATS))}"
-            )
-        detector_path = _file(base, d, "path", "detector")
-        _check_digest(d, detector_path, "detector")
-        input_size = d.get("input_size")
-        if input_size is not None and (not isinstance(input_size, int) or not 32 <= input_size <= 4096):
-            raise ModelError(f"{path}: detector.input_size must be an integer between 32 and 4096")
-        detector = DetectorSpec(
-            format=d_format,
-            path=detector_path,
-            name=_text(d, "name", "detector", detector_path.stem),
-            version=_text(d, "version", "detector", _content_hash([detector_path])),
-            input_size=input_size,
-        )
-        files.insert(0, detector_path)
+    detector = _detector(base, top["detector"], path, "detector") if top.get("detector") is not None else None
+    refiner = _detector(base, top["refiner"], path, "refiner") if top.get("refiner") is not None else None
+    if refiner is not None and detector is None:
+        raise ModelError(f"model manifest {path} has a refiner but no detector")
+    for spec in (refiner, detector):
+        if spec is not None:
+            files.insert(0, spec.path)
 
     return ModelManifest(
         name=_text(top, "name", "manifest", base.name or "models"),
@@ -279,4 +270,38 @@ def load_manifest(location: Path) -> ModelManifest:
         reader=reader,
         detector=detector,
         scoring=parse_scorer(top["scoring"], f"{path}: scoring") if top.get("scoring") is not None else None,
+        refiner=refiner,
+    )
+
+
+def _detector(base: Path, entry: object, path: Path, role: str) -> DetectorSpec:
+    """A detector entry (``detector``, or ``refiner`` with its ``context``)."""
+    d = _mapping(entry, f"{path}: {role}")
+    allowed = {"format", "path", "name", "version", "input_size", "sha256"} | (
+        {"context"} if role == "refiner" else set()
+    )
+    _known_keys(d, allowed, f"{path}: {role}")
+    d_format = _text(d, "format", role)
+    if d_format not in DETECTOR_FORMATS:
+        raise ModelError(
+            f"{path}: {role}.format {d_format!r} is unknown; supported: {', '.join(sorted(DETECTOR_FORMATS))}"
+        )
+    detector_path = _file(base, d, "path", role)
+    _check_digest(d, detector_path, role)
+    input_size = d.get("input_size")
+    if input_size is not None and (not isinstance(input_size, int) or not 32 <= input_size <= 4096):
+        raise ModelError(f"{path}: {role}.input_size must be an integer between 32 and 4096")
+    context = d.get("context", [1.0, 1.5])
+    if not isinstance(context, list | tuple) or len(context) != 2:
+        raise ModelError(f"{path}: {role}.context must be [widths, heights] around a box")
+    return DetectorSpec(
+        format=d_format,
+        path=detector_path,
+        name=_text(d, "name", role, detector_path.stem),
+        version=_text(d, "version", role, _content_hash([detector_path])),
+        input_size=input_size,
+        context=(
+            _number(context[0], f"{path}: {role}.context[0]", 0.0, 10.0),
+            _number(context[1], f"{path}: {role}.context[1]", 0.0, 10.0),
+        ),
     )

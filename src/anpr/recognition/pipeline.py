@@ -27,6 +27,8 @@ from anpr.recognition.formats import Correction, FormatCatalogue, load_formats
 from anpr.recognition.imaging import DecodedImage, DecodeLimits, ImageArray, decode_image
 from anpr.recognition.manifest import ModelManifest, load_manifest
 from anpr.recognition.reader import PlateReader, create_reader
+from anpr.recognition.refine import MIN_SCORE as REFINER_MIN_SCORE
+from anpr.recognition.refine import refine_boxes
 from anpr.recognition.session import SessionOptions
 from anpr.recognition.types import (
     Alternative,
@@ -53,7 +55,7 @@ class PipelineConfig:
 
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     min_detection_confidence: float = 0.25
-    # 0 means the model set's own floor (the reader's ``min_confidence`` in its manifest).
+    # 0 means the model set's own floor: its operating point (the scorer's ``min_confidence``), else the reader's.
     min_reading_confidence: float = 0.0
     max_plates: int = 10
     max_alternatives: int = 3
@@ -86,6 +88,8 @@ class PipelineConfig:
     consolidate: bool = True
     # Plate regions expected when a request names none (a deployment's own country and province, e.g. ZA-WC, ZA).
     default_regions: tuple[str, ...] = ()
+    # A second look at every box to read, when the model set has a refiner (refine.py).
+    refine: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,11 @@ class RecognitionPipeline:
         self.detector = (
             Yolov9End2EndDetector(manifest.detector, session_options, min_score=self.detection_floor)
             if manifest.detector is not None
+            else None
+        )
+        self.refiner = (
+            Yolov9End2EndDetector(manifest.refiner, session_options, min_score=REFINER_MIN_SCORE)
+            if manifest.refiner is not None and self.config.refine
             else None
         )
         self.min_crop_width = self.config.min_crop_width or round(0.75 * self.reader.input_width)
@@ -185,6 +194,13 @@ class RecognitionPipeline:
             sx, sy = image.scale
             out.append([replace(d, box=_scaled(d.box, sx, sy)) for d in detections])
         return out
+
+    def refine(self, items: Sequence[tuple[DecodedImage, Detection]]) -> list[Detection]:
+        """Each (image, detection to read) with its box refined by the model set's refiner, as one batch; the
+        detections as they are without one."""
+        if self.refiner is None or self.manifest.refiner is None:
+            return [detection for _, detection in items]
+        return refine_boxes(self.refiner, items, self.manifest.refiner.context)
 
     def crop(self, image: DecodedImage, detection: Detection) -> ImageArray:
         """The plate's pixels for the reader (full resolution where the reduced frame is too coarse)."""
@@ -353,6 +369,9 @@ class RecognitionPipeline:
         )
         detect_share = (time.perf_counter() - start) / max(len(scenes), 1)
         detections = {i: self.select(d, options) for (i, _), d in zip(scenes, found, strict=True)}
+        items = [(image, d) for i, image in scenes for d in detections[i]]
+        refined = iter(self.refine(items))
+        detections = {i: [next(refined) for _ in dets] for i, dets in detections.items()}
         for i, image in enumerate(decoded):
             if image is not None and crop[i]:
                 detections[i] = [self.whole(image)]

@@ -29,6 +29,12 @@ OPSET = 17
 IOU_THRESHOLD = 0.45
 SCORE_THRESHOLD = 0.15
 MAX_DETECTIONS = 50
+DETECTOR_STEM = "plate_detector"
+REFINER_STEM = "plate_refiner"
+# The refiner looks at a region 1 box width and 1.5 box heights beyond each side of a box, at 256 px: a 70-px plate
+# of a 720p frame is then about 80 px of input instead of 28 (see anpr.recognition.refine for the measurements).
+REFINER_SIZE = 256
+REFINER_CONTEXT = (1.0, 1.5)
 GOLDEN_REPEAT = 4  # the golden detector input is stored at S/4 x S/4 and enlarged by pixel repetition
 
 
@@ -98,26 +104,28 @@ def append_nms(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int) -> dict[str, object]:
+def export_detector(ckpt: Path, out_dir: Path, size: int, seed: int, *, stem: str = DETECTOR_STEM) -> dict[str, object]:
     """Export the detector with NMS inside, check parity on a seeded scene and write the golden file."""
     state = load_checkpoint(ckpt)
     model = PlateDetector()
     model.load_state_dict(state["model"])
-    golden = _export_detector_model(model, out_dir, size, seed)
+    golden = _export_detector_model(model, out_dir, size, seed, stem)
     return {"golden_detections": golden, "steps": state["step"], "seconds": state.get("seconds")}
 
 
-def reexport_detector(onnx_path: Path, out_dir: Path, size: int, seed: int) -> dict[str, object]:
+def reexport_detector(
+    onnx_path: Path, out_dir: Path, size: int, seed: int, *, stem: str = DETECTOR_STEM
+) -> dict[str, object]:
     """An exported detector again, at another input size: its convolutions do not depend on the size."""
     model = PlateDetector()
     load_exported(model, onnx_path)
-    return {"golden_detections": _export_detector_model(model, out_dir, size, seed), "from": str(onnx_path)}
+    return {"golden_detections": _export_detector_model(model, out_dir, size, seed, stem), "from": str(onnx_path)}
 
 
-def _export_detector_model(model: PlateDetector, out_dir: Path, size: int, seed: int) -> int:
-    """``model`` as ``plate_detector.onnx`` at ``size``, parity-checked; the golden file's number of rows."""
+def _export_detector_model(model: PlateDetector, out_dir: Path, size: int, seed: int, stem: str) -> int:
+    """``model`` as ``{stem}.onnx`` at ``size``, parity-checked; the golden file's number of rows."""
     wrapped = DetectorExport(model).eval()
-    path = out_dir / "plate_detector.onnx"
+    path = out_dir / f"{stem}.onnx"
     _export(wrapped, torch.zeros(1, 3, size, size), path, ["boxes", "scores"])
     append_nms(path)
     session = _session(path)
@@ -140,12 +148,23 @@ def _export_detector_model(model: PlateDetector, out_dir: Path, size: int, seed:
         d = np.abs(ref - row[1:5]).max(axis=1).min() if len(ref) else np.inf
         if d > 1e-2:
             raise RuntimeError(f"detector parity failed: box {row[1:5]} not among torch boxes (diff {d})")
-    np.savez_compressed(out_dir / "plate_detector_golden.npz", input_small=small, repeat=GOLDEN_REPEAT, output=rows)
+    np.savez_compressed(out_dir / f"{stem}_golden.npz", input_small=small, repeat=GOLDEN_REPEAT, output=rows)
     return len(rows)
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _detector_entry(stem: str, version: str, size: int, out_dir: Path) -> dict[str, object]:
+    return {
+        "format": "yolov9-end2end",
+        "path": f"{stem}.onnx",
+        "name": "anpr-plate-detector-s8",
+        "version": version,
+        "input_size": size,
+        "sha256": _sha256(out_dir / f"{stem}.onnx"),
+    }
 
 
 def run(args: argparse.Namespace) -> None:
@@ -173,26 +192,32 @@ def run(args: argparse.Namespace) -> None:
     else:
         reader = export_ctc(work, out_dir, version=version)
         info_r = "paddleocr-ctc"
+    refiner: dict[str, object] | None = None
     if args.detector_onnx or (work / "detector.pt").is_file():
         detector_version = version
         if args.detector_onnx:
-            info_d = reexport_detector(Path(args.detector_onnx), out_dir, args.size, args.seed)
+            source = Path(args.detector_onnx)
+            info_d = reexport_detector(source, out_dir, args.size, args.seed)
             detector_version = f"{previous.get('detector', {}).get('version', version)}-{args.size}px"
         else:
-            info_d = export_detector(work / "detector.pt", out_dir, args.size, args.seed)
-        detector: dict[str, object] = {
-            "format": "yolov9-end2end",
-            "path": "plate_detector.onnx",
-            "name": "anpr-plate-detector-s8",
-            "version": detector_version,
-            "input_size": args.size,
-            "sha256": _sha256(out_dir / "plate_detector.onnx"),
-        }
+            source = work / "detector.pt"
+            info_d = export_detector(source, out_dir, args.size, args.seed)
+        detector = _detector_entry(DETECTOR_STEM, detector_version, args.size, out_dir)
+        if args.refiner_size:
+            # The same weights at a small input: the second look at each box (anpr.recognition.refine).
+            export = reexport_detector if args.detector_onnx else export_detector
+            export(source, out_dir, args.refiner_size, args.seed, stem=REFINER_STEM)
+            refiner = _detector_entry(
+                REFINER_STEM, f"{detector_version}-{args.refiner_size}px", args.refiner_size, out_dir
+            )
+            refiner["context"] = list(REFINER_CONTEXT)
     elif previous.get("detector"):
         detector, info_d = previous["detector"], "kept (no detector checkpoint in --work)"
+        refiner = previous.get("refiner")
     else:
         raise SystemExit(f"no detector checkpoint in {work} and no detector in {out_dir}")
-    manifest = {"detector": detector, "reader": reader}
+    # A scorer belongs to the models it was fitted on: new models need `python -m anpr.training calibrate`.
+    manifest = {"detector": detector, **({"refiner": refiner} if refiner else {}), "reader": reader}
     (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     print(f"reader: {info_r}\ndetector: {info_d}\nwritten to {out_dir}")
 
@@ -205,6 +230,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--version", default="", help="version of the exported models in the manifest (default: today)")
     p.add_argument("--detector-only", action="store_true", help="export only the detector, without a manifest")
+    p.add_argument(
+        "--refiner-size",
+        type=int,
+        default=REFINER_SIZE,
+        help="also export the detector at this input size as the refiner (a second look at each box; 0: none)",
+    )
     p.add_argument(
         "--detector-onnx",
         default="",

@@ -47,8 +47,7 @@ def _fingerprint(manifest: ModelManifest) -> str:
     A manifest that now names other files has itself changed, so the paths of the loaded one suffice.
     """
     paths = [manifest.source, *manifest.reader.files]
-    if manifest.detector is not None:
-        paths.append(manifest.detector.path)
+    paths += [spec.path for spec in (manifest.detector, manifest.refiner) if spec is not None]
     digest = hashlib.sha256()
     for path in paths:
         stat = path.stat()
@@ -70,6 +69,7 @@ class ModelSet:
 
     pipeline: RecognitionPipeline
     detect_queue: BatchQueue[DecodedImage, list[Detection]]
+    refine_queue: BatchQueue[tuple[DecodedImage, Detection], Detection]
     read_queue: BatchQueue[ImageArray, RawReading]
     fingerprint: str
     loaded_at: datetime
@@ -82,6 +82,7 @@ class ModelSet:
             self.idle.clear()
             await self.idle.wait()
         await self.detect_queue.close()
+        await self.refine_queue.close()
         await self.read_queue.close()
 
 
@@ -135,6 +136,17 @@ class RecognitionEngine:
             concurrency=self._inference_workers,
             incoming=lambda: self._decoding,
         )
+        refine: BatchQueue[tuple[DecodedImage, Detection], Detection] = BatchQueue(
+            "refine",
+            pipeline.refine,
+            executor=self._inference_pool,
+            max_batch_size=s.read_batch_size,
+            max_wait_seconds=s.max_batch_wait_seconds,
+            # Like crops: every admitted image may bring several boxes, and they are never refused.
+            max_queue=s.max_queued_images * 16,
+            concurrency=self._inference_workers,
+            incoming=lambda: self._cropping,
+        )
         read: BatchQueue[ImageArray, RawReading] = BatchQueue(
             "read",
             pipeline.read,
@@ -147,9 +159,10 @@ class RecognitionEngine:
             incoming=lambda: self._cropping,
         )
         detect.start()
+        refine.start()
         read.start()
         metrics.record_model(pipeline.info.name, pipeline.info.version, pipeline.info.execution_provider)
-        return ModelSet(pipeline, detect, read, fingerprint, datetime.now(UTC))
+        return ModelSet(pipeline, detect, refine, read, fingerprint, datetime.now(UTC))
 
     async def start(self) -> None:
         """Load and warm the models; then watch the model files when polling is enabled."""
@@ -167,6 +180,7 @@ class RecognitionEngine:
         if self._current is not None:
             current, self._current = self._current, None
             await current.detect_queue.close()
+            await current.refine_queue.close()
             await current.read_queue.close()
         for task in list(self._retiring):
             task.cancel()
@@ -271,9 +285,14 @@ class RecognitionEngine:
                 detections = [pipeline.whole(image)]
             else:
                 detections = pipeline.select(await models.detect_queue.submit(image, deadline), options)
+                metrics.STAGE_SECONDS.labels("detect").observe(time.perf_counter() - decoded)
+                if pipeline.refiner is not None and detections:
+                    refining = time.perf_counter()
+                    detections = list(
+                        await asyncio.gather(*(models.refine_queue.submit((image, d), deadline) for d in detections))
+                    )
+                    metrics.STAGE_SECONDS.labels("refine").observe(time.perf_counter() - refining)
             detected = time.perf_counter()
-            if not plate_crop:
-                metrics.STAGE_SECONDS.labels("detect").observe(detected - decoded)
             crops = await loop.run_in_executor(self._decode_pool, _crops, pipeline, image, detections)
         finally:
             self._cropping -= 1

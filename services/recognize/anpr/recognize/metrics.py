@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 STAGE_SECONDS = Histogram(
     "anpr_recognize_stage_seconds",
-    "Time an image spent in a stage (decode; detect and read include waiting for the batch).",
+    "Time an image spent in a stage (decode; detect, refine and read include waiting for the batch).",
     ("stage",),
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
