@@ -12,11 +12,13 @@ from anpr.training.calibrate import Reading, curve, detection_floor_keeping, ope
 from anpr.training.evaluate import EncodedScene
 
 
-def _reading(score: float, correct: bool, scene: int, plate: int | None, detection: float = 0.8) -> Reading:
+def _reading(
+    score: float, correct: bool, scene: int, plate: int | None, detection: float = 0.8, on_plate: bool = True
+) -> Reading:
     values = [0.0] * len(FEATURES)
     values[FEATURES.index("detection_logit")] = math.log(detection / (1 - detection))
     values[FEATURES.index("mean_log_char")] = score  # the test's "score" rides in a feature
-    return Reading(tuple(values), score, correct, scene, plate)
+    return Reading(tuple(values), score, correct, scene, plate, on_plate)
 
 
 def _scenes(plates: int, occluded: tuple[bool, ...] = ()) -> list[EncodedScene]:
@@ -29,12 +31,13 @@ def test_the_curve_counts_plates_once_and_leaves_hidden_plates_out_of_recall() -
     rows = [
         _reading(0.9, True, 0, 0),
         _reading(0.8, True, 0, 0),  # a second box reading the same plate right
-        _reading(0.7, False, 0, None),
+        _reading(0.7, False, 0, None, on_plate=False),
         _reading(0.6, True, 0, 1),
         _reading(0.5, True, 0, 2),  # plate 2 is occluded: no recall for it
     ]
     points = curve(rows, _scenes(3, (False, False, True)), lambda r: r.raw_confidence)
     by_floor = {p["floor"]: p for p in points}
+    assert by_floor[0.7]["plate_precision"] == pytest.approx(2 / 3)  # the wrong one was on no plate
     assert by_floor[0.8]["recall"] == pytest.approx(0.5)
     assert by_floor[0.7]["precision"] == pytest.approx(2 / 3)
     assert by_floor[0.5]["recall"] == pytest.approx(1.0)
@@ -43,11 +46,12 @@ def test_the_curve_counts_plates_once_and_leaves_hidden_plates_out_of_recall() -
 
 def test_the_operating_point_is_the_most_recall_at_the_precision_asked() -> None:
     points = [
-        {"floor": 0.9, "precision": 1.0, "recall": 0.5, "readings": 5},
-        {"floor": 0.6, "precision": 0.99, "recall": 0.9, "readings": 10},
-        {"floor": 0.2, "precision": 0.8, "recall": 0.97, "readings": 14},
+        {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
+        {"floor": 0.6, "precision": 0.9, "plate_precision": 0.99, "recall": 0.9, "readings": 10},
+        {"floor": 0.2, "precision": 0.8, "plate_precision": 0.85, "recall": 0.97, "readings": 14},
     ]
-    assert operating_point(points, 0.99)["floor"] == 0.6
+    assert operating_point(points, 0.99)["floor"] == 0.6  # readings on a plate, by default
+    assert operating_point(points, 0.99, key="precision")["floor"] == 0.9  # exactly right
     assert operating_point(points, 1.0)["floor"] == 0.9
     assert operating_point(points[2:], 0.99)["floor"] == 0.2  # none reaches it: the most precise there is
 

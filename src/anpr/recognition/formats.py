@@ -278,7 +278,7 @@ class FormatCatalogue:
         corrected = "".join(alphabet[i] for i in chosen[winner])
         confidences = tuple(float(p) for p in chosen_p[winner]) if probabilities is not None else (1.0,) * n
         fmt = template.fmt
-        match = FormatMatch(fmt.id, fmt.country, fmt.region, 1.0 / total, template.specific)
+        match = FormatMatch(fmt.id, fmt.country, fmt.region, 1.0 / total, template.specific, fmt.weight)
         return Correction(
             corrected, text, template.display(corrected), match, confidences, int(changed[winner]), template.specific
         )

@@ -39,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "length_9_10",  # nine or ten characters
     "length_over_10",  # eleven or more (timestamps, slogans)
     "specific_format",  # a plate format that constrains some position fits
+    "format_log_weight",  # log of that format's prior weight (rare series and personalised plates are below 0)
     "format_confidence",  # the fitting format's share of the syntax evidence (0 without one)
     "corrected",  # characters the correction changed, per character
     "log_aspect",  # log of the box's width / height
@@ -68,6 +69,7 @@ def features(plate: PlateResult) -> dict[str, float]:
         "length_9_10": float(9 <= n <= 10),
         "length_over_10": float(n > 10),
         "specific_format": float(fmt is not None and fmt.specific),
+        "format_log_weight": math.log(fmt.weight) if fmt is not None and fmt.weight > 0 else 0.0,
         "format_confidence": fmt.confidence if fmt is not None else 0.0,
         "corrected": changed / n if n else 0.0,
         "log_aspect": math.log(max(box.width, 1.0) / max(box.height, 1.0)),

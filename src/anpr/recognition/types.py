@@ -75,6 +75,8 @@ class FormatMatch:
     # The matched pattern constrains some position (a catch-all such as ``X{1,8}`` does not): the syntax, not
     # only the length, fits the reading.
     specific: bool = False
+    # The format's prior weight in its catalogue (1 for a common series, 0.01 for personalised plates).
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
