@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anpr.recognition.scoring import FEATURES
-from anpr.training.calibrate import Reading, curve, detection_floor_keeping, operating_point
+from anpr.training.calibrate import Reading, curve, floor_keeping, operating_point
 from anpr.training.evaluate import EncodedScene
 
 
@@ -58,8 +58,8 @@ def test_the_operating_point_is_the_most_recall_at_the_precision_asked() -> None
 
 def test_the_detection_floor_keeps_the_share_of_right_readings_asked() -> None:
     rows = [_reading(0.9, True, 0, i, detection=d) for i, d in enumerate(np.linspace(0.3, 0.9, 200))]
-    floor = detection_floor_keeping(rows, 0.99)
+    floor = floor_keeping(rows, "detection_logit", 0.99)
     kept = sum(1 / (1 + math.exp(-r.values[FEATURES.index("detection_logit")])) >= floor for r in rows)
     assert kept >= 0.99 * len(rows)
     assert floor > 0.3
-    assert detection_floor_keeping([], 0.99) == 0.0
+    assert floor_keeping([], "detection_logit", 0.99) == 0.0

@@ -202,6 +202,15 @@ class RecognitionPipeline:
             return [detection for _, detection in items]
         return refine_boxes(self.refiner, items, self.manifest.refiner.context)
 
+    def worth_reading(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
+        """The refined detections to read: those the refiner's second look scores at or above the model set's floor
+        (a request asking for unsure readings, with a lower reading floor than the default, gets them all)."""
+        scoring = self.manifest.scoring
+        if scoring is None or options.min_reading_confidence is not None:
+            return list(detections)
+        floor = scoring.min_refined_confidence
+        return [d for d in detections if d.refined is None or d.refined >= floor]
+
     def crop(self, image: DecodedImage, detection: Detection) -> ImageArray:
         """The plate's pixels for the reader (full resolution where the reduced frame is too coarse)."""
         return image.crop(detection.box, min_width=self.min_crop_width, margin=self.config.crop_margin)
@@ -327,7 +336,7 @@ class RecognitionPipeline:
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading = self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives)
-            plate = PlateResult(detection.box, detection.confidence, reading)
+            plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
             if scorer is not None:
                 plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
             if plate.reading.confidence >= minimum:
@@ -371,7 +380,7 @@ class RecognitionPipeline:
         detections = {i: self.select(d, options) for (i, _), d in zip(scenes, found, strict=True)}
         items = [(image, d) for i, image in scenes for d in detections[i]]
         refined = iter(self.refine(items))
-        detections = {i: [next(refined) for _ in dets] for i, dets in detections.items()}
+        detections = {i: self.worth_reading([next(refined) for _ in dets], options) for i, dets in detections.items()}
         for i, image in enumerate(decoded):
             if image is not None and crop[i]:
                 detections[i] = [self.whole(image)]

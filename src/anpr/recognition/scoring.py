@@ -13,6 +13,7 @@ probability; its weights are fitted on held-out synthetic scenes in which every 
       weights: {detection_logit: 0.9, mean_log_char: 2.4, ...}
       min_confidence: 0.5   # the default operating point: readings below it are not reported
       min_detection_confidence: 0.3   # boxes scored below it by the detector are not read
+      min_refined_confidence: 0.2     # nor boxes the refiner's second look scores below it
 
 The features (:data:`FEATURES`) are about the reading as a plate: detector evidence, the reader's weakest and
 average character, the length (plates have 4 to 8 characters; badges, stickers and timestamps do not), whether a
@@ -32,6 +33,7 @@ _EPS = 1e-6
 
 FEATURES: tuple[str, ...] = (
     "detection_logit",  # logit of the detector's score
+    "refined_logit",  # logit of the refiner's score (its second look), the detector's when there is no refiner
     "mean_log_char",  # mean log probability of the characters (0 for none)
     "min_log_char",  # log probability of the weakest character
     "length_1_2",  # one or two characters
@@ -62,6 +64,9 @@ def features(plate: PlateResult) -> dict[str, float]:
     box = plate.box
     return {
         "detection_logit": _logit(plate.detection_confidence),
+        "refined_logit": _logit(
+            plate.refined_confidence if plate.refined_confidence is not None else plate.detection_confidence
+        ),
         "mean_log_char": sum(logs) / len(logs),
         "min_log_char": min(logs),
         "length_1_2": float(n <= 2),
@@ -87,6 +92,8 @@ class PlateScorer:
     # Boxes the detector scores below this are not read at all: on the calibration scenes almost no right reading
     # came from one (every box is read, so weak boxes are most of the time spent per frame).
     min_detection_confidence: float = 0.0
+    # Likewise for the refiner's score, when the model set has a refiner.
+    min_refined_confidence: float = 0.0
 
     def score(self, plate: PlateResult) -> float:
         """P(the reading's text is the plate's text), 0 for an empty reading."""
@@ -105,6 +112,7 @@ class PlateScorer:
             "weights": {name: round(float(w), 6) for name, w in self.weights.items()},
             "min_confidence": round(self.min_confidence, 4),
             "min_detection_confidence": round(self.min_detection_confidence, 4),
+            "min_refined_confidence": round(self.min_refined_confidence, 4),
         }
 
 
@@ -112,7 +120,8 @@ def parse_scorer(entry: object, where: str) -> PlateScorer:
     """The manifest's ``scoring`` entry; :class:`ModelError` naming ``where`` when it is malformed."""
     if not isinstance(entry, dict):
         raise ModelError(f"{where} must be a mapping")
-    unknown = sorted(set(entry) - {"version", "bias", "weights", "min_confidence", "min_detection_confidence"})
+    floors = ("min_confidence", "min_detection_confidence", "min_refined_confidence")
+    unknown = sorted(set(entry) - {"version", "bias", "weights", *floors})
     if unknown:
         raise ModelError(f"{where} has unknown key(s) {', '.join(unknown)}")
     weights = entry.get("weights")
@@ -124,12 +133,9 @@ def parse_scorer(entry: object, where: str) -> PlateScorer:
     try:
         parsed = {str(name): float(value) for name, value in weights.items()}
         bias = float(entry.get("bias", 0.0))
-        floor = float(entry.get("min_confidence", 0.0))
-        detection_floor = float(entry.get("min_detection_confidence", 0.0))
+        values = [float(entry.get(name, 0.0)) for name in floors]
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where}: weights, bias and the floors must be numbers ({exc})") from exc
-    if not all(math.isfinite(v) for v in (*parsed.values(), bias)) or not (
-        0.0 <= floor <= 1.0 and 0.0 <= detection_floor <= 1.0
-    ):
+    if not all(math.isfinite(v) for v in (*parsed.values(), bias)) or not all(0.0 <= v <= 1.0 for v in values):
         raise ModelError(f"{where}: weights and bias must be finite and the floors within [0, 1]")
-    return PlateScorer(str(entry.get("version", "")), bias, parsed, floor, detection_floor)
+    return PlateScorer(str(entry.get("version", "")), bias, parsed, *values)

@@ -113,6 +113,8 @@ class Detection:
     box: Box
     confidence: float
     class_id: int = 0
+    # The refiner's score for the box after a second look (0: it found no plate there); None when not refined.
+    refined: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class PlateResult:
     box: Box
     detection_confidence: float
     reading: PlateReading
+    # The refiner's score (:attr:`Detection.refined`), a second opinion on whether the box holds a plate.
+    refined_confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

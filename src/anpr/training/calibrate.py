@@ -9,9 +9,9 @@ which at least ``--precision`` (99 %) of the readings reported are of a plate: a
 (a badge, a sticker, a timestamp) is what becomes a junk event, a stored personal read and a false hit, while a
 misread plate is still that vehicle's, and hotlist matching already weighs how sure each character is. The curve
 also gives the floor at which 99 % of the readings are exactly right, for a caller that asks for it. Then the
-detector floor: boxes scored below it are not read at all, and it keeps ``--keep`` of the boxes that gave right
-readings reported at that point on the first set (every box costs a read, so weak boxes are most of the time spent
-per frame). The scorer and both floors are written into the
+detector and refiner floors: boxes either scores below its floor are not read at all, and each keeps ``--keep`` of
+the boxes that gave right readings reported at that point on the first set (every box costs a read, so weak boxes
+are most of the time spent per frame). The scorer and both floors are written into the
 manifest; the curve goes to ``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
 
 The scenes mix what cameras see: 1080p street scenes with plates of 40-400 px, 720p video frames, close-ups of
@@ -162,9 +162,10 @@ def operating_point(
     return max(good, key=lambda p: p["recall"])
 
 
-def detection_floor_keeping(right: Sequence[Reading], keep: float) -> float:
-    """The highest detector score below which at most ``1 - keep`` of the ``right`` readings' boxes lie."""
-    scores = sorted(1.0 / (1.0 + np.exp(-r.values[FEATURES.index("detection_logit")])) for r in right)
+def floor_keeping(right: Sequence[Reading], feature: str, keep: float) -> float:
+    """The highest score (the logistic of a ``*_logit`` ``feature``) below which at most ``1 - keep`` of the
+    ``right`` readings' boxes lie."""
+    scores = sorted(1.0 / (1.0 + np.exp(-r.values[FEATURES.index(feature)])) for r in right)
     if not scores:
         return 0.0
     return float(scores[int((1.0 - keep) * len(scores))])
@@ -222,10 +223,13 @@ def run(args: argparse.Namespace) -> None:
 
     points = curve(valid, valid_scenes, calibrated)
     chosen = operating_point(points, args.precision)
-    detection_floor = detection_floor_keeping(
-        [r for r in train if r.correct and calibrated(r) >= chosen["floor"]], args.keep
+    reported_right = [r for r in train if r.correct and calibrated(r) >= chosen["floor"]]
+    scorer = replace(
+        scorer,
+        min_confidence=chosen["floor"],
+        min_detection_confidence=floor_keeping(reported_right, "detection_logit", args.keep),
+        min_refined_confidence=floor_keeping(reported_right, "refined_logit", args.keep),
     )
-    scorer = replace(scorer, min_confidence=chosen["floor"], min_detection_confidence=detection_floor)
     manifest_path = models / "manifest.yaml" if models.is_dir() else models
     manifest = yaml.safe_load(manifest_path.read_text())
     manifest["scoring"] = scorer.as_manifest()

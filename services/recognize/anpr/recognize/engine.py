@@ -288,8 +288,9 @@ class RecognitionEngine:
                 metrics.STAGE_SECONDS.labels("detect").observe(time.perf_counter() - decoded)
                 if pipeline.refiner is not None and detections:
                     refining = time.perf_counter()
-                    detections = list(
-                        await asyncio.gather(*(models.refine_queue.submit((image, d), deadline) for d in detections))
+                    detections = pipeline.worth_reading(
+                        await asyncio.gather(*(models.refine_queue.submit((image, d), deadline) for d in detections)),
+                        options,
                     )
                     metrics.STAGE_SECONDS.labels("refine").observe(time.perf_counter() - refining)
             detected = time.perf_counter()
