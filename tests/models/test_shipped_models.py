@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -57,14 +58,23 @@ def pipeline() -> RecognitionPipeline:
 
 def test_manifest_and_files(manifest: dict[str, Any]) -> None:
     assert manifest["detector"]["format"] == "yolov9-end2end"
+    assert manifest["refiner"]["format"] == "yolov9-end2end"
     assert manifest["reader"]["format"] == "paddleocr-ctc"
-    for part in ("detector", "reader"):
+    for part in ("detector", "refiner", "reader"):
         path = MODELS / manifest[part]["path"]
         assert path.is_file()
         assert path.stat().st_size <= 10 * 1024 * 1024
     loaded = load_manifest(MODELS)  # checks the files' SHA-256 against the manifest
     assert loaded.detector is not None
+    assert loaded.refiner is not None
+    assert loaded.refiner.input_size is not None
+    assert loaded.detector.input_size is not None
+    assert loaded.refiner.input_size < loaded.detector.input_size
     assert loaded.reader.two_row_below > 0
+    # The scorer fitted on these very models (a new model set needs `python -m anpr.training calibrate`).
+    assert loaded.scoring is not None
+    assert 0 < loaded.scoring.min_confidence < 1
+    assert loaded.scoring.version == manifest["reader"]["version"] == manifest["detector"]["version"]
 
 
 def test_reader_contract(reader: ort.InferenceSession) -> None:
@@ -131,6 +141,18 @@ def test_detector_golden_parity_and_batch(detector: ort.InferenceSession) -> Non
         np.testing.assert_allclose(batch[batch[:, 0] == b][:, 1:], rows[:, 1:], atol=1e-3)
 
 
+def test_refiner_golden_parity(manifest: dict[str, Any]) -> None:
+    refiner = _session(MODELS / manifest["refiner"]["path"])
+    size = int(manifest["refiner"]["input_size"])
+    assert refiner.get_inputs()[0].shape[1:] == [3, size, size]
+    golden = np.load(MODELS / "plate_refiner_golden.npz")
+    k = int(golden["repeat"])
+    big = np.repeat(np.repeat(golden["input_small"], k, axis=0), k, axis=1)
+    x = big.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    rows = refiner.run(None, {refiner.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(rows, golden["output"], atol=1e-3)
+
+
 def test_letterbox_convention() -> None:
     img = np.zeros((100, 200, 3), np.uint8)
     tensor, boxes = letterbox_batch([img], 64)
@@ -178,6 +200,28 @@ def test_detector_finds_synthetic_plates(pipeline: RecognitionPipeline) -> None:
             total += 1
     assert total > 0
     assert found >= 0.9 * total, f"{found}/{total}"
+
+
+def test_scenes_end_to_end_at_the_default_operating_point(pipeline: RecognitionPipeline) -> None:
+    """Smoke test of the whole shipped pipeline (detector, refiner, reader, scorer and its floors) on held-out
+    synthetic 1080p scenes: most plates are reported with their text, and little else is (MODEL_CARD.md has the
+    measured figures; the bars sit well below them)."""
+    rng = np.random.default_rng(4321)
+    plates = right = reported = 0
+    for _ in range(12):
+        scene = render_scene(rng, 1920, 1080, max_plates=2, min_width_1080p=120, max_width_1080p=400)
+        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(scene.image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        result = pipeline.recognize([jpeg.tobytes()])[0]
+        reported += len(result.plates)
+        for b, label, hidden in zip(scene.boxes, scene.labels, scene.occluded, strict=True):
+            if hidden:
+                continue
+            plates += 1
+            right += any(p.reading.text == label and p.box.iou(corner_box(*b)) >= 0.3 for p in result.plates)
+    assert plates > 0
+    assert right >= 0.6 * plates, f"{right}/{plates}"
+    assert reported <= 1.5 * plates + 3, f"{reported} readings for {plates} plates"
 
 
 def test_onnxruntime_cpu_provider_loads() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anpr.recognition.scoring import FEATURES
-from anpr.training.calibrate import Reading, curve, floor_keeping, operating_point
+from anpr.training.calibrate import Reading, curve, floor_keeping, operating_point, recall_preserving_point
 from anpr.training.evaluate import EncodedScene
 
 
@@ -63,3 +63,15 @@ def test_the_detection_floor_keeps_the_share_of_right_readings_asked() -> None:
     assert kept >= 0.99 * len(rows)
     assert floor > 0.3
     assert floor_keeping([], "detection_logit", 0.99) == 0.0
+
+
+def test_the_recall_preserving_point_keeps_the_share_of_right_readings_asked() -> None:
+    points = [
+        {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
+        {"floor": 0.4, "precision": 0.9, "plate_precision": 0.99, "recall": 0.85, "readings": 10},
+        {"floor": 0.1, "precision": 0.8, "plate_precision": 0.95, "recall": 0.895, "readings": 12},
+        {"floor": 0.0, "precision": 0.5, "plate_precision": 0.6, "recall": 0.9, "readings": 20},
+    ]
+    assert recall_preserving_point(points, 0.99)["floor"] == 0.1  # 0.895 >= 0.99 * 0.9
+    assert recall_preserving_point(points, 0.9)["floor"] == 0.4
+    assert recall_preserving_point([], 0.99)["floor"] == 0.0

@@ -4,14 +4,16 @@ scenes only.
 ``python -m anpr.training calibrate --models DIR`` reads two disjoint sets of held-out synthetic scenes through the
 serving pipeline with nothing filtered: every reading it would return, and whether its text is exactly the text of
 the labelled plate under it. A logistic regression (scikit-learn) fitted on the first set turns a reading's
-features into the probability that it is right; on the second set, the operating point is the lowest floor at
-which at least ``--precision`` (99 %) of the readings reported are of a plate: a reading that is no plate at all
-(a badge, a sticker, a timestamp) is what becomes a junk event, a stored personal read and a false hit, while a
-misread plate is still that vehicle's, and hotlist matching already weighs how sure each character is. The curve
-also gives the floor at which 99 % of the readings are exactly right, for a caller that asks for it. Then the
-detector and refiner floors: boxes either scores below its floor are not read at all, and each keeps ``--keep`` of
-the boxes that gave right readings reported at that point on the first set (every box costs a read, so weak boxes
-are most of the time spent per frame). The scorer and both floors are written into the
+features into the probability that it is right. On the second set the default floor is chosen for a hotlist
+system: the highest floor that still reads ``--keep-right`` (99 %) of the plates read right with no floor at all.
+A reading that is no plate (a badge, a sticker, a timestamp) becomes a junk event, a stored personal read and a
+candidate false hit; a plate not reported is a stolen vehicle missed: junk goes, at most 1 % of the right readings
+with it. (Chosen by precision instead, say 99 % of the readings exactly right, the floor would drop most real plates:
+they are read less surely than synthetic ones.) The curve gives the floors for 99 % of readings on a plate and for
+99 % exactly right, for a caller who asks for a stricter minimum. Then the detector and refiner floors: boxes either
+scores below its floor are not read at all, and each keeps ``--keep`` (99.9 %) of the boxes that gave right
+readings reported at the default floor on the first set (every box costs a read, so weak boxes are most of the
+time spent per frame). The scorer and the three floors are written into the
 manifest; the curve goes to ``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
 
 The scenes mix what cameras see: 1080p street scenes with plates of 40-400 px, 720p video frames, close-ups of
@@ -166,6 +168,15 @@ def operating_point(
     return max(good, key=lambda p: p["recall"])
 
 
+def recall_preserving_point(points: Sequence[dict[str, float]], keep: float) -> dict[str, float]:
+    """The highest floor that still reads ``keep`` of the plates read right with no floor at all: junk goes, and
+    at most ``1 - keep`` of the right readings go with it."""
+    if not points:
+        return {"floor": 0.0, "precision": 0.0, "plate_precision": 0.0, "recall": 0.0, "readings": 0}
+    target = keep * max(p["recall"] for p in points)
+    return next(p for p in points if p["recall"] >= target)  # points run from the highest floor down
+
+
 def floor_keeping(right: Sequence[Reading], feature: str, keep: float) -> float:
     """The highest score (the logistic of a ``*_logit`` ``feature``) below which at most ``1 - keep`` of the
     ``right`` readings' boxes lie."""
@@ -216,7 +227,8 @@ def run(args: argparse.Namespace) -> None:
     """Fit, choose the floor, write the manifest entry and the curve."""
     models = Path(args.models)
     pipeline = unfiltered(models)
-    version = args.version or datetime.date.today().isoformat()
+    # The scorer belongs to the models it was fitted on: by default it takes the reader's version.
+    version = args.version or load_manifest(models).reader.version or datetime.date.today().isoformat()
     train = readings(pipeline, calibration_scenes(CALIBRATION_SEED, args.scenes))
     scorer = fit(train, version)
     valid_scenes = calibration_scenes(VALIDATION_SEED, args.scenes)
@@ -226,7 +238,7 @@ def run(args: argparse.Namespace) -> None:
         return scorer.probability(dict(zip(FEATURES, row.values, strict=True)))
 
     points = curve(valid, valid_scenes, calibrated)
-    chosen = operating_point(points, args.precision)
+    chosen = recall_preserving_point(points, args.keep_right)
     reported_right = [r for r in train if r.correct and calibrated(r) >= chosen["floor"]]
     scorer = replace(
         scorer,
@@ -245,7 +257,9 @@ def run(args: argparse.Namespace) -> None:
         "right_share": {"calibration": sum(r.correct for r in train) / max(len(train), 1)},
         "scorer": scorer.as_manifest(),
         "operating_point": chosen,
-        "raw_confidence_at_same_precision": operating_point(raw_points, args.precision),
+        "raw_confidence_keeping_as_many": recall_preserving_point(raw_points, args.keep_right),
+        "plate_precision_99": operating_point(points, 0.99),
+        "raw_confidence_plate_precision_99": operating_point(raw_points, 0.99),
         "exact_precision_99": operating_point(points, 0.99, key="precision"),
         "curve": points[:: max(1, len(points) // 400)],
     }
@@ -257,7 +271,7 @@ def run(args: argparse.Namespace) -> None:
             "calibrated: the plate's exact text": (points, "precision"),
             "reader's raw confidence: exact text": (raw_points, "precision"),
         }
-        draw(curves, chosen, args.precision, Path(args.curve_png))
+        draw(curves, chosen, 0.99, Path(args.curve_png))
     print(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=1))
 
 
@@ -266,14 +280,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=str(MODELS_DIR), help="model directory whose manifest gets the scorer")
     p.add_argument("--scenes", type=int, default=600, help="synthetic scenes in each of the two sets")
     p.add_argument(
-        "--precision", type=float, default=0.99, help="share of the readings reported that must be of a plate"
+        "--keep-right",
+        type=float,
+        default=0.99,
+        help="share of the right readings (with no floor) that the default floor must keep",
     )
-    p.add_argument("--version", default="", help="the scorer's version in the manifest (default: today)")
+    p.add_argument("--version", default="", help="the scorer's version in the manifest (default: the reader's)")
     p.add_argument(
         "--keep",
         type=float,
-        default=0.995,
-        help="share of the right readings reported at the operating point whose boxes the detector floor keeps",
+        default=0.999,
+        help="share of the right readings reported at the operating point whose boxes the detector and refiner "
+        "floors keep",
     )
     p.add_argument("--curve-json", default="", help="write the precision/recall curve here")
     p.add_argument("--curve-png", default="", help="draw the precision/recall curve here")
