@@ -173,3 +173,16 @@ def test_read_without_crops_says_when_an_image_looks_like_a_crop(
     captured = capsys.readouterr()
     assert "looks like a plate crop" in captured.err
     assert set(json.loads(captured.out)) == {"image", "plates", "seconds"}
+
+
+def test_read_min_confidence_asks_for_unsure_candidates(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = str(dataset / "images" / "0.jpg")
+    code, out = _run(["read", "--json", "--threads", "1", "--min-confidence", "0.001", image], capsys)
+    assert code == 0
+    candidates = json.loads(out)["plates"]
+    code, out = _run(["read", "--json", "--threads", "1", image], capsys)
+    assert code == 0
+    assert len(candidates) >= len(json.loads(out)["plates"])
+    with pytest.raises(SystemExit) as refused:
+        main(["read", "--min-confidence", "0", image])
+    assert refused.value.code == 2

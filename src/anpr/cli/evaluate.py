@@ -136,11 +136,18 @@ def whole_image(image: LabelledImage) -> bool:
     )
 
 
-def evaluate(pipeline: Any, images: list[LabelledImage], *, crops: bool, hints: tuple[str, ...] = ()) -> dict[str, Any]:
+def evaluate(
+    pipeline: Any,
+    images: list[LabelledImage],
+    *,
+    crops: bool,
+    hints: tuple[str, ...] = (),
+    min_confidence: float | None = None,
+) -> dict[str, Any]:
     """Run the pipeline over ``images`` and compute the figures (see the module docstring)."""
     from anpr.recognition import Box, ImageInputError, RecognitionOptions, decode_image
 
-    options = RecognitionOptions(format_hints=hints)
+    options = RecognitionOptions(format_hints=hints, min_reading_confidence=min_confidence)
 
     plates = detected = exact = folded = one_edit = raw_exact = returned = extra = extra_plausible = 0
     seconds: list[float] = []
@@ -238,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"anpr eval: {exc}", file=sys.stderr)
         return 2
     figures = {"dataset": str(args.dataset), "models": f"{pipeline.info.name} {pipeline.info.version}"}
-    figures |= evaluate(pipeline, images, crops=crops, hints=args.hints)
+    figures |= evaluate(pipeline, images, crops=crops, hints=args.hints, min_confidence=args.min_confidence)
     if args.json:
         print(json.dumps(figures))
     else:

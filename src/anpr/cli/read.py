@@ -37,6 +37,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="preferred plate formats for correction: countries or regions, e.g. ZA or ZA-WC,ZA-GP",
     )
     parser.add_argument(
+        "--min-confidence",
+        type=_unit_interval,
+        default=None,
+        metavar="P",
+        help="report readings down to this calibrated confidence (default: the model set's operating point); "
+        "e.g. 0.01 for unsure candidates as well",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -44,6 +52,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for ONNX Runtime and OpenCV (default 0: the CPUs this process may use, after affinity and "
         "container CPU limits)",
     )
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             record["error"] = f"cannot read file: {exc.strerror}"
         else:
-            options = RecognitionOptions(format_hints=args.hints)
+            options = RecognitionOptions(format_hints=args.hints, min_reading_confidence=args.min_confidence)
             result = pipeline.recognize([data], options, plate_crops=[args.crops])[0]
             record["seconds"] = round(result.times.total, 6)
             if result.error is not None:
