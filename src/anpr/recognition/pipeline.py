@@ -379,7 +379,10 @@ class RecognitionPipeline:
         detect_share = (time.perf_counter() - start) / max(len(scenes), 1)
         detections = {i: self.select(d, options) for (i, _), d in zip(scenes, found, strict=True)}
         items = [(image, d) for i, image in scenes for d in detections[i]]
+        start = time.perf_counter()
         refined = iter(self.refine(items))
+        refine_per_box = (time.perf_counter() - start) / max(len(items), 1)
+        refined_boxes = {i: len(dets) for i, dets in detections.items()}
         detections = {i: self.worth_reading([next(refined) for _ in dets], options) for i, dets in detections.items()}
         for i, image in enumerate(decoded):
             if image is not None and crop[i]:
@@ -405,6 +408,7 @@ class RecognitionPipeline:
             times = StageTimes(
                 decode=decode_times[i],
                 detect=detect_share if image is not None and not crop[i] else 0.0,
+                refine=refine_per_box * refined_boxes.get(i, 0),
                 read=read_per_crop * len(detections.get(i, [])),
             )
             if image is None:

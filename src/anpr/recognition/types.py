@@ -132,18 +132,20 @@ class PlateResult:
 class StageTimes:
     """Seconds spent per stage on one image.
 
-    Batched stages (detection, reading) are shared among the images of a batch; each image is charged its share
-    (the batch time divided by the images or crops it contributed), so the sum over a batch equals the wall time.
+    Batched stages (detection, refining, reading) are shared among the images of a batch; each image is charged its
+    share (the batch time divided by the images or boxes it contributed), so the sum over a batch equals the wall
+    time.
     """
 
     decode: float = 0.0
     detect: float = 0.0
     read: float = 0.0
+    refine: float = 0.0
 
     @property
     def total(self) -> float:
-        """Decode + detect + read."""
-        return self.decode + self.detect + self.read
+        """Decode + detect + refine + read."""
+        return self.decode + self.detect + self.refine + self.read
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,13 +282,14 @@ def speed_1080p(pipeline: RecognitionPipeline, frames: int, peer: RecognitionPip
         for _ in range(frames)
     ]
     pipeline.recognize(jpegs[:1])  # warm-up
-    times, decode, detect, read, plates = [], [], [], [], 0
+    times, decode, detect, refine, read, plates = [], [], [], [], [], 0
     for data in jpegs * 3:
         t = time.perf_counter()
         result = pipeline.recognize([data])[0]
         times.append(time.perf_counter() - t)
         decode.append(result.times.decode)
         detect.append(result.times.detect)
+        refine.append(result.times.refine)
         read.append(result.times.read)
         plates += len(result.plates)
     ms = sorted(1000 * v for v in times)
@@ -300,6 +301,7 @@ def speed_1080p(pipeline: RecognitionPipeline, frames: int, peer: RecognitionPip
         "ms_median_by_stage": {
             "decode": 1000 * statistics.median(decode),
             "detect": 1000 * statistics.median(detect),
+            "refine": 1000 * statistics.median(refine),
             "read": 1000 * statistics.median(read),
         },
         "plates_per_frame": plates / len(ms),

@@ -217,7 +217,13 @@ def run(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"no detector checkpoint in {work} and no detector in {out_dir}")
     # A scorer belongs to the models it was fitted on: new models need `python -m anpr.training calibrate`.
-    manifest = {"detector": detector, **({"refiner": refiner} if refiner else {}), "reader": reader}
+    manifest = {
+        "name": "anpr-default",
+        "version": version,
+        "detector": detector,
+        **({"refiner": refiner} if refiner else {}),
+        "reader": reader,
+    }
     (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     print(f"reader: {info_r}\ndetector: {info_d}\nwritten to {out_dir}")
 

@@ -281,13 +281,14 @@ class RecognitionEngine:
 
         self._cropping += 1
         try:
+            refining = decoded
             if plate_crop:
                 detections = [pipeline.whole(image)]
             else:
                 detections = pipeline.select(await models.detect_queue.submit(image, deadline), options)
-                metrics.STAGE_SECONDS.labels("detect").observe(time.perf_counter() - decoded)
+                refining = time.perf_counter()
+                metrics.STAGE_SECONDS.labels("detect").observe(refining - decoded)
                 if pipeline.refiner is not None and detections:
-                    refining = time.perf_counter()
                     detections = pipeline.worth_reading(
                         await asyncio.gather(*(models.refine_queue.submit((image, d), deadline) for d in detections)),
                         options,
@@ -309,7 +310,9 @@ class RecognitionEngine:
         if detections:
             metrics.STAGE_SECONDS.labels("read").observe(finished - detected)
         metrics.PLATES_FOUND.inc(len(plates))
-        times = StageTimes(decode=decoded - started, detect=detected - decoded, read=finished - detected)
+        times = StageTimes(
+            decode=decoded - started, detect=refining - decoded, refine=detected - refining, read=finished - detected
+        )
         return Recognized(ImageResult(tuple(plates), image.width, image.height, times), encoded)
 
 
