@@ -217,3 +217,19 @@ def test_narrow_crop_with_nothing_on_one_line_is_not_read_again(model: Path) -> 
     banded[26:38] = 0
     got = reader.read([banded])[0]
     assert (got.text, got.confidence) == ("", 0.0)
+
+
+def test_a_line_reads_the_same_whatever_shares_its_batch() -> None:
+    """The shipped recogniser attends across the whole line: padded to a wider neighbour, a line read differently.
+    Lines are batched by width, never padded, so a reading does not depend on the rest of the batch."""
+    from anpr.recognition import load_manifest
+    from anpr.recognition.models import MODELS_DIR
+    from anpr.recognition.reader import create_reader
+
+    reader = create_reader(load_manifest(MODELS_DIR).reader)
+    rng = np.random.default_rng(3)
+    narrow = rng.integers(0, 255, (48, 130, 3), dtype=np.uint8)
+    wide = rng.integers(0, 255, (40, 300, 3), dtype=np.uint8)
+    alone = reader.read([narrow])[0]
+    together = reader.read([wide, narrow, wide])[1]
+    np.testing.assert_array_equal(alone.slot_probabilities, together.slot_probabilities)

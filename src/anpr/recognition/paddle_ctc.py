@@ -235,13 +235,21 @@ class PaddleOcrCtcReader:
         return out
 
     def decode(self, lines: list[FloatArray]) -> list[RawReading]:
-        """Raw readings of prepared lines, in order; run in chunks the model accepts, narrowest lines together so
-        that each chunk's padding to its widest line stays small."""
+        """Raw readings of prepared lines, in order, run in chunks the model accepts of lines of one width each.
+
+        Never padded to a wider neighbour: the recogniser mixes information along the whole line (its SVTR blocks
+        attend across the width), so a padded line read differently from the same line alone (openalpr-br's
+        PVX0095 read PVX009 beside a wider crop), and a frame's readings depended on what else shared its batch.
+        Plate lines come in a handful of widths (multiples of 8 between the reader's limits), so grouping costs a
+        few more, smaller model calls.
+        """
         step = self.fixed_batch or self.max_batch
-        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[2])
+        by_width: dict[int, list[int]] = {}
+        for i, line in enumerate(lines):
+            by_width.setdefault(int(line.shape[2]), []).append(i)
+        chunks = [group[k : k + step] for _, group in sorted(by_width.items()) for k in range(0, len(group), step)]
         readings: dict[int, RawReading] = {}
-        for start in range(0, len(order), step):
-            chunk = order[start : start + step]
+        for chunk in chunks:
             out = self._run(stack([lines[i] for i in chunk]))
             if out.shape[2] != self.classes.count:
                 raise ModelError(
