@@ -15,11 +15,12 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -38,6 +39,8 @@ from anpr.runtime.cpus import usable_cpus
 from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
 
 log = logging.getLogger(__name__)
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 
 def _fingerprint(manifest: ModelManifest) -> str:
@@ -136,33 +139,30 @@ class RecognitionEngine:
             concurrency=self._inference_workers,
             incoming=lambda: self._decoding,
         )
-        refine: BatchQueue[tuple[DecodedImage, Detection], Detection] = BatchQueue(
-            "refine",
-            pipeline.refine,
-            executor=self._inference_pool,
-            max_batch_size=s.read_batch_size,
-            max_wait_seconds=s.max_batch_wait_seconds,
-            # Like crops: every admitted image may bring several boxes, and they are never refused.
-            max_queue=s.max_queued_images * 16,
-            concurrency=self._inference_workers,
-            incoming=lambda: self._cropping,
-        )
-        read: BatchQueue[ImageArray, RawReading] = BatchQueue(
-            "read",
-            pipeline.read,
-            executor=self._inference_pool,
-            max_batch_size=s.read_batch_size,
-            max_wait_seconds=s.max_batch_wait_seconds,
-            # Every queued image may bring several plates; crops are never refused once their image was admitted.
-            max_queue=s.max_queued_images * 16,
-            concurrency=self._inference_workers,
-            incoming=lambda: self._cropping,
-        )
+        refine: BatchQueue[tuple[DecodedImage, Detection], Detection] = self._box_queue("refine", pipeline.refine)
+        read: BatchQueue[ImageArray, RawReading] = self._box_queue("read", pipeline.read)
         detect.start()
         refine.start()
         read.start()
         metrics.record_model(pipeline.info.name, pipeline.info.version, pipeline.info.execution_provider)
         return ModelSet(pipeline, detect, refine, read, fingerprint, datetime.now(UTC))
+
+    def _box_queue(
+        self, stage: str, run_batch: Callable[[Sequence[ItemT]], Sequence[ResultT]]
+    ) -> BatchQueue[ItemT, ResultT]:
+        """A batch queue of a stage that works on the boxes of admitted images (refine, read): every admitted image
+        may bring several, and they are never refused once their image was admitted."""
+        s = self.settings
+        return BatchQueue(
+            stage,
+            run_batch,
+            executor=self._inference_pool,
+            max_batch_size=s.read_batch_size,
+            max_wait_seconds=s.max_batch_wait_seconds,
+            max_queue=s.max_queued_images * 16,
+            concurrency=self._inference_workers,
+            incoming=lambda: self._cropping,
+        )
 
     async def start(self) -> None:
         """Load and warm the models; then watch the model files when polling is enabled."""
