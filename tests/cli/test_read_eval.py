@@ -11,20 +11,19 @@ import pytest
 from anpr.cli import evaluate
 from anpr.cli.main import main
 from anpr.recognition.models import MODELS_DIR
-from testkit.plate_models import DATA_DIR, PEER_CONFIG, PEER_MODEL, build_content_detector, plate_frame, write_manifest
+from testkit.plate_models import DATA_DIR, build_content_detector, plate_frame, write_shipped_reader_manifest
 
 SHIPPED = MODELS_DIR
 PLATES = [("CA123456", (1920, 1080), (800, 700, 320, 80)), ("BC45DFGP", (1280, 720), (100, 100, 256, 64))]
 
 
 @pytest.fixture(scope="module")
-def peer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Test-built detector + the real peer reader, as an operator's manifest."""
-    if not PEER_MODEL.is_file():
-        pytest.skip("peer reader not present in ../shared/peers")
-    directory = tmp_path_factory.mktemp("peer-models")
+def cli_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test-built detector + the project's shipped reader (no scorer, so every reading is reported), as an
+    operator's manifest: runs on a fresh clone."""
+    directory = tmp_path_factory.mktemp("models")
     detector = build_content_detector(directory / "detector.onnx", 96)
-    return write_manifest(directory, detector=detector, reader=PEER_MODEL, config=PEER_CONFIG)
+    return write_shipped_reader_manifest(directory, detector=detector)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +46,9 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return int(exit_info.value.code or 0), capsys.readouterr().out
 
 
-def test_read_json(peer_models: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_read_json(cli_models: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images = [str(dataset / "images" / "0.jpg"), str(dataset / "images" / "1.jpg")]
-    code, out = _run(["read", "--json", "--models", str(peer_models), "--threads", "1", *images], capsys)
+    code, out = _run(["read", "--json", "--models", str(cli_models), "--threads", "1", *images], capsys)
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["image"] for line in lines] == images  # the path as given, in order
@@ -64,10 +63,10 @@ def test_read_json(peer_models: Path, dataset: Path, tmp_path: Path, capsys: pyt
         assert 0 < line["seconds"] < 5
 
 
-def test_read_reports_bad_files(peer_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_read_reports_bad_files(cli_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"definitely not a jpeg")
-    code, out = _run(["read", "--json", "--models", str(peer_models), str(junk), str(tmp_path / "nope.jpg")], capsys)
+    code, out = _run(["read", "--json", "--models", str(cli_models), str(junk), str(tmp_path / "nope.jpg")], capsys)
     assert code == 1
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["plates"] == []
@@ -81,8 +80,8 @@ def test_read_plain_and_bad_models(dataset: Path, tmp_path: Path, capsys: pytest
     assert code == 2  # no manifest there: a clear message on stderr, no traceback
 
 
-def test_eval_json(peer_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(["eval", "--json", "--hints", "ZA-WC,ZA-GP", "--models", str(peer_models), str(dataset)], capsys)
+def test_eval_json(cli_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["eval", "--json", "--hints", "ZA-WC,ZA-GP", "--models", str(cli_models), str(dataset)], capsys)
     assert code == 0
     figures = json.loads(out)
     assert figures["mode"] == "end-to-end"
@@ -92,22 +91,22 @@ def test_eval_json(peer_models: Path, dataset: Path, capsys: pytest.CaptureFixtu
     assert 0 < figures["median_seconds"] <= figures["p95_seconds"]
 
 
-def test_eval_crops_mode(peer_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(["eval", "--json", "--crops", "--models", str(peer_models), str(dataset)], capsys)
+def test_eval_crops_mode(cli_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["eval", "--json", "--crops", "--models", str(cli_models), str(dataset)], capsys)
     figures = json.loads(out)
     assert (code, figures["mode"], figures["detection_recall"], figures["exact_accuracy"]) == (0, "crops", None, 1.0)
 
 
 @pytest.mark.parametrize(("name", "minimum"), [("openalpr-us-platecrops", 0.7), ("openalpr-br", 0.8)])
 def test_eval_real_sets_crop_mode(
-    peer_models: Path, name: str, minimum: float, capsys: pytest.CaptureFixture[str]
+    cli_models: Path, name: str, minimum: float, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if not (DATA_DIR / name / "labels.jsonl").is_file():
         pytest.skip("real plate photos not present in ../shared/data")
     # US crops switch to crop mode by themselves (every box is the whole image); BR needs --crops.
     extra = [] if name.startswith("openalpr-us") else ["--crops"]
     code, out = _run(
-        ["eval", "--json", "--limit", "40", *extra, "--models", str(peer_models), str(DATA_DIR / name)], capsys
+        ["eval", "--json", "--limit", "40", *extra, "--models", str(cli_models), str(DATA_DIR / name)], capsys
     )
     figures = json.loads(out)
     assert (code, figures["mode"], figures["plates"]) == (0, "crops", 40)
