@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 import pytest
@@ -127,14 +128,19 @@ def test_detector_contract(detector: ort.InferenceSession, manifest: dict[str, A
     assert np.all(rows[:, 5] == 0.0)
 
 
-def test_detector_golden_parity_and_batch(detector: ort.InferenceSession) -> None:
-    golden = np.load(MODELS / "plate_detector_golden.npz")
+def _golden(stem: str) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """A detector golden file's input (stored small, enlarged by pixel repetition) and its recorded rows."""
+    golden = np.load(MODELS / f"{stem}_golden.npz")
     k = int(golden["repeat"])
     big = np.repeat(np.repeat(golden["input_small"], k, axis=0), k, axis=1)
-    x = big.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    return big.transpose(2, 0, 1)[None].astype(np.float32) / 255.0, golden["output"]
+
+
+def test_detector_golden_parity_and_batch(detector: ort.InferenceSession) -> None:
+    x, expected = _golden("plate_detector")
     name = detector.get_inputs()[0].name
     rows = detector.run(None, {name: x})[0]
-    np.testing.assert_allclose(rows, golden["output"], atol=1e-3)
+    np.testing.assert_allclose(rows, expected, atol=1e-3)
     assert len(rows) > 0
     batch = detector.run(None, {name: np.concatenate([np.zeros_like(x), x, x])})[0]
     for b in (1, 2):
@@ -145,12 +151,9 @@ def test_refiner_golden_parity(manifest: dict[str, Any]) -> None:
     refiner = _session(MODELS / manifest["refiner"]["path"])
     size = int(manifest["refiner"]["input_size"])
     assert refiner.get_inputs()[0].shape[1:] == [3, size, size]
-    golden = np.load(MODELS / "plate_refiner_golden.npz")
-    k = int(golden["repeat"])
-    big = np.repeat(np.repeat(golden["input_small"], k, axis=0), k, axis=1)
-    x = big.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    x, expected = _golden("plate_refiner")
     rows = refiner.run(None, {refiner.get_inputs()[0].name: x})[0]
-    np.testing.assert_allclose(rows, golden["output"], atol=1e-3)
+    np.testing.assert_allclose(rows, expected, atol=1e-3)
 
 
 def test_letterbox_convention() -> None:
