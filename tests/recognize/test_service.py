@@ -133,14 +133,17 @@ async def test_stream_answers_in_order(start_service: StartService, tokens: dict
 
     async def requests() -> AsyncIterator[recognize_service_pb2.StreamRecognizeRequest]:
         for index, data in enumerate(frames):
-            yield recognize_service_pb2.StreamRecognizeRequest(image=_image(data, f"f{index}"))
+            # Message 7 names a bogus plate region in its options: its image fails, the stream goes on.
+            options = recognition_pb2.RecognitionOptions(format_hints=["nowhere"] if index == 7 else [])
+            yield recognize_service_pb2.StreamRecognizeRequest(image=_image(data, f"f{index}"), options=options)
 
     async with channel:
         replies = [reply async for reply in stub.StreamRecognize(requests(), metadata=_auth(tokens))]
     assert [reply.result.image_id for reply in replies] == [f"f{i}" for i in range(12)]
     assert replies[5].result.HasField("error")
+    assert replies[7].result.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     for index, reply in enumerate(replies):
-        if index != 5:
+        if index not in (5, 7):
             assert abs(reply.result.plates[0].box.x - (100 + 20 * index)) < 20
 
 

@@ -206,7 +206,8 @@ class RecognitionPipeline:
         """The refined detections to read: those the refiner's second look scores at or above the model set's floor
         (a request asking for unsure readings, with a lower reading floor than the default, gets them all)."""
         scoring = self.manifest.scoring
-        if scoring is None or options.min_reading_confidence is not None:
+        asked = options.min_reading_confidence
+        if scoring is None or (asked is not None and asked < scoring.min_confidence):
             return list(detections)
         floor = scoring.min_refined_confidence
         return [d for d in detections if d.refined is None or d.refined >= floor]

@@ -127,14 +127,15 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
         self, message: recognize_service_pb2.StreamRecognizeRequest, deadline: float | None
     ) -> recognize_service_pb2.StreamRecognizeResponse:
         metrics.IMAGES.labels("StreamRecognize").inc()
-        options = options_from_proto(message.options)
         async with self._engine.using() as models:
             try:
+                # Bad options fail this image, not the stream.
+                options = options_from_proto(message.options)
                 self._engine.admit(1)
                 result = await self._recognize_image(
                     models, message.image, options, deadline, with_crops=message.options.include_plate_crops
                 )
-            except (ResourceExhausted, DeadlineExceeded) as exc:  # shed or late: this image only
+            except (ResourceExhausted, DeadlineExceeded, InvalidArgument) as exc:  # this image only
                 result = result_to_proto(message.image.image_id, ImageResult(error=exc))
             return recognize_service_pb2.StreamRecognizeResponse(
                 result=result, model=model_version(models.pipeline.info)
