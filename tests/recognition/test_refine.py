@@ -84,7 +84,7 @@ def test_a_refiner_needs_a_detector(fake_manifest: Path, model_dir: Path) -> Non
 def test_boxes_the_second_look_scores_below_the_floor_are_not_read(fake_manifest: Path, model_dir: Path) -> None:
     path = _with_refiner(fake_manifest, model_dir)
     manifest = yaml.safe_load(path.read_text())
-    manifest["scoring"] = {"weights": {"mean_log_char": 1.0}, "min_refined_confidence": 0.5}
+    manifest["scoring"] = {"weights": {"mean_log_char": 1.0}, "min_confidence": 0.2, "min_refined_confidence": 0.5}
     path.write_text(yaml.safe_dump(manifest))
     pipeline = RecognitionPipeline.load(path)
     sure, unsure = Detection(Box(0, 0, 9, 9), 0.9, refined=0.8), Detection(Box(0, 0, 9, 9), 0.9, refined=0.1)
