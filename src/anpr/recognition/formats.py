@@ -53,6 +53,7 @@ _TEXT_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # A format of a country outside the expected regions may replace a character only by one the reader gave at least
 # this share of the raw character's probability.
 _FOREIGN_EVIDENCE = 0.5
+_MAX_HINT_SETS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ class FormatCatalogue:
                 known = self.confusions.get(ch, ())
                 self.confusions[ch] = known + tuple(c for c in group if c != ch and c not in known)
         self._tables: dict[tuple[str, int], _LengthTable] = {}
+        self._hinted: dict[tuple[int, frozenset[str]], tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = {}
         self._by_length: dict[int, list[_Template]] = {}
         for fmt in self.formats:
             for pattern in fmt.patterns:
@@ -202,14 +204,26 @@ class FormatCatalogue:
             self._tables[key] = table
         return table
 
-    @staticmethod
-    def _expected(table: _LengthTable, hints: Sequence[str]) -> npt.NDArray[np.bool_] | None:
-        """Per template of ``table``: whether its country is one the ``hints`` name (a region such as ``ZA-WC``
-        names its country, ``ZA``); None without hints, when every format is as expected as any other."""
+    def _priors(
+        self, table: _LengthTable, hints: Sequence[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+        """Per template of ``table``: its log weight with the hints' boost, and whether its country is one the
+        ``hints`` name (a region such as ``ZA-WC`` names its country, ``ZA``; None without hints, when every format
+        is as expected as any other). Worked out once per table and set of hints, not per reading."""
         if not hints:
-            return None
-        countries = {h.upper().split("-", 1)[0] for h in hints}
-        return np.array([t.fmt.country in countries for t in table.templates], dtype=np.bool_)
+            return table.log_weight, None
+        key = (id(table), frozenset(h.upper() for h in hints))
+        found = self._hinted.get(key)
+        if found is None:
+            hinted = key[1]
+            countries = {h.split("-", 1)[0] for h in hinted}
+            boost = np.array([bool(hinted & {t.fmt.country, t.fmt.region}) for t in table.templates])
+            weights = table.log_weight + np.where(boost, math.log(self.hint_boost), 0.0)
+            expected = np.array([t.fmt.country in countries for t in table.templates], dtype=np.bool_)
+            if len(self._hinted) >= _MAX_HINT_SETS:  # callers choose hints: keep the cache bounded
+                self._hinted.clear()
+            found = self._hinted[key] = (weights, expected)
+        return found
 
     def correct(
         self,
@@ -244,7 +258,7 @@ class FormatCatalogue:
         # [templates, n, alphabet]: confusions of the raw character that the position allows, valued by the
         # reader's probability (the preference factor only breaks ties in catalogue order).
         options = table.allowed * (table.preference[raw] * probs)[None]
-        expected = self._expected(table, hints)
+        weights, expected = self._priors(table, hints)
         if expected is not None:
             # A format of a country the deployment does not expect may only change a character that the reader
             # itself nearly preferred: it names a reading, it never forces one (GB's LLDD LLL turned Slovak
@@ -260,11 +274,6 @@ class FormatCatalogue:
         changed = (~fits).sum(axis=1)
         # Settling an O/0 or I/1 by the syntax is reading, not correcting: only other changes pay the penalty.
         penalised = changed - (~fits & (table.same_glyph[raw[None], chosen] > 0)).sum(axis=1)
-        weights = table.log_weight.copy()
-        if hints:
-            hinted = {h.upper() for h in hints}
-            boost = [bool(hinted & {t.fmt.country, t.fmt.region}) for t in table.templates]
-            weights += np.where(boost, math.log(self.hint_boost), 0.0)
         scores = np.log(chosen_p).sum(axis=1) + weights - table.log_size + penalised * self.log_penalty
         scores = np.where(feasible, scores, -np.inf)
         # The reading as it stands, in no known format (any string of its length): correction must beat it.
