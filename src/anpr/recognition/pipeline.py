@@ -320,28 +320,18 @@ class RecognitionPipeline:
         plate, best detection first, at most max_plates. A plate crop's one reading is returned as it is (the
         caller said it is a plate; there is no detection to calibrate against)."""
         hints = self.hints(options)
-        if plate_crop:
-            return [
-                (
-                    i,
-                    PlateResult(
-                        d.box,
-                        d.confidence,
-                        self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives),
-                    ),
-                )
-                for i, (d, raw) in enumerate(zip(detections, raws, strict=True))
-            ]
         minimum = options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
         scorer = self.manifest.scoring
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading = self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives)
             plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
-            if scorer is not None:
+            if not plate_crop and scorer is not None:
                 plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
-            if plate.reading.confidence >= minimum:
+            if plate_crop or plate.reading.confidence >= minimum:
                 kept.append((index, plate))
+        if plate_crop:
+            return kept
         if self.config.consolidate:
             return [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
         return kept[: self._limit(options)]
