@@ -196,7 +196,10 @@ class HotlistServiceServicer:
 
     def ReportReads(self, request, context):
         """Stores plate events idempotently by (event id, revision), matches them, and raises alerts for hits in the same
-        transaction. All or nothing: an invalid event fails the call with INVALID_ARGUMENT and stores nothing.
+        transaction. Events are judged one by one against the plate event contract: optional parts that break it (an
+        invalid GPS fix, bad alternatives, an oversized crop) are dropped and the event is stored; an event that cannot
+        be stored (no valid identity or plate text) gets the result REJECTED and never fails the rest of its batch. Only
+        an empty batch or one over the batch limit fails the whole call with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

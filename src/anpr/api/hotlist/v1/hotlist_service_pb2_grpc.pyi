@@ -65,7 +65,10 @@ class HotlistServiceStub:
     """
     ReportReads: _grpc.UnaryUnaryMultiCallable[_hotlist_service_pb2.ReportReadsRequest, _hotlist_service_pb2.ReportReadsResponse]
     """Stores plate events idempotently by (event id, revision), matches them, and raises alerts for hits in the same
-    transaction. All or nothing: an invalid event fails the call with INVALID_ARGUMENT and stores nothing.
+    transaction. Events are judged one by one against the plate event contract: optional parts that break it (an
+    invalid GPS fix, bad alternatives, an oversized crop) are dropped and the event is stored; an event that cannot
+    be stored (no valid identity or plate text) gets the result REJECTED and never fails the rest of its batch. Only
+    an empty batch or one over the batch limit fails the whole call with INVALID_ARGUMENT.
     """
     SubscribeAlerts: _grpc.UnaryStreamMultiCallable[_hotlist_service_pb2.SubscribeAlertsRequest, _hotlist_service_pb2.SubscribeAlertsResponse]
     """Streams alerts: first every alert after the given cursor (replay), then new alerts as they are raised, with no
@@ -120,7 +123,10 @@ class HotlistServiceAsyncStub(HotlistServiceStub):
     """
     ReportReads: _aio.UnaryUnaryMultiCallable[_hotlist_service_pb2.ReportReadsRequest, _hotlist_service_pb2.ReportReadsResponse]  # type: ignore[assignment]
     """Stores plate events idempotently by (event id, revision), matches them, and raises alerts for hits in the same
-    transaction. All or nothing: an invalid event fails the call with INVALID_ARGUMENT and stores nothing.
+    transaction. Events are judged one by one against the plate event contract: optional parts that break it (an
+    invalid GPS fix, bad alternatives, an oversized crop) are dropped and the event is stored; an event that cannot
+    be stored (no valid identity or plate text) gets the result REJECTED and never fails the rest of its batch. Only
+    an empty batch or one over the batch limit fails the whole call with INVALID_ARGUMENT.
     """
     SubscribeAlerts: _aio.UnaryStreamMultiCallable[_hotlist_service_pb2.SubscribeAlertsRequest, _hotlist_service_pb2.SubscribeAlertsResponse]  # type: ignore[assignment]
     """Streams alerts: first every alert after the given cursor (replay), then new alerts as they are raised, with no
@@ -238,7 +244,10 @@ class HotlistServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hotlist_service_pb2.ReportReadsResponse, _abc.Awaitable[_hotlist_service_pb2.ReportReadsResponse]]:
         """Stores plate events idempotently by (event id, revision), matches them, and raises alerts for hits in the same
-        transaction. All or nothing: an invalid event fails the call with INVALID_ARGUMENT and stores nothing.
+        transaction. Events are judged one by one against the plate event contract: optional parts that break it (an
+        invalid GPS fix, bad alternatives, an oversized crop) are dropped and the event is stored; an event that cannot
+        be stored (no valid identity or plate text) gets the result REJECTED and never fails the rest of its batch. Only
+        an empty batch or one over the batch limit fails the whole call with INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod

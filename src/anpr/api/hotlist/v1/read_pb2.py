@@ -27,17 +27,17 @@ from anpr.api.hotlist.v1 import alert_pb2 as anpr_dot_hotlist_dot_v1_dot_alert__
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/hotlist/v1/read.proto\x12\x0f\x61npr.hotlist.v1\x1a anpr/common/v1/plate_event.proto\x1a\x1b\x61npr/hotlist/v1/alert.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\tPlateRead\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.anpr.common.v1.PlateEvent\x12.\n\nstore_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\talert_ids\x18\x03 \x03(\t\x12.\n\npurge_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa3\x01\n\nReadResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\r\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.anpr.hotlist.v1.ReadStatus\x12&\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x16.anpr.hotlist.v1.Alert\x12\x1c\n\x14suppressed_hit_count\x18\x05 \x01(\r*u\n\nReadStatus\x12\x1b\n\x17READ_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12READ_STATUS_STORED\x10\x01\x12\x17\n\x13READ_STATUS_UPDATED\x10\x02\x12\x19\n\x15READ_STATUS_DUPLICATE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/hotlist/v1/read.proto\x12\x0f\x61npr.hotlist.v1\x1a anpr/common/v1/plate_event.proto\x1a\x1b\x61npr/hotlist/v1/alert.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\tPlateRead\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.anpr.common.v1.PlateEvent\x12.\n\nstore_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\talert_ids\x18\x03 \x03(\t\x12.\n\npurge_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\nReadResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\r\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.anpr.hotlist.v1.ReadStatus\x12&\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x16.anpr.hotlist.v1.Alert\x12\x1c\n\x14suppressed_hit_count\x18\x05 \x01(\r\x12\x19\n\x11rejection_message\x18\x06 \x01(\t*\x8f\x01\n\nReadStatus\x12\x1b\n\x17READ_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12READ_STATUS_STORED\x10\x01\x12\x17\n\x13READ_STATUS_UPDATED\x10\x02\x12\x19\n\x15READ_STATUS_DUPLICATE\x10\x03\x12\x18\n\x14READ_STATUS_REJECTED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.hotlist.v1.read_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READSTATUS']._serialized_start=481
-  _globals['_READSTATUS']._serialized_end=598
+  _globals['_READSTATUS']._serialized_start=509
+  _globals['_READSTATUS']._serialized_end=652
   _globals['_PLATEREAD']._serialized_start=144
   _globals['_PLATEREAD']._serialized_end=313
   _globals['_READRESULT']._serialized_start=316
-  _globals['_READRESULT']._serialized_end=479
+  _globals['_READRESULT']._serialized_end=506
 # @@protoc_insertion_point(module_scope)

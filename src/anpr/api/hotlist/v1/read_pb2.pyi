@@ -36,6 +36,10 @@ class _ReadStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReadStatus
     """A known event was updated to this higher revision."""
     READ_STATUS_DUPLICATE: _ReadStatus.ValueType  # 3
     """This revision (or a higher one) was already stored; nothing changed. Safe to treat as success."""
+    READ_STATUS_REJECTED: _ReadStatus.ValueType  # 4
+    """The event breaks the plate event contract and was not stored (see `ReadResult.rejection_message`). Sending
+    the same event again will not help; the other events of the batch are unaffected.
+    """
 
 class ReadStatus(_ReadStatus, metaclass=_ReadStatusEnumTypeWrapper):
     """What `ReportReads` did with one event."""
@@ -48,6 +52,10 @@ READ_STATUS_UPDATED: ReadStatus.ValueType  # 2
 """A known event was updated to this higher revision."""
 READ_STATUS_DUPLICATE: ReadStatus.ValueType  # 3
 """This revision (or a higher one) was already stored; nothing changed. Safe to treat as success."""
+READ_STATUS_REJECTED: ReadStatus.ValueType  # 4
+"""The event breaks the plate event contract and was not stored (see `ReadResult.rejection_message`). Sending
+the same event again will not help; the other events of the batch are unaffected.
+"""
 Global___ReadStatus: _TypeAlias = ReadStatus  # noqa: Y015
 
 @_typing.final
@@ -103,6 +111,7 @@ class ReadResult(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ALERTS_FIELD_NUMBER: _builtins.int
     SUPPRESSED_HIT_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTION_MESSAGE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Event id of the reported event."""
     revision: _builtins.int
@@ -113,6 +122,8 @@ class ReadResult(_message.Message):
     """Hits of this event that were suppressed as repeats of an open alert for the same plate and list within the
     suppression window (counted on that alert).
     """
+    rejection_message: _builtins.str
+    """Why the event was rejected, naming the field (never the plate text); empty unless `status` is REJECTED."""
     @_builtins.property
     def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_alert_pb2.Alert]:
         """Alerts newly raised by this event, stored in the same transaction as the read. A plate is alerted once per
@@ -127,10 +138,11 @@ class ReadResult(_message.Message):
         status: Global___ReadStatus.ValueType = ...,
         alerts: _abc.Iterable[_alert_pb2.Alert] | None = ...,
         suppressed_hit_count: _builtins.int = ...,
+        rejection_message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "event_id", b"event_id", "revision", b"revision", "status", b"status", "suppressed_hit_count", b"suppressed_hit_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "event_id", b"event_id", "rejection_message", b"rejection_message", "revision", b"revision", "status", b"status", "suppressed_hit_count", b"suppressed_hit_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

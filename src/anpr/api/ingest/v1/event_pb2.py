@@ -26,15 +26,17 @@ from anpr.api.common.v1 import plate_event_pb2 as anpr_dot_common_dot_v1_dot_pla
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/ingest/v1/event.proto\x12\x0e\x61npr.ingest.v1\x1a anpr/common/v1/plate_event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x10PlateEventRecord\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.anpr.common.v1.PlateEvent\x12\x35\n\x0e\x64\x65livery_state\x18\x02 \x01(\x0e\x32\x1d.anpr.ingest.v1.DeliveryState\x12\x30\n\x0c\x64\x65liver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65livery_attempts\x18\x04 \x01(\r*i\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/ingest/v1/event.proto\x12\x0e\x61npr.ingest.v1\x1a anpr/common/v1/plate_event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x10PlateEventRecord\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.anpr.common.v1.PlateEvent\x12\x35\n\x0e\x64\x65livery_state\x18\x02 \x01(\x0e\x32\x1d.anpr.ingest.v1.DeliveryState\x12\x30\n\x0c\x64\x65liver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65livery_attempts\x18\x04 \x01(\r\"\x8e\x01\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\x04\x12)\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1a.anpr.common.v1.PlateEvent\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12-\n\tdead_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*i\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.ingest.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=309
-  _globals['_DELIVERYSTATE']._serialized_end=414
+  _globals['_DELIVERYSTATE']._serialized_start=454
+  _globals['_DELIVERYSTATE']._serialized_end=559
   _globals['_PLATEEVENTRECORD']._serialized_start=114
   _globals['_PLATEEVENTRECORD']._serialized_end=307
+  _globals['_DEADLETTER']._serialized_start=310
+  _globals['_DEADLETTER']._serialized_end=452
 # @@protoc_insertion_point(module_scope)

@@ -84,3 +84,44 @@ class PlateEventRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlateEventRecord: _TypeAlias = PlateEventRecord  # noqa: Y015
+
+@_typing.final
+class DeadLetter(_message.Message):
+    """A plate event the hotlist service refused, set aside by the ingest service instead of being retried for ever.
+    Any dead letter is an alarm (metric `anpr_ingest_dead_letters`): find the cause in `reason`, fix it, then replay.
+    Dead letters are deleted by retention like the events themselves.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTER_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DEAD_TIME_FIELD_NUMBER: _builtins.int
+    dead_letter_id: _builtins.int
+    """Identifier of the dead letter on this ingest replica (its position in the delivery spool)."""
+    reason: _builtins.str
+    """Why it was set aside: the status code and message of the refusal."""
+    @_builtins.property
+    def event(self) -> _plate_event_pb2.PlateEvent:
+        """The refused event revision (the best crop only when asked for)."""
+
+    @_builtins.property
+    def dead_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was set aside."""
+
+    def __init__(
+        self,
+        *,
+        dead_letter_id: _builtins.int = ...,
+        event: _plate_event_pb2.PlateEvent | None = ...,
+        reason: _builtins.str = ...,
+        dead_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dead_time", b"dead_time", "event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letter_id", b"dead_letter_id", "dead_time", b"dead_time", "event", b"event", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015

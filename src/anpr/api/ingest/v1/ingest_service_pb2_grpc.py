@@ -92,6 +92,21 @@ class IngestServiceStub:
                 request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsRequest.SerializeToString,
                 response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/anpr.ingest.v1.IngestService/ListDeadLetters',
+                request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetters = channel.unary_unary(
+                '/anpr.ingest.v1.IngestService/ReplayDeadLetters',
+                request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersRequest.SerializeToString,
+                response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.PurgeDeadLetters = channel.unary_unary(
+                '/anpr.ingest.v1.IngestService/PurgeDeadLetters',
+                request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+                response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -184,6 +199,30 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
+        first. Readable by the same roles as `GetPlateEvents`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetters(self, request, context):
+        """Moves dead letters back to the end of the delivery spool, to be delivered again (after the cause was fixed).
+        The plate event contract's repairs are applied again on the way, so an event refused for a fault that a newer
+        version drops (for example an invalid GPS fix) is delivered without it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeDeadLetters(self, request, context):
+        """Deletes dead letters for good (retention also deletes them after the configured time).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +280,21 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetPlateEvents,
                     request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsRequest.FromString,
                     response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetters,
+                    request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersRequest.FromString,
+                    response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'PurgeDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeDeadLetters,
+                    request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.FromString,
+                    response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -543,6 +597,87 @@ class IngestService:
             '/anpr.ingest.v1.IngestService/GetPlateEvents',
             anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsRequest.SerializeToString,
             anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetPlateEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/anpr.ingest.v1.IngestService/ListDeadLetters',
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersRequest.SerializeToString,
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/anpr.ingest.v1.IngestService/ReplayDeadLetters',
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersRequest.SerializeToString,
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/anpr.ingest.v1.IngestService/PurgeDeadLetters',
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,17 @@ class IngestServiceStub:
     """Lists pulled sources with their current state."""
     GetPlateEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPlateEventsRequest, _ingest_service_pb2.GetPlateEventsResponse]
     """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]
+    """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
+    first. Readable by the same roles as `GetPlateEvents`.
+    """
+    ReplayDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ReplayDeadLettersRequest, _ingest_service_pb2.ReplayDeadLettersResponse]
+    """Moves dead letters back to the end of the delivery spool, to be delivered again (after the cause was fixed).
+    The plate event contract's repairs are applied again on the way, so an event refused for a fault that a newer
+    version drops (for example an invalid GPS fix) is delivered without it.
+    """
+    PurgeDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]
+    """Deletes dead letters for good (retention also deletes them after the configured time)."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -111,6 +122,17 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """Lists pulled sources with their current state."""
     GetPlateEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPlateEventsRequest, _ingest_service_pb2.GetPlateEventsResponse]  # type: ignore[assignment]
     """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
+    first. Readable by the same roles as `GetPlateEvents`.
+    """
+    ReplayDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ReplayDeadLettersRequest, _ingest_service_pb2.ReplayDeadLettersResponse]  # type: ignore[assignment]
+    """Moves dead letters back to the end of the delivery spool, to be delivered again (after the cause was fixed).
+    The plate event contract's repairs are applied again on the way, so an event refused for a fault that a newer
+    version drops (for example an invalid GPS fix) is delivered without it.
+    """
+    PurgeDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]  # type: ignore[assignment]
+    """Deletes dead letters for good (retention also deletes them after the configured time)."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """The front door for every camera: registers cameras, takes frames pushed by cameras and edge agents, pulls frames
@@ -216,5 +238,34 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.GetPlateEventsResponse, _abc.Awaitable[_ingest_service_pb2.GetPlateEventsResponse]]:
         """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _ingest_service_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.ListDeadLettersResponse]]:
+        """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
+        first. Readable by the same roles as `GetPlateEvents`.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayDeadLetters(
+        self,
+        request: _ingest_service_pb2.ReplayDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.ReplayDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.ReplayDeadLettersResponse]]:
+        """Moves dead letters back to the end of the delivery spool, to be delivered again (after the cause was fixed).
+        The plate event contract's repairs are applied again on the way, so an event refused for a fault that a newer
+        version drops (for example an invalid GPS fix) is delivered without it.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeDeadLetters(
+        self,
+        request: _ingest_service_pb2.PurgeDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.PurgeDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.PurgeDeadLettersResponse]]:
+        """Deletes dead letters for good (retention also deletes them after the configured time)."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
