@@ -8,9 +8,10 @@ import grpc.aio
 import pytest
 from google.protobuf import duration_pb2
 
-from anpr.api.hotlist.v1 import alert_pb2, audit_pb2
+from anpr.api.hotlist.v1 import alert_pb2, audit_pb2, read_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
 from testkit.hotlist import add_plates, caller, channel_to, create_list, plate_event
+from testkit.ingest_env import metric_value
 from testkit.scrape import fetch_text
 from testkit.services import StartService
 
@@ -179,32 +180,66 @@ async def test_acknowledgement_is_idempotent_and_audited(
 async def test_bad_batches_store_nothing(
     database_url: str, start_service: StartService, tokens: dict[str, str]
 ) -> None:
-    server = await start_service("hotlist", database_url=database_url, max_report_batch="5", max_plate_crop_bytes="100")
+    server = await start_service("hotlist", database_url=database_url, max_report_batch="5")
     async with channel_to(server) as channel:
-        admin = caller(channel, tokens["hotlist-admin"])
         ingest = caller(channel, tokens["service"])
-        await create_list(admin, "stolen")
-        await add_plates(admin, "stolen", "CA123456")
-        good = plate_event("CA123456")
-        bad_events = [
-            [good] * 6,  # over the batch limit
-            [good, plate_event("CA 123")],  # not normalised
-            [good, plate_event("CA123", event_id="")],
-            [good, plate_event("CA123", event_id="x" * 200)],
-            [good, plate_event("CA123", revision=0)],
-            [good, plate_event("CA123", camera_id="")],
-            [good, plate_event("CA123", crop=b"x" * 101)],
-            [good, plate_event("CA123", confidence=1.5)],
-            [good, plate_event("CA123", lat_lon=(91.0, 0.0))],
-            [],
-        ]
-        for events in bad_events:
+        for events in ([plate_event("CA123456")] * 6, []):  # over the batch limit; empty
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await ingest.stub.ReportReads(pb.ReportReadsRequest(events=events), metadata=ingest.metadata)
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     connection = await asyncpg.connect(database_url)
     try:
         assert await connection.fetchval("SELECT count(*) FROM hotlist.reads") == 0
-        assert await connection.fetchval("SELECT count(*) FROM hotlist.alerts") == 0
+    finally:
+        await connection.close()
+
+
+async def test_a_bad_event_is_refused_alone_and_a_bad_gps_fix_costs_only_the_location(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url, max_plate_crop_bytes="100")
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["service"])
+        await create_list(admin, "stolen")
+        await add_plates(admin, "stolen", "CA123456", "GP55")
+        bad = [
+            plate_event("C"),  # too short to be a plate
+            plate_event("CA 123"),  # not normalised
+            plate_event("CA123", event_id=""),
+            plate_event("CA123", event_id="x" * 200),
+            plate_event("CA123", revision=0),
+            plate_event("CA123", camera_id=""),
+            plate_event("CA123", confidence=1.5),
+        ]
+        gps = plate_event("CA123456", event_id="bad-gps", lat_lon=(123.0, 18.4), crop=b"x" * 101)
+        good = plate_event("GP55", event_id="good")
+        batch = [bad[0], gps, *bad[1:4], good, *bad[4:]]
+        metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+        before = await fetch_text(metrics_url)
+        reply = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=batch), metadata=ingest.metadata)
+        by_status = [r.status for r in reply.results]
+        rejected = read_pb2.READ_STATUS_REJECTED
+        assert by_status == [rejected, 1, rejected, rejected, rejected, 1, rejected, rejected, rejected]
+        assert "reading.text" in reply.results[0].rejection_message
+        assert reply.results[1].rejection_message == ""
+        # The event with the invalid fix is stored without it, and its hotlisted plate raises the alert.
+        assert len(reply.results[1].alerts) == 1
+        assert not reply.results[1].alerts[0].event.HasField("location")
+        assert len(reply.results[5].alerts) == 1
+        after = await fetch_text(metrics_url)
+    for sample, increase in (
+        ('anpr_hotlist_event_fields_dropped_total{field="location"}', 1),
+        ('anpr_hotlist_event_fields_dropped_total{field="best_crop"}', 1),
+        ('anpr_hotlist_reads_total{status="rejected"}', 7),
+    ):
+        assert metric_value(after, sample) - metric_value(before, sample) == increase, sample
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT event_id, latitude, crop FROM hotlist.reads ORDER BY event_id")
+        assert [(r["event_id"], r["latitude"], r["crop"]) for r in rows] == [
+            ("bad-gps", None, None),
+            ("good", None, None),
+        ]
     finally:
         await connection.close()

@@ -241,7 +241,7 @@ def alert_message(alert: Alert, include_crop: bool = True) -> alert_pb2.Alert:
     return message
 
 
-_READ_STATUS = {"STORED": 1, "UPDATED": 2, "DUPLICATE": 3}
+_READ_STATUS = {"STORED": 1, "UPDATED": 2, "DUPLICATE": 3, "REJECTED": 4}
 
 
 def read_result(outcome: ReadOutcome) -> read_pb2.ReadResult:
@@ -252,6 +252,7 @@ def read_result(outcome: ReadOutcome) -> read_pb2.ReadResult:
         status=_READ_STATUS[outcome.status],  # type: ignore[arg-type]
         alerts=[alert_message(alert) for alert in outcome.alerts],
         suppressed_hit_count=outcome.suppressed,
+        rejection_message=outcome.rejection,
     )
 
 

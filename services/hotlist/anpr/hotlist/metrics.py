@@ -17,6 +17,11 @@ INDEX_SYNC_SECONDS = Histogram(
 )
 IMPORT_ROWS = Counter("anpr_hotlist_import_rows_total", "Rows of entry imports, by outcome.", ("outcome",))
 READS = Counter("anpr_hotlist_reads_total", "Plate events reported, by what was done with them.", ("status",))
+EVENT_FIELDS_DROPPED = Counter(
+    "anpr_hotlist_event_fields_dropped_total",
+    "Parts of reported events dropped because they broke the plate event contract (the event was kept), by field.",
+    ("field",),
+)
 ALERTS_RAISED = Counter("anpr_hotlist_alerts_raised_total", "Alerts raised.")
 ALERTS_SUPPRESSED = Counter(
     "anpr_hotlist_alerts_suppressed_total", "Repeat hits suppressed into an open alert for the same plate and list."

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from anpr.domain import plate_events
 from anpr.runtime.errors import InvalidArgument
 
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-MIN_PLATE_LENGTH = 2
-MAX_PLATE_LENGTH = 10
+# The plate rules are the plate event contract's (anpr.domain.plate_events): what ingest emits, this service stores.
+ALPHABET = plate_events.PLATE_ALPHABET
+MIN_PLATE_LENGTH = plate_events.MIN_PLATE_LENGTH
+MAX_PLATE_LENGTH = plate_events.MAX_PLATE_LENGTH
 BITS = 6
 _CODE = {char: index + 1 for index, char in enumerate(ALPHABET)}
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -38,7 +40,7 @@ def normalise_plate(text: str) -> str:
 
 def is_normalised_plate(text: str) -> bool:
     """Whether ``text`` is already a valid normalised plate."""
-    return MIN_PLATE_LENGTH <= len(text) <= MAX_PLATE_LENGTH and text.isascii() and bool(_VALID.match(text))
+    return plate_events.is_plate_text(text)
 
 
 class Folding:

@@ -1,29 +1,29 @@
 """ReportReads: store plate events idempotently, match them, raise alerts, all in one transaction per batch.
 
-A batch is validated completely before anything is written, and written in one transaction, so an invalid or
-failing batch stores nothing. Events with the same id are applied in revision order; a revision at or below the
-stored one is a harmless duplicate (no matching, no alert), which makes the ingest service's retries safe.
+Every event is judged on its own against the plate event contract (:mod:`anpr.domain.plate_events`, the same
+rules ingest applies before emitting): what breaks it is dropped from the event or, when the event itself is
+unusable, the event alone is refused (REJECTED) and the rest of the batch is stored. The admitted events of a batch
+are written in one transaction, so a failing write stores nothing. Events with the same id are applied in revision
+order; a revision at or below the stored one is a harmless duplicate (no matching, no alert), which makes the
+ingest service's retries safe.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
 
+from anpr.api.common.v1 import plate_event_pb2
+from anpr.domain import plate_events
 from anpr.hotlist import metrics
 from anpr.hotlist.alerts import Alert, Change, alerts_by_id, append_changes, raise_or_suppress
 from anpr.hotlist.db import Connection, Pool
 from anpr.hotlist.hits import Matcher, PlateText, with_details
-from anpr.hotlist.plates import Folding, is_normalised_plate
+from anpr.hotlist.plates import Folding
 from anpr.runtime.errors import Aborted, InvalidArgument
-
-_EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_CAMERA_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
-MAX_ALTERNATIVES = 20
 
 
 @dataclass(frozen=True)
@@ -53,31 +53,30 @@ class ReadOutcome:
     status: str = "STORED"
     alerts: list[Alert] = field(default_factory=list)
     suppressed: int = 0
+    rejection: str = ""
 
 
-def check_event(event: ReadEvent, max_crop_bytes: int) -> None:
-    """InvalidArgument for an event that cannot be stored (messages name the field, never the plate)."""
-    if not _EVENT_ID.match(event.event_id):
-        raise InvalidArgument("event_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    if event.revision < 1:
-        raise InvalidArgument("revision must be at least 1")
-    if not _CAMERA_ID.match(event.camera_id):
-        raise InvalidArgument("camera_id must be 1-128 characters of A-Z a-z 0-9 . _ : / -")
-    if event.plate and not is_normalised_plate(event.plate):
-        raise InvalidArgument("reading.text must be normalised plate text (A-Z, 0-9, 2-10 characters) or empty")
-    if not 0.0 <= event.confidence <= 1.0:
-        raise InvalidArgument("reading.confidence must be in [0, 1]")
-    if len(event.alternatives) > MAX_ALTERNATIVES:
-        raise InvalidArgument(f"at most {MAX_ALTERNATIVES} alternative readings")
-    for text, confidence in event.alternatives:
-        if len(text) > 32 or not text.isascii() or not text.isalnum() or not 0.0 <= confidence <= 1.0:
-            raise InvalidArgument("alternative readings must be normalised text with a confidence in [0, 1]")
-    if event.crop is not None and len(event.crop) > max_crop_bytes:
-        raise InvalidArgument(f"best_crop must be at most {max_crop_bytes} bytes")
-    if event.latitude is not None and not (-90 <= event.latitude <= 90 and -180 <= (event.longitude or 0) <= 180):
-        raise InvalidArgument("location must be a valid latitude/longitude")
-    if event.last_seen < event.first_seen:
-        raise InvalidArgument("last_seen_time must not be before first_seen_time")
+@dataclass(frozen=True)
+class Refused:
+    """A reported event that breaks the plate event contract: refused alone, with the reason (never the plate)."""
+
+    event_id: str
+    revision: int
+    message: str
+
+
+def admit(message: plate_event_pb2.PlateEvent, max_crop_bytes: int) -> plate_event_pb2.PlateEvent | Refused:
+    """The reported event repaired to the contract (in place; drops counted), or its refusal.
+
+    An invalid GPS fix costs the event its location, not the event: the read is stored and matched, and a hotlisted
+    plate still raises its alert.
+    """
+    for name in plate_events.repair(message, max_crop_bytes=max_crop_bytes):
+        metrics.EVENT_FIELDS_DROPPED.labels(name).inc()
+    problems = plate_events.violations(message)
+    if problems:
+        return Refused(message.event_id, message.revision, "; ".join(problems))
+    return message
 
 
 class ReadRecorder:
@@ -93,18 +92,29 @@ class ReadRecorder:
         self._max_crop_bytes = max_crop_bytes
         self._default_window = window
 
-    async def report(self, events: Sequence[ReadEvent]) -> list[ReadOutcome]:
-        """Store, match and alert; results in request order."""
-        if not events:
+    @property
+    def max_crop_bytes(self) -> int:
+        """Largest crop stored with a read; a larger one is dropped from its event."""
+        return self._max_crop_bytes
+
+    async def report(self, reported: Sequence[ReadEvent | Refused]) -> list[ReadOutcome]:
+        """Store, match and alert the admitted events; results (refusals included) in request order."""
+        if not reported:
             raise InvalidArgument("events must not be empty")
-        if len(events) > self._max_batch:
+        if len(reported) > self._max_batch:
             raise InvalidArgument(f"at most {self._max_batch} events per call")
-        for event in events:
-            check_event(event, self._max_crop_bytes)
-        outcomes = [ReadOutcome(event.event_id, event.revision) for event in events]
+        outcomes = [
+            ReadOutcome(e.event_id, e.revision, "REJECTED", rejection=e.message)
+            if isinstance(e, Refused)
+            else ReadOutcome(e.event_id, e.revision)
+            for e in reported
+        ]
+        events = [e for e in reported if isinstance(e, ReadEvent)]
+        admitted = [outcome for outcome in outcomes if outcome.status != "REJECTED"]
         order = sorted(range(len(events)), key=lambda i: (events[i].event_id, events[i].revision))
         try:
-            await self._write(events, order, outcomes)
+            if events:
+                await self._write(events, order, admitted)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
             raise Aborted("conflicting concurrent reports; retry the batch") from None
         for outcome in outcomes:

@@ -24,7 +24,7 @@ from anpr.hotlist.model import entry_target
 from anpr.hotlist.paging import page_size
 from anpr.hotlist.patterns import is_pattern, normalise_pattern
 from anpr.hotlist.plates import normalise_plate
-from anpr.hotlist.reads import ReadRecorder
+from anpr.hotlist.reads import ReadRecorder, Refused, admit
 from anpr.hotlist.search import ReadSearch, SearchQuery
 from anpr.hotlist.settings import HotlistSettings
 from anpr.hotlist.subscriptions import AlertHub, Filters, encode_cursor
@@ -156,7 +156,9 @@ class HotlistServicer(hotlist_service_pb2_grpc.HotlistServiceServicer):
     async def ReportReads(self, request: pb.ReportReadsRequest, context: Context) -> pb.ReportReadsResponse:
         if len(request.events) > self._settings.max_report_batch:
             raise InvalidArgument(f"at most {self._settings.max_report_batch} events per call")
-        outcomes = await self._core.recorder.report([convert.read_event(e) for e in request.events])
+        recorder = self._core.recorder
+        admitted = [admit(event, recorder.max_crop_bytes) for event in request.events]
+        outcomes = await recorder.report([e if isinstance(e, Refused) else convert.read_event(e) for e in admitted])
         return pb.ReportReadsResponse(results=[convert.read_result(o) for o in outcomes])
 
     # -- alerts -------------------------------------------------------------------------------------------------
