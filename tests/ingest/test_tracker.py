@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client import REGISTRY
 
 from anpr.ingest.tracking.model import Box, Direction, FrameReads, PassEvent, PlateRead, Stage
 from anpr.ingest.tracking.text import edit_distance, similarity
@@ -69,6 +70,9 @@ CASES = {
     ),
     "missed detections inside a pass": ([Car(("CA123456",), 0, 5), Car(("CA123456",), 7, 12, x0=420)], ["CA123456"]),
     "a single stray read is no pass": ([Car(("XX99",), 5, 5)], []),
+    # The plate event contract (anpr.domain.plate_events): 2-10 characters, or it is not a plate.
+    "a one-character reading is no pass": ([Car(("7",), 0, 15)], []),
+    "an eleven-character reading is no pass": ([Car(("CA123456789",), 0, 15)], []),
     "cars following closely in the same lane": (
         [Car(("CA111111",), 0, 10, dx=100), Car(("CA777000",), 3, 13, dx=100)],
         ["CA111111", "CA777000"],
@@ -89,6 +93,22 @@ def test_one_final_event_per_pass(name: str) -> None:
         assert [e.revision for e in revisions] == list(range(1, len(revisions) + 1))
         assert [e.stage for e in revisions].count(Stage.FINAL) == 1
         assert revisions[-1].stage is Stage.FINAL
+
+
+def test_passes_that_are_not_plates_are_counted_not_emitted() -> None:
+    def discarded(reason: str) -> float:
+        return REGISTRY.get_sample_value("anpr_ingest_passes_discarded_total", {"reason": reason}) or 0.0
+
+    before = discarded("not_a_plate"), discarded("too_few_reads")
+    assert run(frames([Car(("7",), 0, 15), Car(("XX99",), 5, 5, y=700)], 40)) == []
+    assert (discarded("not_a_plate") - before[0], discarded("too_few_reads") - before[1]) == (1, 1)
+
+
+def test_a_pass_voted_too_short_is_voted_again_over_its_plate_like_reads() -> None:
+    # The reader loses the first character of a two-character plate most of the time: the vote settles on one
+    # character, which is no plate; the plate-like reads still make the pass.
+    events = run(frames([Car(("A", "A", "A", "CA", "CA"), 0, 14)], 20))
+    assert [(e.stage, e.text) for e in events] == [(Stage.FINAL, "CA")]
 
 
 def test_early_event_comes_before_the_pass_ends_and_final_updates_it() -> None:

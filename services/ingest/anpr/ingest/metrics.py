@@ -50,3 +50,30 @@ CAMERAS_BY_STATE = Gauge(
 )
 SOURCES_BY_STATE = Gauge("anpr_ingest_sources", "Pulled sources, by state.", ("state",))
 SOURCE_RECONNECTS = Counter("anpr_ingest_source_reconnects_total", "Reconnection attempts of pulled sources.")
+# The plate event contract (anpr.domain.plate_events) and dead letters: see docs/architecture.md.
+PASSES_DISCARDED = Counter(
+    "anpr_ingest_passes_discarded_total",
+    "Vehicle passes (or revisions) that produced no event, by reason (too_few_reads, not_a_plate, invalid_event).",
+    ("reason",),
+)
+EVENT_FIELDS_DROPPED = Counter(
+    "anpr_ingest_event_fields_dropped_total",
+    "Parts of plate events dropped before emission because they broke the contract (for example an invalid GPS "
+    "fix), by field; the event itself was emitted.",
+    ("field",),
+)
+DEAD_LETTERS = Gauge(
+    "anpr_ingest_dead_letters", "Plate events set aside because the hotlist service refused them (any is an alarm)."
+)
+DEAD_LETTERS_REMOVED = Counter(
+    "anpr_ingest_dead_letters_removed_total",
+    "Dead letters removed, by how (replayed, purged by an operator, expired by retention).",
+    ("how",),
+)
+STORE_BACKLOG = Gauge(
+    "anpr_ingest_store_backlog",
+    "Event revisions and delivery marks waiting on disk to be written to PostgreSQL (GetPlateEvents) after a failure.",
+)
+STORE_WRITE_FAILURES = Counter(
+    "anpr_ingest_store_write_failures_total", "Failed writes of plate events or delivery marks to PostgreSQL."
+)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from anpr.domain.plate_events import is_plate_text
+from anpr.ingest import metrics
 from anpr.ingest.tracking.model import Box, Direction, FrameReads, Gps, PassEvent, PlateRead, Stage
 from anpr.ingest.tracking.text import similarity
 from anpr.ingest.tracking.voting import Vote, vote
@@ -189,7 +191,8 @@ class PassTracker:
 
     def _maybe_early_or_update(self, track: _Track) -> PassEvent | None:
         result = vote([o.read for o in track.observations], self.config.max_alternatives)
-        if result is None:
+        # A vote that is not a plate (one character of a partly read plate) is no event; later reads may fix it.
+        if result is None or not is_plate_text(result.text):
             return None
         if track.emitted_text is None:
             if (
@@ -208,7 +211,19 @@ class PassTracker:
             return []
         texted = sum(1 for o in track.observations if o.read.text)
         if track.emitted_text is None and texted < self.config.final_min_reads:
+            metrics.PASSES_DISCARDED.labels("too_few_reads").inc()
             return []  # a lone read is more likely a false detection than a pass
+        if not is_plate_text(result.text):
+            # The vote settled on a length no plate has. Reads too short (or long) to be a plate are not evidence
+            # of one: vote again over the plate-like reads, if there are enough of them (or the pass has already
+            # been announced and needs its final revision).
+            plates = [o.read for o in track.observations if is_plate_text(o.read.text)]
+            enough = track.emitted_text is not None or len(plates) >= self.config.final_min_reads
+            result = vote(plates, self.config.max_alternatives) if enough else None
+            if result is None:
+                # Never sent: the hotlist service would refuse it (plate event contract, anpr.domain.plate_events).
+                metrics.PASSES_DISCARDED.labels("not_a_plate").inc()
+                return []
         return [self._emit(track, result, Stage.FINAL)]
 
     def _emit(self, track: _Track, result: Vote, stage: Stage) -> PassEvent:
