@@ -144,8 +144,8 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
 
         intake = FrameIntake(settings, directory, pipeline)
         sources = SourceManager(pool, settings, lambda frame: intake.submit(frame, "pull"))
-        await sources.start_all()
-        resources.push_async_callback(sources.stop_all)
+        await sources.start()
+        resources.push_async_callback(sources.stop)
 
         # Without BDP probing the HTTP/2 window stays small, so a camera that sends faster than recognition keeps
         # up is pushed back by flow control instead of filling megabytes of transport buffers per stream (measured:

@@ -145,7 +145,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def ListSources(
         self, request: ingest_service_pb2.ListSourcesRequest, context: Context
     ) -> ingest_service_pb2.ListSourcesResponse:
-        sources, token = self._sources.list(
+        sources, token = await self._sources.list(
             request.page.page_size, request.page.page_token, request.camera_id, request.states
         )
         response = ingest_service_pb2.ListSourcesResponse(sources=sources)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from anpr.runtime.settings import DEFAULT_DATA_DIR, DatabaseSettings, Port, ServiceSettings
+
+
+def default_replica_id() -> str:
+    """Unique among live processes, readable in the table: host name (pod name), pid, random suffix (two
+    services in one process, as in tests, must not share an id)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class IngestSettings(ServiceSettings, DatabaseSettings):
@@ -94,6 +103,20 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     source_default_fps: float = Field(5.0, gt=0, le=120, description="Sampling rate of sources that state none.")
     source_backoff_initial_seconds: float = Field(0.5, gt=0, le=60, description="First reconnection delay.")
     source_backoff_max_seconds: float = Field(30.0, gt=0, le=3600, description="Longest reconnection delay.")
+    source_lease_seconds: float = Field(
+        10.0,
+        ge=0.3,
+        le=600,
+        description="Lease period of a pulled source (renewed every third of it): how long a source stays unpulled "
+        "after its replica dies, and how soon a replica that cannot reach the database stops pulling.",
+    )
+    replica_id: str = Field(
+        default_factory=default_replica_id,
+        min_length=1,
+        max_length=200,
+        description="Identity of this replica in source leases; must differ between live replicas. Default: "
+        "host name (the pod name in Kubernetes), process id and a random suffix.",
+    )
 
     @model_validator(mode="after")
     def _check_ingest(self) -> IngestSettings:

@@ -68,6 +68,11 @@ class SourceRunner:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    @property
+    def done(self) -> bool:
+        """True once the runner ended by itself (a finished or failed file, or a bug); not after ``stop``."""
+        return self._task is not None and self._task.done()
+
     def snapshot(self) -> source_pb2.Source:
         """A copy of the current state."""
         copy = source_pb2.Source()
@@ -82,6 +87,14 @@ class SourceRunner:
         self._on_state_change()
 
     async def _run(self) -> None:
+        try:
+            await self._pull_until_done()
+        except Exception:
+            # A bug must not leave a source shown as RUNNING (and leased) while nothing pulls it.
+            log.exception("source %s stopped on an unexpected error", self.source.source_id)
+            self._set_state(source_pb2.SOURCE_STATE_FAILED, "stopped on an internal error (see the service log)")
+
+    async def _pull_until_done(self) -> None:
         is_file = self.source.kind == source_pb2.SOURCE_KIND_FILE
         while True:
             if is_file and not await asyncio.to_thread(Path(file_path(self._uri)).is_file):
