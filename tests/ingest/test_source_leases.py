@@ -8,12 +8,15 @@ Leases last ``LEASE`` seconds here (renewed every third of it) so that take-over
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from anpr.api.ingest.v1 import frame_pb2, source_pb2
@@ -149,6 +152,51 @@ async def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over_
     assert took_over < LEASE + 2 * RENEW
     assert not await pulling(owner, "gate")  # the cut-off replica stopped pulling: its lease had run out
     assert (await standby.state("gate")).state == source_pb2.SOURCE_STATE_RUNNING
+
+
+async def test_a_killed_owners_streams_are_taken_over_within_the_lease(
+    start_replica: StartReplica, database_url: str, tokens_file: Path
+) -> None:
+    async with mjpeg_server(jpeg(160, 120), frames=100_000, fps=MJPEG_FPS) as (url, connections):
+        adder = await start_replica("adder")
+        await adder.manager.add(stream("gate", url))
+        await adder.manager.stop()  # released: the replica in its own process claims it
+        connected_before = len(connections)
+        crashing = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "testkit.source_replica",
+            database_url,
+            "crashing",
+            str(LEASE),
+            str(tokens_file),
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        try:
+            connection = await asyncpg.connect(database_url)
+            try:
+
+                async def owned() -> bool:
+                    owner = await connection.fetchval("SELECT owner FROM ingest.sources WHERE source_id = 'gate'")
+                    return bool(owner == "crashing")
+
+                await wait_until_async(owned, seconds=20)
+            finally:
+                await connection.close()
+            await wait_until(lambda: len(connections) > connected_before, seconds=10)
+            standby = await start_replica("standby")
+            assert not await pulling(standby, "gate")
+
+            loop = asyncio.get_running_loop()
+            crashing.kill()  # SIGKILL: nothing is released
+            killed = loop.time()
+            await crashing.wait()
+            await wait_until(lambda: standby.pulled("gate") > 0, seconds=3 * LEASE)
+            assert loop.time() - killed < LEASE + 2 * RENEW
+        finally:
+            if crashing.returncode is None:
+                crashing.kill()
+                await crashing.wait()
 
 
 async def test_a_graceful_stop_hands_the_streams_over_without_waiting_for_the_lease(
