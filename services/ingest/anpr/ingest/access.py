@@ -8,6 +8,7 @@ SERVICE_NAME = "anpr.ingest.v1.IngestService"
 
 _CAMERAS = roles(Role.CAMERA, Role.SERVICE)
 _ADMINS = roles(Role.OPERATOR, Role.SERVICE)
+_EVENT_READERS = roles(Role.OPERATOR, Role.SERVICE)
 
 ACCESS_POLICY: AccessPolicy = {
     f"/{SERVICE_NAME}/{method}": allowed
@@ -22,6 +23,10 @@ ACCESS_POLICY: AccessPolicy = {
         "AddSource": _ADMINS,
         "RemoveSource": _ADMINS,
         "ListSources": _ADMINS,
-        "GetPlateEvents": roles(Role.OPERATOR, Role.SERVICE),
+        "GetPlateEvents": _EVENT_READERS,
+        # Dead letters are plate events (text and crops): only those who may read events may see or move them.
+        "ListDeadLetters": _EVENT_READERS,
+        "ReplayDeadLetters": _EVENT_READERS,
+        "PurgeDeadLetters": _EVENT_READERS,
     }.items()
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from google.protobuf import timestamp_pb2
 
 from anpr.api.common.v1 import geo_pb2, geometry_pb2, image_pb2, plate_event_pb2, plate_pb2
-from anpr.api.ingest.v1 import camera_pb2
+from anpr.api.ingest.v1 import camera_pb2, event_pb2
 from anpr.api.recognize.v1 import recognition_pb2
+from anpr.ingest.dead_letters import DeadLetter
 from anpr.ingest.tracking.model import Box, FrameReads, Gps, PassEvent, PlateRead
 
 
@@ -104,3 +105,13 @@ def plate_event(event: PassEvent, camera: camera_pb2.Camera | None, emit_time: f
             # Moving cameras state their view relative to the direction of travel.
             message.view_direction_degrees = (event.gps.heading_degrees + camera.view_direction_degrees) % 360
     return message
+
+
+def dead_letter_message(letter: DeadLetter, include_crop: bool) -> event_pb2.DeadLetter:
+    """The DeadLetter message of a stored dead letter, with the event's crop only when asked for."""
+    event = plate_event_pb2.PlateEvent.FromString(letter.payload)
+    if not include_crop:
+        event.ClearField("best_crop")
+    return event_pb2.DeadLetter(
+        dead_letter_id=letter.dead_letter_id, event=event, reason=letter.reason, dead_time=timestamp(letter.dead_at)
+    )

@@ -1,9 +1,12 @@
 """Delivery of plate events to ``HotlistService.ReportReads``: spool first, then send in order, in batches.
 
 Every event revision is appended to the durable spool before anything else; one background task sends the oldest
-batch, removes it once the hotlist service answered, and otherwise backs off exponentially and tries again. A batch
-the hotlist service refuses as invalid is retried one event at a time so that only the bad event is set aside.
-Duplicates (a batch re-sent after a lost reply) are harmless: the receiver keeps the highest revision per event id.
+batch, removes it once the hotlist service answered, and otherwise backs off exponentially and tries again. The
+hotlist service judges events one by one: an event it REJECTED is set aside as a dead letter (an alarm, see
+:mod:`anpr.ingest.dead_letters`) and the rest of the batch counts as delivered. A whole call refused as invalid
+(a hotlist service with a smaller batch limit, or an older one that refused whole batches) is retried one event at
+a time so that only a bad event is set aside. Duplicates (a batch re-sent after a lost reply) are harmless: the
+receiver keeps the highest revision per event id.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import grpc
 import grpc.aio
 
 from anpr.api.common.v1 import plate_event_pb2
-from anpr.api.hotlist.v1 import hotlist_service_pb2, hotlist_service_pb2_grpc
+from anpr.api.hotlist.v1 import hotlist_service_pb2, hotlist_service_pb2_grpc, read_pb2
 from anpr.ingest import metrics
 from anpr.ingest.spool import Spool, SpooledEvent
 
@@ -69,10 +72,20 @@ class Delivery:
         self._wake = asyncio.Event()
         self._singles = 0  # events still to send one at a time after an INVALID_ARGUMENT batch
 
-    async def submit(self, events: Sequence[plate_event_pb2.PlateEvent]) -> None:
-        """Spool event revisions durably and wake the sender; returns once they are on disk."""
-        await self._spool.append([(e.event_id, e.revision, e.SerializeToString()) for e in events])
+    async def submit(self, events: Sequence[plate_event_pb2.PlateEvent], *, owed_to_store: bool = False) -> None:
+        """Spool event revisions durably and wake the sender; returns once they are on disk.
+
+        ``owed_to_store``: their event table rows could not be written; the spool notes that in the same
+        transaction (see :mod:`anpr.ingest.store_catch_up`).
+        """
+        await self._spool.append(
+            [(e.event_id, e.revision, e.SerializeToString()) for e in events], owed_to_store=owed_to_store
+        )
         metrics.SPOOL_DEPTH.inc(len(events))
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look at the spool now (events were put back into it)."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -100,7 +113,7 @@ class Delivery:
             events=[plate_event_pb2.PlateEvent.FromString(entry.payload) for entry in batch]
         )
         try:
-            await self._stub.ReportReads(request, timeout=self._deadline, metadata=self._metadata)
+            reply = await self._stub.ReportReads(request, timeout=self._deadline, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             code = error.code()
             metrics.DELIVERY_FAILURES.labels(code.name).inc()
@@ -113,16 +126,36 @@ class Delivery:
             if len(batch) > 1:
                 self._singles = len(batch)  # find the bad event by sending one at a time
                 return True
-            await self._spool.dead_letter(batch[0], f"{code.name}: {error.details()}")
-            metrics.EVENTS_DEAD_LETTERED.inc()
-            metrics.SPOOL_DEPTH.dec()
-            log.error("hotlist refused an event; set aside", extra={"event_id": batch[0].event_id, "code": code.name})
+            await self._settle([], [(batch[0], f"{code.name}: {error.details()}")])
             self._singles = max(0, self._singles - 1)
             return True
-        await self._spool.remove([entry.seq for entry in batch])
-        metrics.SPOOL_DEPTH.dec(len(batch))
-        metrics.EVENTS_DELIVERED.inc(len(batch))
+        refused = {
+            (result.event_id, result.revision): result.rejection_message
+            for result in reply.results
+            if result.status == read_pb2.READ_STATUS_REJECTED
+        }
+        delivered = [entry for entry in batch if (entry.event_id, entry.revision) not in refused]
+        dead = [
+            (entry, f"REJECTED: {refused[entry.event_id, entry.revision]}")
+            for entry in batch
+            if (entry.event_id, entry.revision) in refused
+        ]
+        await self._settle(delivered, dead)
         self._singles = max(0, self._singles - len(batch))
-        if self._on_delivered is not None:
-            await self._on_delivered(batch)
         return True
+
+    async def _settle(self, delivered: list[SpooledEvent], dead: list[tuple[SpooledEvent, str]]) -> None:
+        await self._spool.settle([entry.seq for entry in delivered], dead)
+        metrics.SPOOL_DEPTH.dec(len(delivered) + len(dead))
+        metrics.EVENTS_DELIVERED.inc(len(delivered))
+        if dead:
+            metrics.EVENTS_DEAD_LETTERED.inc(len(dead))
+            metrics.DEAD_LETTERS.inc(len(dead))
+            for entry, reason in dead:
+                # The reason names the field the hotlist service objected to, never the plate text.
+                log.error(
+                    "hotlist refused an event; set aside as a dead letter",
+                    extra={"event_id": entry.event_id, "revision": entry.revision, "reason": reason},
+                )
+        if delivered and self._on_delivered is not None:
+            await self._on_delivered(delivered)

@@ -12,6 +12,7 @@ import time
 from anpr.api.ingest.v1 import camera_pb2
 from anpr.ingest import metrics
 from anpr.ingest.cameras import CameraRepository
+from anpr.ingest.store_catch_up import DATABASE_ERRORS
 
 
 class CameraDirectory:
@@ -30,7 +31,14 @@ class CameraDirectory:
         cached = self._cache.get(camera_id)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
-        camera = await self._repository.find(camera_id)
+        try:
+            camera = await self._repository.find(camera_id)
+        except DATABASE_ERRORS:
+            if cached is None:
+                raise
+            # PostgreSQL is unreachable: a camera known before keeps working on what was known, so frames and
+            # plate events do not stop with the database (its event table catches up, see store_catch_up).
+            return cached[1]
         if len(self._cache) > 100_000:  # unknown ids from a hostile caller must not grow the cache forever
             self._cache.clear()
         self._cache[camera_id] = (now, camera)

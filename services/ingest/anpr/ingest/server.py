@@ -19,6 +19,7 @@ from anpr.api.ingest.v1 import ingest_service_pb2_grpc
 from anpr.ingest.access import ACCESS_POLICY, SERVICE_NAME
 from anpr.ingest.cameras import CameraRepository
 from anpr.ingest.channels import open_channel, token_metadata
+from anpr.ingest.dead_letters import DeadLetters
 from anpr.ingest.delivery import Delivery
 from anpr.ingest.directory import CameraDirectory
 from anpr.ingest.emitter import EventEmitter
@@ -30,6 +31,7 @@ from anpr.ingest.service import IngestServicer
 from anpr.ingest.settings import IngestSettings
 from anpr.ingest.sources import SourceManager
 from anpr.ingest.spool import Spool, SpooledEvent
+from anpr.ingest.store_catch_up import StoreCatchUp
 from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
 from anpr.runtime.database import open_pool
 from anpr.runtime.entrypoint import run_service
@@ -102,12 +104,11 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         cameras = CameraRepository(pool)
         directory = CameraDirectory(cameras, online_window=settings.camera_online_window_seconds)
         store = EventStore(pool)
+        # Writes to the event table that fail while PostgreSQL is down are owed, not lost (GetPlateEvents).
+        catch_up = StoreCatchUp(store, spool, backoff_max_seconds=settings.store_backoff_max_seconds)
 
         async def delivered(batch: Sequence[SpooledEvent]) -> None:
-            try:
-                await store.mark_delivered([(entry.event_id, entry.revision) for entry in batch])
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("could not record delivery state: %s", exc)
+            await catch_up.mark_delivered([(entry.event_id, entry.revision) for entry in batch])
 
         delivery = Delivery(
             spool,
@@ -118,7 +119,14 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
             backoff_max_seconds=settings.delivery_backoff_max_seconds,
             on_delivered=delivered,
         )
+        dead_letters = DeadLetters(
+            spool, retention_seconds=settings.dead_letter_retention_seconds, wake_delivery=delivery.wake
+        )
         await resources.enter_async_context(_background("delivery", asyncio.create_task(delivery.run())))
+        await resources.enter_async_context(_background("event table catch-up", asyncio.create_task(catch_up.run())))
+        await resources.enter_async_context(
+            _background("dead letters", asyncio.create_task(dead_letters.run(RETENTION_INTERVAL_SECONDS)))
+        )
         await resources.enter_async_context(
             _background("retention", asyncio.create_task(_retention(store, settings.event_retention_seconds)))
         )
@@ -132,7 +140,7 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         pipeline = FramePipeline(
             recognition,
             PassTracker(tracker_config(settings)),
-            EventEmitter(directory, store, delivery),
+            EventEmitter(directory, catch_up, delivery),
             directory,
             max_pending=settings.max_pending_frames,
             batch_size=settings.recognize_batch_size,
@@ -152,7 +160,7 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         # p99 capture-to-event latency 54 s -> 8 s at saturation, bench/ingest/README.md).
         server = ServiceServer("ingest", settings, ACCESS_POLICY, channel_options=[("grpc.http2.bdp_probe", 0)])
         server.add(
-            IngestServicer(cameras, directory, intake, sources, store),
+            IngestServicer(cameras, directory, intake, sources, store, dead_letters=dead_letters),
             ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
             SERVICE_NAME,
         )

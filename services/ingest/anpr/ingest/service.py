@@ -6,20 +6,30 @@ codes. Authentication and roles are checked before a handler runs (see :mod:`anp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc.aio
 
 from anpr.api.ingest.v1 import frame_pb2, ingest_service_pb2, ingest_service_pb2_grpc
 from anpr.ingest.cameras import CameraRepository, check_camera_id
+from anpr.ingest.convert import dead_letter_message
+from anpr.ingest.dead_letters import DeadLetters
 from anpr.ingest.directory import CameraDirectory
 from anpr.ingest.event_store import EventStore
 from anpr.ingest.intake import FrameIntake
+from anpr.ingest.paging import decode_token, encode_token, page_size
 from anpr.ingest.sources import SourceManager
 from anpr.runtime.auth import Role
 from anpr.runtime.context import current_principal
-from anpr.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from anpr.runtime.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -37,7 +47,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         intake: FrameIntake,
         sources: SourceManager,
         events: EventStore,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
+        self._dead_letters = dead_letters
         self._cameras = cameras
         self._directory = directory
         self._intake = intake
@@ -168,3 +180,52 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         response = ingest_service_pb2.GetPlateEventsResponse(events=records)
         response.page.next_page_token = token
         return response
+
+    # -- dead letters ---------------------------------------------------------------------------------------------
+
+    def _dead_letter_store(self) -> DeadLetters:
+        if self._dead_letters is None:
+            raise Unavailable("dead letters are not available on this replica")
+        return self._dead_letters
+
+    async def ListDeadLetters(
+        self, request: ingest_service_pb2.ListDeadLettersRequest, context: Context
+    ) -> ingest_service_pb2.ListDeadLettersResponse:
+        store = self._dead_letter_store()
+        filters = [request.include_plate_crops]
+        after = decode_token(request.page.page_token, filters)
+        if after is not None and not isinstance(after, int):
+            raise InvalidArgument("page_token is malformed")
+        size = page_size(request.page.page_size)
+        letters = await store.page(after or 0, size + 1)
+        response = ingest_service_pb2.ListDeadLettersResponse(
+            dead_letters=[dead_letter_message(letter, request.include_plate_crops) for letter in letters[:size]]
+        )
+        if len(letters) > size:
+            response.page.next_page_token = encode_token(letters[size - 1].dead_letter_id, filters)
+        response.page.total_size = await store.count()
+        return response
+
+    async def ReplayDeadLetters(
+        self, request: ingest_service_pb2.ReplayDeadLettersRequest, context: Context
+    ) -> ingest_service_pb2.ReplayDeadLettersResponse:
+        replayed = await self._dead_letter_store().replay(_dead_letter_ids(request.dead_letter_ids, request.all))
+        return ingest_service_pb2.ReplayDeadLettersResponse(replayed_count=replayed)
+
+    async def PurgeDeadLetters(
+        self, request: ingest_service_pb2.PurgeDeadLettersRequest, context: Context
+    ) -> ingest_service_pb2.PurgeDeadLettersResponse:
+        purged = await self._dead_letter_store().purge(_dead_letter_ids(request.dead_letter_ids, request.all))
+        return ingest_service_pb2.PurgeDeadLettersResponse(purged_count=purged)
+
+
+MAX_DEAD_LETTER_IDS = 1000
+
+
+def _dead_letter_ids(ids: Sequence[int], everything: bool) -> list[int] | None:
+    """The ids a replay or purge names (None: all); exactly one of the two must be given."""
+    if everything == bool(ids):
+        raise InvalidArgument("give either dead_letter_ids or all, not both or neither")
+    if len(ids) > MAX_DEAD_LETTER_IDS:
+        raise InvalidArgument(f"at most {MAX_DEAD_LETTER_IDS} dead_letter_ids per call; use all for everything")
+    return None if everything else list(ids)

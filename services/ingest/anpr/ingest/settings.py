@@ -98,6 +98,19 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     event_retention_seconds: float = Field(
         7 * 86_400.0, gt=0, description="How long emitted events stay queryable through GetPlateEvents."
     )
+    dead_letter_retention_seconds: float = Field(
+        7 * 86_400.0,
+        gt=0,
+        description="How long events the hotlist service refused (dead letters, with their crops) are kept for "
+        "inspection and replay before retention deletes them.",
+    )
+    store_backoff_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest wait between attempts to write owed events to the event table while PostgreSQL is "
+        "unreachable.",
+    )
 
     # Pulled sources.
     source_default_fps: float = Field(5.0, gt=0, le=120, description="Sampling rate of sources that state none.")
