@@ -68,6 +68,9 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "RemoveSource": UNARY,
         "ListSources": UNARY,
         "GetPlateEvents": UNARY,
+        "ListDeadLetters": UNARY,
+        "ReplayDeadLetters": UNARY,
+        "PurgeDeadLetters": UNARY,
     },
     "anpr.hotlist.v1.HotlistService": {
         "CreateHotlist": UNARY,
