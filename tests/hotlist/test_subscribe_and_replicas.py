@@ -183,6 +183,29 @@ async def test_slow_subscriber_is_cut_off_with_resource_exhausted(
         assert len(everything) == 60
 
 
+async def test_stop_ends_alert_streams_at_once_with_unavailable(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    # The grace is long (30 s) and subscribers never hang up: the stop must end their streams, not wait them out.
+    server = await start_service("hotlist", database_url=database_url, shutdown_grace_seconds="30")
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        operator = caller(channel, tokens["operator"])
+        calls = [
+            operator.stub.SubscribeAlerts(pb.SubscribeAlertsRequest(), metadata=operator.metadata) for _ in range(3)
+        ]
+        for call in calls:
+            subscribed = await _read(call)
+            assert subscribed is not None
+            assert subscribed.heartbeat.live
+        await asyncio.wait_for(server.stop(), timeout=15)
+        codes = []
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await _drain(call, [])
+            codes.append(ended.value.code())
+    assert codes == [grpc.StatusCode.UNAVAILABLE] * 3
+
+
 async def test_entry_added_on_one_replica_matches_on_another_within_a_second(
     database_url: str, start_service: StartService, tokens: dict[str, str]
 ) -> None:

@@ -2,7 +2,8 @@
 
 A service's ``serve()`` builds its dependencies, creates a :class:`ServiceServer`, adds its servicers and calls
 :meth:`ServiceServer.run`, which starts everything, waits for SIGTERM/SIGINT and shuts down in a fixed order:
-health NOT_SERVING -> ``server.stop(grace)`` (in-flight calls finish) -> metrics endpoint closed. The caller's
+health NOT_SERVING -> the service's drain callbacks (long-lived streams end with a status that tells the client to
+reconnect elsewhere) -> ``server.stop(grace)`` (in-flight calls finish) -> metrics endpoint closed. The caller's
 ``AsyncExitStack`` then closes pools and model sessions.
 """
 
@@ -31,6 +32,7 @@ from anpr.runtime.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Registrar = Callable[[Any, grpc.aio.Server], None]
+Drain = Callable[[float], Awaitable[None]]
 
 
 def suite_version() -> str:
@@ -66,6 +68,7 @@ class ServiceServer:
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # grpc-stubs predates the aio servicer
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._service_names: list[str] = []
+        self._drains: list[Drain] = []
         self._metrics: metrics.MetricsEndpoint | None = None
         self._stopping: asyncio.Event | None = None
         self._stopped = False
@@ -76,6 +79,14 @@ class ServiceServer:
         """Register a servicer (with the generated ``add_XServicer_to_server``) under its full proto name."""
         registrar(servicer, self._server)
         self._service_names.append(full_service_name)
+
+    def on_drain(self, drain: Drain) -> None:
+        """Run ``drain(grace)`` at shutdown, after health turned NOT_SERVING and before the server stops.
+
+        A drain ends the service's long-lived streams (so that the grace period is not spent waiting for clients
+        that would never hang up) and should take a bounded share of ``grace``.
+        """
+        self._drains.append(drain)
 
     @property
     def address(self) -> str:
@@ -152,7 +163,14 @@ class ServiceServer:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         log.info("%s shutting down", self.name, extra={"grace_seconds": grace})
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        started = asyncio.get_running_loop().time()
+        for drain in self._drains:
+            try:
+                await drain(grace)
+            except Exception:
+                log.exception("drain of %s failed; stopping anyway", self.name)
+        spent = asyncio.get_running_loop().time() - started
+        await self._server.stop(max(grace - spent, 0.5))
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.close)  # shutdown() waits for the serving thread's poll
         if self._stopping is not None:

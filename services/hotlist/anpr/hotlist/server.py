@@ -87,6 +87,8 @@ async def build(settings: HotlistSettings) -> AsyncIterator[ServiceServer]:
             search=ReadSearch(pool, folding, keep_without, keep_with),
         )
         server = ServiceServer("hotlist", settings, ACCESS_POLICY)
+        # Alert streams never end on their own: without this a stop would hold alerts for the whole grace period.
+        server.on_drain(lambda grace: hub.close_subscriptions())
         server.add(
             HotlistServicer(core, settings), hotlist_service_pb2_grpc.add_HotlistServiceServicer_to_server, SERVICE_NAME
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from anpr.hotlist import metrics
 from anpr.hotlist.alerts import SELECT_STREAM, Alert, Change, alert_of, count_open
 from anpr.hotlist.db import Pool
-from anpr.runtime.errors import InvalidArgument, OutOfRange, ResourceExhausted
+from anpr.runtime.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 2.0
@@ -114,6 +114,7 @@ class AlertHub:
         self._subscriptions: set[_Subscription] = set()
         self._head = 0
         self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -186,6 +187,7 @@ class AlertHub:
         last = after
         try:
             while True:  # replay
+                self._check_open()
                 items = await self.read(last, None, self._page_size)
                 for item in items:
                     last = item.position
@@ -214,15 +216,34 @@ class AlertHub:
             metrics.SUBSCRIBERS.dec()
 
     async def _next(self, subscription: _Subscription) -> StreamItem | None:
-        """The next queued change, None after a quiet heartbeat interval; ResourceExhausted once overflowed."""
+        """The next queued change, None after a quiet heartbeat interval; ResourceExhausted once overflowed,
+        Unavailable once the replica is shutting down."""
         if subscription.overflowed:
             metrics.SUBSCRIBERS_CUT_OFF.inc()
             raise ResourceExhausted("subscriber fell too far behind; resume from the last cursor received")
-        try:
-            # Should a cancelled wait ever drop an item, the gap check of the caller reads it back.
-            return await asyncio.wait_for(subscription.queue.get(), self._heartbeat)
-        except TimeoutError:
-            return None
+        self._check_open()
+        # Should a cancelled get ever drop an item, the gap check of the caller reads it back.
+        get = asyncio.ensure_future(subscription.queue.get())
+        closing = asyncio.ensure_future(self._closing.wait())
+        done, _ = await asyncio.wait({get, closing}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED)
+        closing.cancel()
+        if get in done:
+            return get.result()
+        get.cancel()
+        self._check_open()
+        return None
+
+    def _check_open(self) -> None:
+        if self._closing.is_set():
+            raise Unavailable("hotlist is shutting down; resume from the last cursor received (another replica)")
+
+    async def close_subscriptions(self) -> None:
+        """End every subscription with UNAVAILABLE, so that subscribers resume elsewhere at once (shutdown)."""
+        self._closing.set()
+        for _ in range(50):  # each ends at its next wait; bounded in case one is stuck writing to a slow client
+            if not self._subscriptions:
+                return
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         """Stop following the stream; safe to call twice."""
