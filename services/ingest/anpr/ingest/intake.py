@@ -15,13 +15,28 @@ from anpr.ingest.admission import (
 )
 from anpr.ingest.convert import gps_from_proto
 from anpr.ingest.directory import CameraDirectory
-from anpr.ingest.pipeline import FramePipeline
+from anpr.ingest.pipeline import FramePipeline, JournalUnavailable
 from anpr.ingest.recognition import PendingFrame
 from anpr.ingest.settings import IngestSettings
 
 REASON_LABELS = {
     value: name.removeprefix("FRAME_REJECT_REASON_").lower() for name, value in frame_pb2.FrameRejectReason.items()
 }
+
+
+# Not the camera's fault: it keeps the frame and sends it again after retry_after.
+_OVERLOADED = Decision(
+    Verdict.THROTTLE,
+    frame_pb2.FRAME_REJECT_REASON_OVERLOADED,
+    "ingest is overloaded: recognition is behind; keep the frame and retry later",
+    1.0,
+)
+_CATCHING_UP = Decision(
+    Verdict.THROTTLE,
+    frame_pb2.FRAME_REJECT_REASON_OVERLOADED,
+    "ingest is recognising the frames it accepted before a restart; keep the frame and retry later",
+    1.0,
+)
 
 
 class FrameIntake:
@@ -72,6 +87,8 @@ class FrameIntake:
         assert camera is not None
         if self._dedupe.seen(frame.camera_id, frame.frame_id):
             return DUPLICATE
+        if self._pipeline.replaying:
+            return _CATCHING_UP
         rate = camera.limits.max_frames_per_second or settings.default_max_frames_per_second
         bucket = self._buckets.get(frame.camera_id)
         if bucket is None:
@@ -99,16 +116,20 @@ class FrameIntake:
             plate_regions=tuple(camera.plate_regions),
             plate_crop=camera.sends_plate_crops,
         )
-        if not await self._pipeline.offer(pending, settings.overload_wait_seconds if wait else 0.0):
+        try:
+            accepted = await self._pipeline.accept(pending, settings.overload_wait_seconds if wait else 0.0)
+        except JournalUnavailable:
+            accepted = False
+        if not accepted:
             self._dedupe.forget(frame.camera_id, frame.frame_id)
-            return Decision(
-                Verdict.THROTTLE,
-                frame_pb2.FRAME_REJECT_REASON_OVERLOADED,
-                "ingest is overloaded: recognition is behind; retry later",
-                1.0,
-            )
+            return _OVERLOADED
         self._directory.frame_arrived(frame.camera_id, captured)
         return ACCEPTED
+
+    def replayed(self, frame: PendingFrame) -> None:
+        """A frame journaled before a restart is queued again: a resend of it is a duplicate."""
+        self._dedupe.remember(frame.camera_id, frame.frame_id)
+        self._directory.frame_arrived(frame.camera_id, frame.capture_time)
 
     def forget_camera(self, camera_id: str) -> None:
         """Drop per-camera state (after the camera was deleted or changed)."""

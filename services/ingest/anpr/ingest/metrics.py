@@ -26,7 +26,16 @@ RECOGNITION_SECONDS = Histogram(
 RECOGNITION_BATCH_SIZE = Histogram(
     "anpr_ingest_recognition_batch_frames", "Frames per Recognize call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
-RECOGNITION_RETRIES = Counter("anpr_ingest_recognition_retries_total", "Recognize calls retried after UNAVAILABLE.")
+RECOGNITION_RETRIES = Counter(
+    "anpr_ingest_recognition_retries_total", "Recognize calls retried (recognize unreachable, overloaded or slow)."
+)
+JOURNAL_FRAMES = Gauge(
+    "anpr_ingest_journal_frames", "Accepted frames held on disk until their plate events are spooled."
+)
+FRAMES_REPLAYED = Counter("anpr_ingest_frames_replayed_total", "Journaled frames recognised again after a restart.")
+OLDEST_PENDING_SECONDS = Gauge(
+    "anpr_ingest_oldest_pending_frame_seconds", "Age of the oldest accepted frame not yet through recognition."
+)
 EVENTS_EMITTED = Counter("anpr_ingest_events_emitted_total", "Plate event revisions emitted, by stage.", ("stage",))
 CAPTURE_TO_EVENT_SECONDS = Histogram(
     "anpr_ingest_capture_to_event_seconds",

@@ -1,7 +1,8 @@
-"""Client of ``RecognizeService.Recognize``: one batch per call, deadlines, retries on UNAVAILABLE with backoff.
+"""Client of ``RecognizeService.Recognize``: one batch per call, deadlines, retries with backoff.
 
 The channel (see :mod:`anpr.ingest.channels`) already retries UNAVAILABLE transparently and spreads calls over
-every replica; the retries here cover the case where all replicas are briefly gone (a rolling restart).
+every replica; the retries here cover every replica being gone or overloaded for a while: accepted frames are
+never given up because recognize is away, only because recognize refuses them.
 """
 
 from __future__ import annotations
@@ -32,17 +33,33 @@ class PendingFrame:
     gps: Gps | None = None
     plate_regions: tuple[str, ...] = ()  # the camera's expected plate regions
     plate_crop: bool = False  # the camera sends plate crops, not scenes
+    seq: int = 0  # its place in the frame journal (0: not journaled)
 
 
 class RecognitionFailed(Exception):
-    """A batch could not be recognised (after retries); the frames are dropped and counted."""
+    """Recognize refused a batch (not an outage): the caller retries its frames one at a time."""
 
     def __init__(self, code: grpc.StatusCode, detail: str) -> None:
         super().__init__(f"{code.name}: {detail}")
         self.code = code
 
 
-_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# An outage or overload of recognize (or a token it does not accept yet): the frames wait and are sent again, for
+# as long as it takes; they are safe in the frame journal and admission throttles cameras meanwhile.
+_OUTAGE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+# Maybe about these frames (a slow or crashing image): retried a few times, then the batch is split so that a bad
+# frame fails alone instead of holding every camera's frames behind it.
+_SUSPECT = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 
 
 class RecognitionClient:
@@ -56,6 +73,7 @@ class RecognitionClient:
         deadline_seconds: float = 10.0,
         attempts: int = 4,
         backoff_initial_seconds: float = 0.1,
+        backoff_max_seconds: float = 1.0,
         include_crops: bool = True,
     ) -> None:
         self._stub = recognize_service_pb2_grpc.RecognizeServiceStub(channel)
@@ -63,10 +81,11 @@ class RecognitionClient:
         self._deadline = deadline_seconds
         self._attempts = attempts
         self._backoff = backoff_initial_seconds
+        self._backoff_max = backoff_max_seconds
         self._options = recognition_pb2.RecognitionOptions(include_plate_crops=include_crops)
 
     async def recognize(self, frames: Sequence[PendingFrame]) -> recognize_service_pb2.RecognizeResponse:
-        """Results for ``frames`` in order; raises :class:`RecognitionFailed`."""
+        """Results for ``frames`` in order, however long recognize is away; raises :class:`RecognitionFailed`."""
         request = recognize_service_pb2.RecognizeRequest(
             images=[
                 recognition_pb2.ImageInput(
@@ -82,20 +101,24 @@ class RecognitionClient:
         metrics.RECOGNITION_BATCH_SIZE.observe(len(frames))
         started = time.perf_counter()
         delay = self._backoff
-        for attempt in range(1, self._attempts + 1):
+        suspect_failures = 0
+        while True:
             try:
                 response = await self._stub.Recognize(request, timeout=self._deadline, metadata=self._metadata)
             except grpc.aio.AioRpcError as error:
-                if error.code() in _RETRYABLE and attempt < self._attempts:
-                    metrics.RECOGNITION_RETRIES.inc()
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                    continue
-                raise RecognitionFailed(error.code(), error.details() or "") from error
+                code = error.code()
+                if code in _SUSPECT:
+                    suspect_failures += 1
+                if code not in _OUTAGE and (code not in _SUSPECT or suspect_failures >= self._attempts):
+                    raise RecognitionFailed(code, error.details() or "") from error
+                metrics.RECOGNITION_RETRIES.inc()
+                await asyncio.sleep(delay)
+                # Capped low: once recognize is back, frames flow again within about a second.
+                delay = min(delay * 2, self._backoff_max)
+                continue
             metrics.RECOGNITION_SECONDS.observe(time.perf_counter() - started)
             if len(response.results) != len(frames):
                 raise RecognitionFailed(
                     grpc.StatusCode.INTERNAL, f"{len(response.results)} results for {len(frames)} images"
                 )
             return response
-        raise AssertionError("unreachable")  # the loop returns or raises

@@ -16,6 +16,7 @@ from anpr.ingest.cameras import CameraRepository, check_camera_id
 from anpr.ingest.convert import dead_letter_message
 from anpr.ingest.dead_letters import DeadLetters
 from anpr.ingest.directory import CameraDirectory
+from anpr.ingest.draining import StreamDrain
 from anpr.ingest.event_store import EventStore
 from anpr.ingest.intake import FrameIntake
 from anpr.ingest.paging import decode_token, encode_token, page_size
@@ -47,9 +48,11 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         intake: FrameIntake,
         sources: SourceManager,
         events: EventStore,
+        drain: StreamDrain,
         dead_letters: DeadLetters | None = None,
     ) -> None:
         self._dead_letters = dead_letters
+        self._drain = drain
         self._cameras = cameras
         self._directory = directory
         self._intake = intake
@@ -119,6 +122,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def SubmitFrame(
         self, request: ingest_service_pb2.SubmitFrameRequest, context: Context
     ) -> ingest_service_pb2.SubmitFrameResponse:
+        self._drain.check(request.frame.camera_id)
         ack = await self._submit(request.frame, "unary", wait=True)
         if ack.status in (frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_STATUS_DUPLICATE):
             return ingest_service_pb2.SubmitFrameResponse(ack=ack)
@@ -138,9 +142,14 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         # Flow control: the next frame is read only after this one is acknowledged, and acknowledging waits for
         # room in the bounded pipeline queue; meanwhile HTTP/2 flow control stops the sender. Memory per stream
         # is one frame plus the transport's window, whatever the camera's speed.
-        async for request in request_iterator:
-            ack = await self._submit(request.frame, "stream", wait=True)
-            yield ingest_service_pb2.PushFramesResponse(ack=ack)
+        camera_id = ""
+        requests = aiter(request_iterator)
+        with self._drain.stream():
+            while (request := await self._drain.next_request(requests, camera_id)) is not None:
+                camera_id = request.frame.camera_id or camera_id
+                self._drain.check(camera_id)
+                ack = await self._submit(request.frame, "stream", wait=True)
+                yield ingest_service_pb2.PushFramesResponse(ack=ack)
 
     async def AddSource(
         self, request: ingest_service_pb2.AddSourceRequest, context: Context

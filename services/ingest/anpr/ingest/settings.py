@@ -63,6 +63,17 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     overload_wait_seconds: float = Field(
         1.0, ge=0, le=60, description="How long a frame waits for room in the pending queue before it is throttled."
     )
+    max_queue_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Cameras are throttled while the oldest accepted frame has waited this long for recognition.",
+    )
+    frame_journal_path: Path | None = Field(
+        None,
+        description="SQLite file holding accepted frames until their plate events are spooled; by default "
+        "beside spool_path (<spool name>-frames.sqlite3), on the same persistent volume.",
+    )
     camera_online_window_seconds: float = Field(
         30.0, gt=0, description="A camera whose last frame is older than this is reported offline."
     )
@@ -74,7 +85,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     )
     recognize_concurrency: int = Field(4, ge=1, le=256, description="Recognize calls in flight at once.")
     recognize_deadline_seconds: float = Field(10.0, gt=0, le=300, description="Deadline of each Recognize call.")
-    recognize_attempts: int = Field(4, ge=1, le=20, description="Attempts per batch on UNAVAILABLE.")
+    recognize_attempts: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="Attempts per batch that times out or fails inside recognize before its frames are tried one "
+        "by one (an unreachable or overloaded recognize is waited for without limit).",
+    )
 
     # Tracking.
     track_timeout_seconds: float = Field(
@@ -130,6 +147,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         description="Identity of this replica in source leases; must differ between live replicas. Default: "
         "host name (the pod name in Kubernetes), process id and a random suffix.",
     )
+
+    @property
+    def journal_path(self) -> Path:
+        """Where the frame journal lives."""
+        if self.frame_journal_path is not None:
+            return self.frame_journal_path
+        return self.spool_path.with_name(f"{self.spool_path.stem}-frames.sqlite3")
 
     @model_validator(mode="after")
     def _check_ingest(self) -> IngestSettings:

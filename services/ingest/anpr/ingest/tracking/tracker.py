@@ -160,6 +160,10 @@ class PassTracker:
         self._tracks.clear()
         return events
 
+    def open_pass_starts(self, camera_id: str) -> set[str]:
+        """Frame ids where the camera's open passes began (their frames must stay replayable)."""
+        return {track.observations[0].frame_id for track in self._tracks.get(camera_id, ())}
+
     def _associate(self, tracks: list[_Track], frame: FrameReads) -> dict[int, _Track]:
         config = self.config
         candidates: list[tuple[float, int, int]] = []
