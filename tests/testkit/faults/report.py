@@ -114,6 +114,7 @@ class Report:
     recovery_seconds: float | None  # None: no fault, or nothing stored after it
     fault: dict[str, Any]  # what the fault did and when (scenario specific)
     lost_passes: list[str]  # "camera plate" of each lost pass, for reading a failure
+    alert_problems: list[str]  # passes whose alert is missing or came more than once, alert ids sent twice
 
     @property
     def alerts_missing(self) -> int:
@@ -172,6 +173,17 @@ def build_report(
     expected = [p for p in counted if p.hotlisted]
     delivered = [p for p in expected if alerts_of[id(p)]]
     more_than_once = sum(count > 1 for count in repeats.values()) + sum(len(alerts_of[id(p)]) > 1 for p in expected)
+    problems = [f"alert {alert_id} received {count} times" for alert_id, count in repeats.items() if count > 1]
+    problems += [
+        f"{p.camera_id} {p.plate} [{p.first_capture:.2f}, {p.last_capture:.2f}]: alerts {sorted(alerts_of[id(p)])}"
+        for p in expected
+        if len(alerts_of[id(p)]) != 1
+    ]
+    problems += [
+        f"unexpected alert {a.alert_id}: {a.camera_id} {a.plate} [{a.first_seen:.2f}, {a.last_seen:.2f}]"
+        for a in alerts
+        if (vehicle := _pass_of(sent, a.camera_id, a.first_seen, a.last_seen)) is None or not vehicle.hotlisted
+    ]
     return Report(
         scenario=scenario,
         cameras=len(ledger.frames),
@@ -196,6 +208,7 @@ def build_report(
         recovery_seconds=_recovery(sent, events_of, back_at),
         fault=fault,
         lost_passes=[f"{p.camera_id} {p.plate}" for p in lost],
+        alert_problems=problems,
     )
 
 
