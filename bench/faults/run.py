@@ -23,9 +23,11 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ COLUMNS = (
     ("events stored", "events_stored"),
     ("lost", "lost"),
     ("duplicated", "duplicated"),
+    ("unfinished", "unfinished"),
     ("dead letters", "dead_letters"),
     ("alerts expected", "alerts_expected"),
     ("delivered", "alerts_delivered"),
@@ -114,6 +117,13 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _cancelled_by_sigterm(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    # Without this a SIGTERM ends the bench at once and leaves its services and database running.
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
 def table(document: dict[str, Any]) -> str:
     """The markdown table of a results document."""
     lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -144,7 +154,7 @@ def main() -> None:
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return
-    document = asyncio.run(run_all(args))
+    document = asyncio.run(_cancelled_by_sigterm(run_all(args)))
     day = datetime.now(UTC).date().isoformat()
     out = args.out or ROOT / "bench" / "results" / f"faults_{day}{'_' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(document, indent=2) + "\n")

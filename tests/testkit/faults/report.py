@@ -6,6 +6,8 @@ empty frames, so at most one pass fits). Counted:
 - *lost*: a pass ingest accepted a frame of (ACCEPTED or DUPLICATE) that the recogniser reads when nothing fails
   (the baseline) and for which the hotlist service stored no event;
 - *duplicated*: a pass with more than one stored event;
+- *unfinished*: a counted pass whose stored event never got past an early revision (ingest lost the pass's later
+  frames, and the final event with them);
 - *dead letters*: events of these cameras that ingest's spool set aside because hotlist refused them;
 - *alerts*: expected for every counted hotlisted pass; delivered when the subscriber received a RAISED alert for it;
   delivered more than once when an alert id arrived twice or a pass raised two alerts;
@@ -41,6 +43,7 @@ class StoredEvent:
     first_seen: float
     last_seen: float
     store_time: float
+    final: bool  # the stored revision is the pass's FINAL one (not an early event whose pass never ended)
 
 
 async def stored_events(database_url: str, camera_ids: list[str]) -> list[StoredEvent]:
@@ -48,7 +51,7 @@ async def stored_events(database_url: str, camera_ids: list[str]) -> list[Stored
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT event_id, camera_id, plate, first_seen, last_seen, store_time FROM hotlist.reads"
+            "SELECT event_id, camera_id, plate, first_seen, last_seen, store_time, event FROM hotlist.reads"
             " WHERE camera_id = ANY($1::text[])",
             camera_ids,
         )
@@ -62,6 +65,7 @@ async def stored_events(database_url: str, camera_ids: list[str]) -> list[Stored
             _seconds(row["first_seen"]),
             _seconds(row["last_seen"]),
             _seconds(row["store_time"]),
+            plate_event_pb2.PlateEvent.FromString(row["event"]).stage == plate_event_pb2.PLATE_EVENT_STAGE_FINAL,
         )
         for row in rows
     ]
@@ -104,6 +108,7 @@ class Report:
     events_stored: int
     lost: int
     duplicated: int
+    unfinished: int  # counted passes whose only stored event is an early one: the frames after it were lost
     unmatched_events: int  # stored events that overlap no pass of their camera
     misread_events: int  # events whose plate is not the pass's plate
     dead_letters: int
@@ -198,6 +203,7 @@ def build_report(
         events_stored=len(events),
         lost=len(lost),
         duplicated=sum(len(events_of[id(p)]) > 1 for p in sent),
+        unfinished=sum(bool(events_of[id(p)]) and not any(e.final for e in events_of[id(p)]) for p in counted),
         unmatched_events=unmatched,
         misread_events=misread,
         dead_letters=dead_letters,
