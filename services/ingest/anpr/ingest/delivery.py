@@ -70,6 +70,7 @@ class Delivery:
         self._backoff_max = backoff_max_seconds
         self._on_delivered = on_delivered
         self._wake = asyncio.Event()
+        self._spool_empty = asyncio.Event()  # set by the sender when it found nothing to send
         self._singles = 0  # events still to send one at a time after an INVALID_ARGUMENT batch
 
     async def submit(self, events: Sequence[plate_event_pb2.PlateEvent], *, owed_to_store: bool = False) -> None:
@@ -78,6 +79,7 @@ class Delivery:
         ``owed_to_store``: their event table rows could not be written; the spool notes that in the same
         transaction (see :mod:`anpr.ingest.store_catch_up`).
         """
+        self._spool_empty.clear()
         await self._spool.append(
             [(e.event_id, e.revision, e.SerializeToString()) for e in events], owed_to_store=owed_to_store
         )
@@ -86,7 +88,18 @@ class Delivery:
 
     def wake(self) -> None:
         """Look at the spool now (events were put back into it)."""
+        self._spool_empty.clear()
         self._wake.set()
+
+    async def flush(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` until everything spooled was delivered (shutdown); True when it was.
+
+        What is not delivered in time stays in the spool for the next start; delivering it now matters where the
+        spool's disk does not outlive the process (a pod deleted with its volume).
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._spool_empty.wait(), seconds)
+        return self._spool_empty.is_set()
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -95,6 +108,7 @@ class Delivery:
         while True:
             batch = await self._spool.peek(1 if self._singles else self._batch_size)
             if not batch:
+                self._spool_empty.set()
                 self._wake.clear()
                 # The timeout is a safety net only: submit() wakes the loop.
                 with contextlib.suppress(TimeoutError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
 
@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 
 DATABASE_SCHEMA = "ingest"
 RETENTION_INTERVAL_SECONDS = 3600.0
-# Shares of the shutdown grace: closing camera streams at pass boundaries, then finishing the accepted frames.
+# Shares of the shutdown grace: closing camera streams at pass boundaries (the drain and server.stop take at most
+# the grace together), then finishing the accepted frames, then delivering what was spooled: at most 1.4 x grace.
 DRAIN_SHARE = 0.5
-FINISH_SHARE = 0.4
+FINISH_SHARE = 0.3
+FLUSH_SHARE = 0.1  # then delivering what was spooled
 
 
 def tracker_config(settings: IngestSettings) -> TrackerConfig:
@@ -71,10 +73,14 @@ async def _retention(store: EventStore, keep_seconds: float) -> None:
 
 
 @asynccontextmanager
-async def _background(coroutine_name: str, task: asyncio.Task[None]) -> AsyncIterator[None]:
+async def _background(
+    coroutine_name: str, task: asyncio.Task[None], finish: Callable[[], Awaitable[object]] | None = None
+) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if finish is not None:
+            await finish()
         task.cancel()
         # Bounded: a gRPC call to an unreachable peer can ignore cancellation until its channel closes (which
         # happens right after this), and shutdown must finish within the grace period.
@@ -130,7 +136,14 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         dead_letters = DeadLetters(
             spool, retention_seconds=settings.dead_letter_retention_seconds, wake_delivery=delivery.wake
         )
-        await resources.enter_async_context(_background("delivery", asyncio.create_task(delivery.run())))
+        await resources.enter_async_context(
+            _background(
+                "delivery",
+                asyncio.create_task(delivery.run()),
+                # Runs after the pipeline stopped: the final events of the passes it ended go out too.
+                lambda: delivery.flush(settings.shutdown_grace_seconds * FLUSH_SHARE),
+            )
+        )
         await resources.enter_async_context(_background("event table catch-up", asyncio.create_task(catch_up.run())))
         await resources.enter_async_context(
             _background("dead letters", asyncio.create_task(dead_letters.run(RETENTION_INTERVAL_SECONDS)))
