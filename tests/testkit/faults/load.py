@@ -31,11 +31,19 @@ from anpr.api.ingest.v1 import frame_pb2, ingest_service_pb2, ingest_service_pb2
 from testkit.passes import PassScript
 from testkit.scenes import render_scene
 
-# Hotlisted and other plates differ in two leading letters that belong to no OCR confusion class, so no plate of
-# the load matches a hotlist entry of another pass, even by the hotlist's edit-distance-1 rule.
+# No plate of the load may match the hotlist entry of another pass, not even by the hotlist's edit-distance-1 rule
+# (a pass would raise two alerts, and the next one's be suppressed as a repeat): hotlisted and other plates differ in
+# two leading letters of no OCR confusion class, and the number's three digits are written twice, so two plates
+# differ in at least two places.
 HOTLISTED_PREFIX = "XY"
 OTHER_PREFIX = "CA"
-_plate_numbers = itertools.count(random.Random().randrange(1_000_000))  # unique plates for the whole process
+_plate_numbers = itertools.count(random.Random().randrange(1000))  # unique plates: a thousand per process
+
+
+def _plate(prefix: str) -> str:
+    number = next(_plate_numbers) % 1000
+    return f"{prefix}{number:03d}{number:03d}"
+
 
 _ANSWERED = frozenset({frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_STATUS_DUPLICATE})
 
@@ -152,7 +160,7 @@ def plan(camera_ids: list[str], shape: LoadShape) -> Ledger:
         frames: list[FrameRecord] = []
         for number in range(passes_per_camera):
             hotlisted = number % shape.hotlisted_every == 0
-            plate = f"{HOTLISTED_PREFIX if hotlisted else OTHER_PREFIX}{next(_plate_numbers) % 1_000_000:06d}"
+            plate = _plate(HOTLISTED_PREFIX if hotlisted else OTHER_PREFIX)
             vehicle = Pass(camera_id, plate, hotlisted)
             for box in boxes:
                 record = FrameRecord(camera_id, f"{camera_id}-{len(frames):06d}", render_scene([(plate, box)]), vehicle)
@@ -202,10 +210,9 @@ class CameraLink:
         """Capture frames at ``fps`` from ``start`` (loop time) for at most ``limit`` seconds, in whole passes."""
         loop = asyncio.get_running_loop()
         for n, record in enumerate(self._frames):
-            at = start + n / fps
-            if at - start >= limit and (record.vehicle is None or record is record.vehicle.frames[0]):
+            if n / fps >= limit - 1e-6 and (record.vehicle is None or record is record.vehicle.frames[0]):
                 break  # never cut a pass: stop before the next one begins
-            await asyncio.sleep(max(0.0, at - loop.time()))
+            await asyncio.sleep(max(0.0, start + n / fps - loop.time()))
             record.capture_time = time.time()
             self._outbox.append(record)
             self._changed.set()
@@ -245,8 +252,10 @@ class CameraLink:
                     continue
                 self._changed.clear()
                 waiter = asyncio.create_task(self._changed.wait())
-                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
+                try:
+                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
             await reader  # raises what ended the stream
         finally:
             outgoing.put_nowait(None)
