@@ -43,6 +43,16 @@ def test_letterbox_placement(
     assert batch[0, 0, 0, 0] == pytest.approx(PAD_VALUE / 255) or top == left == 0
 
 
+@pytest.mark.parametrize("shape", [(1, 4000), (4000, 1), (1, 1)])
+def test_letterbox_of_a_sliver_keeps_at_least_one_pixel(shape: tuple[int, int]) -> None:
+    # Issue 19: 4000x1 rounded to a 0-pixel side, and cv2.resize's assertion failed the whole detector batch.
+    images = [np.full((*shape, 3), 255, dtype=np.uint8), np.full((48, 96, 3), 255, dtype=np.uint8)]
+    batch, boxes = letterbox_batch(images, SIZE)
+    assert batch.shape == (2, 3, SIZE, SIZE)
+    assert (batch[0, 0] == 1.0).sum() >= 1
+    assert boxes[1].pad_y == pytest.approx(24.0)
+
+
 def test_letterbox_channel_order() -> None:
     image = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
     image[..., 0] = 255  # blue in OpenCV's BGR

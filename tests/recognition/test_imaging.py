@@ -19,6 +19,7 @@ from anpr.recognition.errors import (
     EmptyImage,
     ImageInputError,
     NotAnImage,
+    UnusableDimensions,
     ZeroSizeImage,
 )
 from anpr.recognition.header import read_header
@@ -56,8 +57,25 @@ def frame() -> np.ndarray:
         (bomb_png(100, 0), ZeroSizeImage, "ZERO_SIZE"),
         (bomb_png(40_000, 40_000), DimensionsTooLarge, "DIMENSIONS_TOO_LARGE"),  # decompression bomb
         (bomb_png(100_000, 10), DimensionsTooLarge, "DIMENSIONS_TOO_LARGE"),  # absurd side
+        (encode(np.zeros((1, 4000, 3), np.uint8), ".png"), UnusableDimensions, "INVALID_ARGUMENT"),  # issue 19
+        (encode(np.zeros((300, 7, 3), np.uint8), ".png"), UnusableDimensions, "INVALID_ARGUMENT"),  # too thin
+        (encode(np.zeros((20, 420, 3), np.uint8), ".jpg"), UnusableDimensions, "INVALID_ARGUMENT"),  # 21:1
     ],
-    ids=["empty", "text", "gif", "truncated-jpeg", "truncated-png", "garbage-jpeg", "zero-w", "zero-h", "bomb", "side"],
+    ids=[
+        "empty",
+        "text",
+        "gif",
+        "truncated-jpeg",
+        "truncated-png",
+        "garbage-jpeg",
+        "zero-w",
+        "zero-h",
+        "bomb",
+        "side",
+        "sliver",
+        "thin",
+        "elongated",
+    ],
 )
 def test_bad_input(data: bytes, error: type[ImageInputError], reason: str) -> None:
     with pytest.raises(error) as caught:

@@ -110,11 +110,20 @@ async def test_expired_items_are_dropped_before_running(executor: ThreadPoolExec
         await queue.close()
 
 
-async def test_a_failing_batch_fails_its_callers_only(executor: ThreadPoolExecutor) -> None:
-    queue = await _queue(Recorder(), executor, max_batch_size=2, max_wait_seconds=0.05)
+async def test_a_failing_batch_fails_its_culprit_only(executor: ThreadPoolExecutor) -> None:
+    # Issue 19: one bad item used to fail every item of its batch (other callers' images); the batch is now retried
+    # item by item and only the item that fails alone gets the error.
+    recorder = Recorder()
+    queue = await _queue(recorder, executor, max_batch_size=4, max_wait_seconds=0.05)
     try:
-        bad = await asyncio.gather(queue.submit(-1), queue.submit(2), return_exceptions=True)
-        assert all(isinstance(result, ValueError) for result in bad)
+        results = await asyncio.gather(
+            queue.submit(2), queue.submit(-1), queue.submit(3), queue.submit(4), return_exceptions=True
+        )
+        assert results[0] == 4
+        assert results[2:] == [9, 16]
+        assert isinstance(results[1], ValueError)
+        assert recorder.batches[0] == 4
+        assert recorder.batches[1:] == [1, 1, 1, 1]
         assert await queue.submit(3) == 9  # the queue keeps working
     finally:
         await queue.close()

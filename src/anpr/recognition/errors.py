@@ -47,6 +47,13 @@ class DimensionsTooLarge(ImageInputError):
     reason = "DIMENSIONS_TOO_LARGE"
 
 
+class UnusableDimensions(ImageInputError):
+    """The image is too thin or too elongated to search or read (a side under the minimum, or an extreme aspect
+    ratio, such as 4000x1: resizing it for the detector would produce a zero-pixel side)."""
+
+    reason = "INVALID_ARGUMENT"
+
+
 class DataTooLarge(ResourceExhausted):
     """The encoded image exceeds the per-image byte limit."""
 

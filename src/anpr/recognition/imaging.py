@@ -29,6 +29,7 @@ from anpr.recognition.errors import (
     DataTooLarge,
     DimensionsTooLarge,
     EmptyImage,
+    UnusableDimensions,
     ZeroSizeImage,
 )
 from anpr.recognition.header import read_header
@@ -52,6 +53,10 @@ class DecodeLimits:
     max_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_side: int = 32_768
+    # Thinner or more elongated images carry no readable plate, and letterboxing them would round a side to zero
+    # pixels (an OpenCV assertion that used to fail the whole detector batch). A plate crop is about 2:1 to 5:1.
+    min_side: int = 8
+    max_aspect_ratio: float = 20.0
 
 
 @dataclass(slots=True)
@@ -118,7 +123,8 @@ def decode_image(
     """Decode ``data`` for detection at the reduction that ``detect_size`` (and ``max_reduction``) allows.
 
     Raises the :mod:`anpr.recognition.errors` image errors: empty, too many bytes, not an image, zero size,
-    dimensions over the limit (checked from the header, before any pixel is allocated), corrupt or truncated.
+    dimensions over the limit or unusable (too thin, too elongated; checked from the header, before any pixel is
+    allocated), corrupt or truncated.
     """
     limits = limits or DecodeLimits()
     if not data:
@@ -133,6 +139,12 @@ def decode_image(
         raise DimensionsTooLarge(
             f"the image is {header.width}x{header.height} pixels; the limit is "
             f"{limits.max_pixels / 1e6:g} megapixels and {limits.max_side} pixels per side"
+        )
+    short, long = sorted((header.width, header.height))
+    if short < limits.min_side or long > limits.max_aspect_ratio * short:
+        raise UnusableDimensions(
+            f"the image is {header.width}x{header.height} pixels; each side must be at least {limits.min_side} "
+            f"pixels and the long side at most {limits.max_aspect_ratio:g} times the short one"
         )
     if header.format == "jpeg" and b"\xff\xd9" not in data[-1024:]:
         # libjpeg fills a truncated scan with grey and only warns; the missing end-of-image marker is the signal.

@@ -45,7 +45,9 @@ def letterbox_into(image: npt.NDArray[np.uint8], canvas: npt.NDArray[np.uint8]) 
     size = canvas.shape[0]
     h, w = image.shape[:2]
     ratio = min(size / h, size / w)
-    new_w, new_h = round(w * ratio), round(h * ratio)
+    # At least one pixel: decoding refuses extreme aspect ratios, but a zero side here would be an OpenCV assertion
+    # failing every image of the batch.
+    new_w, new_h = max(1, min(size, round(w * ratio))), max(1, min(size, round(h * ratio)))
     pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
     left, top = round(pad_x - 0.1), round(pad_y - 0.1)
     resized = image if (w, h) == (new_w, new_h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)

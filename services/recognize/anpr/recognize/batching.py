@@ -11,11 +11,15 @@ items are in the stages before this one, and a lone item with nothing incoming r
 
 Overload is refused at once (``ResourceExhausted``) once ``max_queue`` items wait, instead of queueing without bound.
 Items whose deadline passes while queued, or whose caller went away, are dropped before the batch runs.
+
+A batch that raises is retried one item at a time, so a bad item (one that trips an assertion in a model stage)
+fails alone and its batch-mates, often other callers' images, still get their results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,10 +27,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from anpr.runtime.errors import DeadlineExceeded, ResourceExhausted
 
+log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
@@ -42,6 +47,11 @@ QUEUE_WAIT_SECONDS = Histogram(
     "Time an item waited for its batch to start, by stage.",
     ("stage",),
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
+)
+BATCH_RETRIES = Counter(
+    "anpr_recognize_batch_retries_total",
+    "Model batches that failed as a whole and were retried one item at a time, by stage.",
+    ("stage",),
 )
 
 
@@ -159,17 +169,40 @@ class BatchQueue(Generic[ItemT, ResultT]):
             BATCH_SIZE.labels(self.stage).observe(len(batch))
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
-            except Exception as exc:  # the whole batch failed: every caller gets the error
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _fail(batch, exc)
+                else:
+                    # One bad item must not fail its batch-mates: run each alone, so only the culprit fails.
+                    log.warning(
+                        "a %s batch of %d failed (%s); retrying its items one by one", self.stage, len(batch), exc
+                    )
+                    BATCH_RETRIES.labels(self.stage).inc()
+                    for pending in batch:
+                        await self._run_alone(loop, pending)
                 continue
             if len(results) != len(batch):
-                error = RuntimeError(f"{self.stage} returned {len(results)} results for {len(batch)} items")
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
+                _fail(batch, RuntimeError(f"{self.stage} returned {len(results)} results for {len(batch)} items"))
                 continue
             for pending, result in zip(batch, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(result)
+
+    async def _run_alone(self, loop: asyncio.AbstractEventLoop, pending: _Pending[ItemT, ResultT]) -> None:
+        if pending.future.done():
+            return
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, [pending.item])
+        except Exception as exc:
+            _fail([pending], exc)
+            return
+        if len(results) != 1:
+            _fail([pending], RuntimeError(f"{self.stage} returned {len(results)} results for 1 item"))
+        elif not pending.future.done():
+            pending.future.set_result(results[0])
+
+
+def _fail(batch: Sequence[_Pending[ItemT, ResultT]], error: Exception) -> None:
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(error)

@@ -36,7 +36,7 @@ from anpr.recognize import metrics
 from anpr.recognize.batching import BatchQueue
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.cpus import usable_cpus
-from anpr.runtime.errors import FailedPrecondition, ResourceExhausted
+from anpr.runtime.errors import AnprError, FailedPrecondition, ResourceExhausted
 
 log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT")
@@ -278,6 +278,37 @@ class RecognitionEngine:
             self._decoding -= 1
         decoded = time.perf_counter()
         metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
+        try:
+            return await self._recognize_decoded(
+                models, image, options, deadline, started, decoded, with_crops=with_crops, plate_crop=plate_crop
+            )
+        except AnprError:
+            raise
+        except Exception as exc:
+            # A model stage failed on this image even alone (batching.py retries a failed batch item by item):
+            # this image gets an internal error, and the request's other images are unaffected.
+            log.exception("recognising an image failed")
+            metrics.IMAGES_REJECTED.labels("internal").inc()
+            return Recognized(
+                ImageResult(
+                    width=image.width, height=image.height, times=StageTimes(decode=decoded - started), error=exc
+                )
+            )
+
+    async def _recognize_decoded(
+        self,
+        models: ModelSet,
+        image: DecodedImage,
+        options: RecognitionOptions,
+        deadline: float | None,
+        started: float,
+        decoded: float,
+        *,
+        with_crops: bool,
+        plate_crop: bool,
+    ) -> Recognized:
+        loop = asyncio.get_running_loop()
+        pipeline = models.pipeline
 
         self._cropping += 1
         try:

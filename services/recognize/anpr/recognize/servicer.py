@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from anpr.api.recognize.v1 import model_pb2, recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
 from anpr.domain.regions import normalise_regions
@@ -83,9 +84,15 @@ class RecognizeServicer(recognize_service_pb2_grpc.RecognizeServiceServicer):
         deadline = _deadline(context)
 
         async def pump() -> None:
-            async for message in request_iterator:
-                await window.put(asyncio.create_task(self._stream_one(message, deadline)))
-            await window.put(None)
+            try:
+                async for message in request_iterator:
+                    await window.put(asyncio.create_task(self._stream_one(message, deadline)))
+            except DecodeError as exc:
+                raise InvalidArgument("a message of the stream is not a valid StreamRecognizeRequest") from exc
+            finally:
+                # Always wake the reply loop, which then re-raises the reader's error from `await pumping`: a
+                # reader that died on an undecodable message used to leave the stream open forever.
+                await window.put(None)
 
         pumping = asyncio.create_task(pump())
         try:
