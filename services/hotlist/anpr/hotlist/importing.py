@@ -1,19 +1,26 @@
-"""Bulk import of entries: validate row by row, stage with COPY, merge in one statement, swap atomically.
+"""Bulk import of entries: validate row by row, spool, stage with COPY, merge in one statement, swap atomically.
 
-The whole import is one transaction. Valid rows are streamed into a temporary staging table with COPY as they
-arrive (so a million rows never sit in memory at once); when the stream ends, one ``INSERT .. ON CONFLICT``
-merges them (rows identical to the stored entry are left alone) and, in REPLACE mode, one anti-join deletes what
-the import does not contain. Until the commit every reader sees the old list, afterwards the new one; a failed
-or cancelled stream rolls back and changes nothing. REPLACE bumps the list's epoch so that replicas reload it
-whole rather than follow a million tombstones.
+The client stream is read and validated first, without a database connection: valid rows go to a private
+temporary file in chunks (so a million rows never sit in memory at once, and a slow or idle importer holds no
+pool connection and no open transaction while it sends; issue 19 measured 12 idle imports making every other RPC
+miss its deadline). Only when the stream has ended is a connection taken, for one transaction: the spooled rows
+are copied into a temporary staging table with COPY, one ``INSERT .. ON CONFLICT`` merges them (rows identical to
+the stored entry are left alone) and, in REPLACE mode, one anti-join deletes what the import does not contain.
+Until the commit every reader sees the old list, afterwards the new one; a failed or cancelled stream changes
+nothing. REPLACE bumps the list's epoch so that replicas reload it whole rather than follow a million tombstones.
+Imports running at once are bounded; one more is refused with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
+import asyncio
+import pickle  # only this process's own records, in a private unlinked temporary file
+import struct
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from anpr.hotlist import audit, metrics, repository
 from anpr.hotlist.db import Connection, Pool, notify_list_changed
@@ -21,7 +28,7 @@ from anpr.hotlist.model import LONG_TEXT, SHORT_TEXT, EntryFields, Hotlist, chec
 from anpr.hotlist.patterns import InvalidPattern
 from anpr.hotlist.plates import InvalidPlate
 from anpr.hotlist.sync import IndexSync
-from anpr.runtime.errors import InvalidArgument
+from anpr.runtime.errors import InvalidArgument, ResourceExhausted
 
 _COLUMNS = (
     "target",
@@ -99,37 +106,99 @@ class ImportResult:
     applied: bool = False
 
 
-class Importer:
-    """Runs ImportEntries streams."""
+_Record = tuple[Any, ...]
+_LENGTH = struct.Struct(">Q")
+SPOOL_CHUNK_ROWS = 10_000
 
-    def __init__(self, pool: Pool, sync: IndexSync, max_rows: int, max_errors: int) -> None:
+
+class _Spool:
+    """Validated staging records in an unlinked temporary file, written and read back in chunks off the loop."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="anpr-import-")  # noqa: SIM115 - closed by close()
+        self._buffer: list[_Record] = []
+
+    async def add(self, records: list[_Record]) -> None:
+        self._buffer.extend(records)
+        if len(self._buffer) >= SPOOL_CHUNK_ROWS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buffer:
+            chunk, self._buffer = self._buffer, []
+            await asyncio.to_thread(self._write, pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(_LENGTH.pack(len(data)))
+        self._file.write(data)
+
+    async def chunks(self) -> AsyncIterator[list[_Record]]:
+        await self.flush()
+        await asyncio.to_thread(self._file.seek, 0)
+        while chunk := await asyncio.to_thread(self._read):
+            yield chunk
+
+    def _read(self) -> list[_Record]:
+        head = self._file.read(_LENGTH.size)
+        if not head:
+            return []
+        records: list[_Record] = pickle.loads(self._file.read(_LENGTH.unpack(head)[0]))  # noqa: S301 - see import
+        return records
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Importer:
+    """Runs ImportEntries streams, at most ``max_concurrent`` at once."""
+
+    def __init__(self, pool: Pool, sync: IndexSync, max_rows: int, max_errors: int, max_concurrent: int = 2) -> None:
         self._pool = pool
         self._sync = sync
         self._max_rows = max_rows
         self._max_errors = max_errors
+        self._max_concurrent = max_concurrent
+        self._running = 0
 
     async def run(self, header: ImportHeader, batches: AsyncIterator[list[ImportRow]]) -> ImportResult:
-        """Consume the row batches and apply them (unless a dry run); NotFound for an unknown list."""
+        """Consume the row batches and apply them (unless a dry run); NotFound for an unknown list,
+        ResourceExhausted when ``max_concurrent`` imports are already running."""
         check_name(header.hotlist_name)
+        if self._running >= self._max_concurrent:
+            metrics.IMPORTS_REFUSED.inc()
+            raise ResourceExhausted(
+                f"{self._running} imports are running (the limit is {self._max_concurrent}); retry when one has ended"
+            )
+        self._running += 1
+        spool = _Spool()
+        try:
+            return await self._run(header, batches, spool)
+        finally:
+            self._running -= 1
+            await asyncio.to_thread(spool.close)
+
+    async def _run(self, header: ImportHeader, batches: AsyncIterator[list[ImportRow]], spool: _Spool) -> ImportResult:
         result = ImportResult()
         seen: set[str] = set()
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._pool.acquire() as connection:  # a moment, for the list's defaults
             hotlist = await repository.get_hotlist(connection, header.hotlist_name)
+        now = datetime.now(UTC)
+        async for batch in batches:
+            result.received += len(batch)
+            if result.received > self._max_rows:
+                raise InvalidArgument(f"an import may have at most {self._max_rows} rows")
+            await spool.add([r for row in batch if (r := self._validate(row, hotlist, now, seen, result)) is not None])
+        seen.clear()
+        valid = result.received - result.rejected
+        async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 """CREATE TEMP TABLE import_staging (target text, is_pattern boolean, reason text, make text,
                        model text, colour text, notes text, external_reference text, action integer,
                        instructions text, expire_time timestamptz) ON COMMIT DROP"""
             )
-            now = datetime.now(UTC)
-            async for batch in batches:
-                result.received += len(batch)
-                if result.received > self._max_rows:
-                    raise InvalidArgument(f"an import may have at most {self._max_rows} rows")
-                records = [r for row in batch if (r := self._validate(row, hotlist, now, seen, result)) is not None]
-                if records:
-                    await connection.copy_records_to_table("import_staging", records=records, columns=_COLUMNS)
+            async for records in spool.chunks():
+                await connection.copy_records_to_table("import_staging", records=records, columns=_COLUMNS)
             await connection.execute("ANALYZE import_staging")
-            valid = result.received - result.rejected
             if header.dry_run:
                 await self._count_only(connection, hotlist.hotlist_id, valid, header.replace, result)
             else:
@@ -142,7 +211,7 @@ class Importer:
 
     def _validate(
         self, row: ImportRow, hotlist: Hotlist, now: datetime, seen: set[str], result: ImportResult
-    ) -> tuple[Any, ...] | None:
+    ) -> _Record | None:
         """The staging record of a valid row; a refused row is counted and listed instead."""
         try:
             target, pattern = self._check(row, now, seen)

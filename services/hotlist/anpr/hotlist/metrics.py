@@ -16,6 +16,9 @@ INDEX_SYNC_SECONDS = Histogram(
     "anpr_hotlist_index_sync_seconds", "Time to bring one list of the index up to date.", ("mode",)
 )
 IMPORT_ROWS = Counter("anpr_hotlist_import_rows_total", "Rows of entry imports, by outcome.", ("outcome",))
+IMPORTS_REFUSED = Counter(
+    "anpr_hotlist_imports_refused_total", "ImportEntries streams refused because the most allowed were running."
+)
 READS = Counter("anpr_hotlist_reads_total", "Plate events reported, by what was done with them.", ("status",))
 EVENT_FIELDS_DROPPED = Counter(
     "anpr_hotlist_event_fields_dropped_total",

@@ -73,7 +73,9 @@ async def build(settings: HotlistSettings) -> AsyncIterator[ServiceServer]:
         core = Core(
             pool=pool,
             catalog=HotlistCatalog(pool, sync, settings.max_upsert_batch),
-            importer=Importer(pool, sync, settings.max_import_rows, settings.max_import_errors),
+            importer=Importer(
+                pool, sync, settings.max_import_rows, settings.max_import_errors, settings.max_concurrent_imports
+            ),
             matcher=matcher,
             recorder=ReadRecorder(
                 pool,

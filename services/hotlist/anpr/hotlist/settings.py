@@ -59,6 +59,13 @@ class HotlistSettings(ServiceSettings, DatabaseSettings):
     max_import_rows: int = Field(
         5_000_000, ge=1, le=50_000_000, description="Most rows one ImportEntries stream may send."
     )
+    max_concurrent_imports: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="ImportEntries streams running at once per replica; one more is refused (RESOURCE_EXHAUSTED). "
+        "A running import holds a database connection only while it writes, after its stream has ended.",
+    )
     max_import_errors: int = Field(1000, ge=0, le=100_000, description="Row errors listed in an import response.")
     max_plate_crop_bytes: int = Field(
         512 * 1024, ge=0, le=8 * 1024 * 1024, description="Largest plate crop stored with a read, in bytes."

@@ -1,0 +1,88 @@
+"""Issue 19, denial of service on the hotlist service: idle imports, many wildcard entries, bounded streams."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import grpc.aio
+
+from anpr.api.common.v1 import time_range_pb2
+from anpr.api.hotlist.v1 import hotlist_pb2, import_pb2
+from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
+from anpr.hotlist.access import ACCESS_POLICY, SERVICE_NAME
+from testkit.hotlist import Caller, add_plates, caller, channel_to, create_list, plate_event, ts
+from testkit.services import StartService
+
+
+def as_allowed(channel: grpc.aio.Channel, tokens: dict[str, str], method: str) -> Caller:
+    """A caller holding a role the access policy allows for ``method`` (whatever the roles are named)."""
+    role = sorted(ACCESS_POLICY[f"/{SERVICE_NAME}/{method}"])[0]
+    return caller(channel, tokens[role])
+
+
+def _header(name: str) -> pb.ImportEntriesRequest:
+    return pb.ImportEntriesRequest(header=import_pb2.ImportHeader(hotlist_name=name))
+
+
+def _rows(*plates: str) -> pb.ImportEntriesRequest:
+    return pb.ImportEntriesRequest(
+        rows=[import_pb2.ImportRow(entry=hotlist_pb2.HotlistEntry(plate=p, reason="test")) for p in plates]
+    )
+
+
+async def test_idle_imports_hold_no_connection_and_other_calls_meet_their_deadlines(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    # Before: each open ImportEntries stream held a pool connection and a transaction; 12 idle imports made
+    # ListHotlists, Match, ReportReads and SearchReads miss 5 s deadlines.
+    server = await start_service(
+        "hotlist", database_url=database_url, database_pool_max_size="4", max_concurrent_imports="3"
+    )
+    async with channel_to(server) as channel:
+        admin = as_allowed(channel, tokens, "ImportEntries")
+        await create_list(admin, "stolen")
+        await add_plates(admin, "stolen", "GP111")
+        idle: list[grpc.aio.StreamUnaryCall[pb.ImportEntriesRequest, pb.ImportEntriesResponse]] = []
+        for _ in range(12):
+            call = admin.stub.ImportEntries(metadata=admin.metadata)
+            await call.write(_header("stolen"))
+            await call.write(_rows("CA1000"))
+            idle.append(call)
+        await asyncio.sleep(0.5)
+        refused = [call for call in idle if call.done()]
+        assert len(refused) == 9  # beyond max_concurrent_imports, at once
+        assert {await call.code() for call in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+        operator, reporter = as_allowed(channel, tokens, "Match"), as_allowed(channel, tokens, "ReportReads")
+        investigator = as_allowed(channel, tokens, "SearchReads")
+        now = datetime.now(UTC)
+        span = time_range_pb2.TimeRange(start_time=ts(now - timedelta(days=1)), end_time=ts(now + timedelta(hours=1)))
+        for _ in range(10):  # more calls than the pool has connections
+            await asyncio.gather(
+                as_allowed(channel, tokens, "ListHotlists").stub.ListHotlists(
+                    pb.ListHotlistsRequest(), metadata=admin.metadata, timeout=5
+                ),
+                operator.stub.Match(
+                    pb.MatchRequest(reading={"text": "GP111", "confidence": 0.9}), metadata=operator.metadata, timeout=5
+                ),
+                reporter.stub.ReportReads(
+                    pb.ReportReadsRequest(events=[plate_event("GP111")]), metadata=reporter.metadata, timeout=5
+                ),
+                investigator.stub.SearchReads(
+                    pb.SearchReadsRequest(purpose="Investigation of hijacking", time_range=span, plate_pattern="GP111"),
+                    metadata=investigator.metadata,
+                    timeout=5,
+                ),
+            )
+        # The idle imports still complete once their senders finish.
+        running = [call for call in idle if not call.done()]
+        for index, call in enumerate(running):
+            await call.write(_rows(f"CA2{index:03}"))
+            await call.done_writing()
+        replies = [await call for call in running]
+        assert all(reply.applied for reply in replies)
+        listed = await admin.stub.ListEntries(pb.ListEntriesRequest(hotlist_name="stolen"), metadata=admin.metadata)
+        assert {e.plate for e in listed.entries} == {"GP111", "CA1000", "CA2000", "CA2001", "CA2002"}
+        assert all(isinstance(e, hotlist_pb2.HotlistEntry) for e in listed.entries)
