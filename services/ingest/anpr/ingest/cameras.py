@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -56,6 +56,27 @@ def check_camera_id(camera_id: str, field: str = "camera_id") -> str:
     return camera_id
 
 
+# Labels are small key/value tags: bounded so that no camera's row can grow without limit (issue 19: three
+# cameras with 6 MB labels made ListCameras fail for every caller).
+MAX_LABELS = 64
+MAX_LABEL_KEY_CHARS = 63
+MAX_LABEL_VALUE_CHARS = 256
+# A ListCameras page stops short of its size once its cameras add up to this many bytes (gRPC's default message
+# limit is 4 MiB), and always holds at least one camera.
+MAX_PAGE_BYTES = 1024 * 1024
+
+
+def check_labels(labels: Mapping[str, str], field: str = "camera.labels") -> None:
+    """INVALID_ARGUMENT for too many labels, or a key or value too long, empty (keys) or holding NUL."""
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"{field} has {len(labels)} labels; at most {MAX_LABELS} are allowed")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_LABEL_KEY_CHARS or "\x00" in key:
+            raise InvalidArgument(f"{field} keys must be 1-{MAX_LABEL_KEY_CHARS} characters without NUL")
+        if len(value) > MAX_LABEL_VALUE_CHARS or "\x00" in value:
+            raise InvalidArgument(f"{field} values must be at most {MAX_LABEL_VALUE_CHARS} characters without NUL")
+
+
 def validate(camera: camera_pb2.Camera) -> None:
     """Raise INVALID_ARGUMENT for a camera that cannot be stored."""
     check_camera_id(camera.camera_id, "camera.camera_id")
@@ -78,6 +99,7 @@ def validate(camera: camera_pb2.Camera) -> None:
     if len(camera.description) > 4096:
         raise InvalidArgument("camera.description is longer than 4096 characters")
     normalise_regions(camera.plate_regions, "camera.plate_regions")
+    check_labels(camera.labels)
 
 
 def _row_values(camera: camera_pb2.Camera) -> list[Any]:
@@ -192,8 +214,16 @@ class CameraRepository:
             include_disabled,
             size + 1,
         )
-        cameras = [from_row(row) for row in rows[:size]]
-        next_token = encode_token(cameras[-1].camera_id, filters) if len(rows) > size else ""
+        cameras: list[camera_pb2.Camera] = []
+        total = 0
+        for row in rows[:size]:
+            camera = from_row(row)
+            total += camera.ByteSize()
+            if cameras and total > MAX_PAGE_BYTES:
+                break  # the page is full by bytes: the next one starts after the last camera kept
+            cameras.append(camera)
+        more = len(rows) > len(cameras)
+        next_token = encode_token(cameras[-1].camera_id, filters) if more and cameras else ""
         return cameras, next_token
 
     async def update(self, camera: camera_pb2.Camera, mask: field_mask_pb2.FieldMask) -> camera_pb2.Camera:
