@@ -100,6 +100,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             result["capacity_frames_per_second"] = capacity
         results.append(result)
         print(json.dumps({k: result[k] for k in (key for _, key in COLUMNS)}), flush=True)
+        if args.partial:  # what is done survives a crash of a later scenario
+            args.partial.write_text(json.dumps({"scenarios": results}, indent=2) + "\n")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()}: {os.cpu_count()} CPUs, {platform.machine()}, {platform.python_version()}",
@@ -154,9 +156,11 @@ def main() -> None:
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return
-    document = asyncio.run(_cancelled_by_sigterm(run_all(args)))
     day = datetime.now(UTC).date().isoformat()
     out = args.out or ROOT / "bench" / "results" / f"faults_{day}{'_' + args.label if args.label else ''}.json"
+    args.partial = out.with_suffix(".partial.json")
+    document = asyncio.run(_cancelled_by_sigterm(run_all(args)))
+    args.partial.unlink(missing_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{document['date']}, {document['machine']}, code: {document['code']}, written to {out}\n")
     print(table(document))

@@ -33,16 +33,16 @@ from testkit.scenes import render_scene
 
 # No plate of the load may match the hotlist entry of another pass, not even by the hotlist's edit-distance-1 rule
 # (a pass would raise two alerts, and the next one's be suppressed as a repeat): hotlisted and other plates differ in
-# two leading letters of no OCR confusion class, and the number's three digits are written twice, so two plates
+# two leading letters of no OCR confusion class, and a check digit follows the five-digit number, so two plates
 # differ in at least two places.
 HOTLISTED_PREFIX = "XY"
 OTHER_PREFIX = "CA"
-_plate_numbers = itertools.count(random.Random().randrange(1000))  # unique plates: a thousand per process
+_plate_numbers = itertools.count(random.Random().randrange(100_000))  # unique plates: 100 000 per process
 
 
 def _plate(prefix: str) -> str:
-    number = next(_plate_numbers) % 1000
-    return f"{prefix}{number:03d}{number:03d}"
+    digits = f"{next(_plate_numbers) % 100_000:05d}"
+    return f"{prefix}{digits}{sum(map(int, digits)) % 10}"
 
 
 _ANSWERED = frozenset({frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_STATUS_DUPLICATE})
