@@ -28,6 +28,7 @@ from anpr.runtime.auth import AccessPolicy, TokenStore
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.interceptors import standard_pipeline
 from anpr.runtime.settings import ServiceSettings
+from anpr.runtime.streams import StreamGuard
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,12 @@ class ServiceServer:
         self.settings = settings
         self._tokens = TokenStore(settings.auth_tokens_file)
         self._server = grpc.aio.server(
-            interceptors=[standard_pipeline(self._tokens, policy)],
+            # The stream guard sits inside the pipeline: it sees the authenticated caller, and its refusals pass
+            # through the pipeline's error boundary and metrics.
+            interceptors=[
+                standard_pipeline(self._tokens, policy),
+                StreamGuard(settings.max_streams_per_principal, settings.stream_idle_timeout_seconds),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),

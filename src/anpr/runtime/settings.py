@@ -47,6 +47,20 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Largest gRPC message accepted, in bytes."
     )
+    max_streams_per_principal: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Streaming calls one client identity may have open at once; one more is refused "
+        "(RESOURCE_EXHAUSTED). Counts every kind of stream, alert subscriptions included.",
+    )
+    stream_idle_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="A call whose client streams requests (PushFrames, StreamRecognize, ImportEntries) ends with "
+        "DEADLINE_EXCEEDED when the client sends nothing for this long; server streams are not timed out.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Root log level.")
     log_format: Literal["json", "text"] = Field("json", description="json for production, text for a terminal.")
     ready_file: Path | None = Field(
