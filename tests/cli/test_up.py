@@ -78,8 +78,14 @@ async def test_up_starts_every_service_and_stops_cleanly(
     process, summary = suite
     assert set(summary["services"]) == set(SERVICE_NAMES)
     assert set(summary["tokens"]) == {"camera", "operator", "hotlist-admin", "investigator", "auditor", "service"}
+    tls = summary["tls"]  # on by default: mutual TLS between services, TLS to every client
+    assert tls["mutual"] == ["hotlist", "recognize"]
+    ca, credentials = _credentials(tls)
     for name, where in summary["services"].items():
-        async with grpc.aio.insecure_channel(where["grpc_address"]) as channel:
+        assert not await _answers_health(grpc.aio.insecure_channel(where["grpc_address"]))
+        without_certificate = grpc.aio.secure_channel(where["grpc_address"], grpc.ssl_channel_credentials(ca))
+        assert await _answers_health(without_certificate) is (name not in tls["mutual"])
+        async with grpc.aio.secure_channel(where["grpc_address"], credentials) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAMES[name])
             )
@@ -97,6 +103,25 @@ async def test_up_starts_every_service_and_stops_cleanly(
         )
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 60) == 0
+
+
+def _credentials(tls: dict[str, Any]) -> tuple[bytes, grpc.ChannelCredentials]:
+    """The development CA, and credentials with the client certificate ``anpr up`` issued."""
+    ca = Path(tls["ca_file"]).read_bytes()
+    key, chain = Path(tls["client_key_file"]).read_bytes(), Path(tls["client_cert_file"]).read_bytes()
+    return ca, grpc.ssl_channel_credentials(ca, key, chain)
+
+
+async def _answers_health(channel: grpc.aio.Channel) -> bool:
+    """Whether the channel's handshake succeeds (False: refused at the transport, UNAVAILABLE)."""
+    async with channel:
+        try:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            return False
+    return True
 
 
 async def test_a_crashed_service_is_reported(suite: tuple[asyncio.subprocess.Process, dict[str, Any]]) -> None:

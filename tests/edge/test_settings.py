@@ -10,6 +10,8 @@ from anpr.edge import main as edge_main
 from anpr.edge.settings import EdgeSettings
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.settings import load_settings
+from anpr.runtime.tls import ClientTls
+from testkit.certificates import make_certificates
 
 
 def test_required_settings_are_named() -> None:
@@ -34,3 +36,28 @@ def test_console_script_exits_2_on_bad_settings(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit) as exit_info:
         edge_main.main()
     assert exit_info.value.code == edge_main.EXIT_CONFIGURATION
+
+
+def test_plaintext_to_a_remote_ingest_is_refused_unless_allowed(tmp_path: Path) -> None:
+    environ = {
+        "ANPR_EDGE_CAMERA_ID": "unit-7",
+        "ANPR_EDGE_VIDEO_SOURCE": "0",
+        "ANPR_EDGE_INGEST_TARGET": "dns:///ingest.example.org:443",
+    }
+    with pytest.raises(ConfigurationError, match="is not on loopback and TLS is off"):
+        load_settings(EdgeSettings, environ=environ)
+    assert load_settings(EdgeSettings, environ={**environ, "ANPR_EDGE_ALLOW_PLAINTEXT": "true"}).tls is None
+    certificates = tmp_path / "tls"
+    certificates.mkdir()
+    made = make_certificates(certificates)
+    secured = load_settings(
+        EdgeSettings,
+        environ={
+            **environ,
+            "ANPR_EDGE_TLS_CA_FILE": str(made.ca),
+            "ANPR_EDGE_TLS_CERT_FILE": str(made.client_cert),
+            "ANPR_EDGE_TLS_KEY_FILE": str(made.client_key),
+            "ANPR_EDGE_TLS_SERVER_NAME": "ingest.example.org",
+        },
+    )
+    assert secured.tls == ClientTls(made.ca, made.client_cert, made.client_key, "ingest.example.org")

@@ -5,7 +5,8 @@ The CSV has a header row; columns (all optional but one of ``plate``/``pattern``
 ``STOP_VEHICLE`` or its number), ``instructions``, ``expire_time`` (ISO 8601 with a zone). Rows are streamed to a
 running hotlist service (``ImportEntries``), which reports refused rows by line number and keeps the good ones;
 the import is applied atomically when the file ends. Without ``--replace`` it upserts; with it, the file becomes
-the whole list. ``anpr hotlist`` without a sub-command runs the service itself.
+the whole list. ``anpr hotlist`` without a sub-command runs the service itself. TLS and mutual TLS come from
+``--ca-file``/``--cert``/``--key`` (see :mod:`anpr.cli.transport`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import grpc.aio
 
 from anpr.api.hotlist.v1 import hotlist_pb2, hotlist_service_pb2_grpc, import_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
+from anpr.cli.transport import add_tls_arguments, client_tls
+from anpr.runtime import tls
+from anpr.runtime.errors import ConfigurationError
 
 COLUMNS = frozenset(
     {
@@ -59,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     command.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
     command.add_argument("--address", default="127.0.0.1:50053", help="host:port of the hotlist service")
     command.add_argument("--token", default=None, help="bearer token of a hotlist-admin client (default: $ANPR_TOKEN)")
+    add_tls_arguments(command)
 
 
 def _action(value: str, line: int) -> int:
@@ -126,7 +131,14 @@ def read_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[list[impo
 
 
 async def import_file(
-    address: str, token: str, path: Path, hotlist: str, *, replace: bool = False, dry_run: bool = False
+    address: str,
+    token: str,
+    path: Path,
+    hotlist: str,
+    *,
+    replace: bool = False,
+    dry_run: bool = False,
+    client_tls: tls.ClientTls | None = None,
 ) -> pb.ImportEntriesResponse:
     """Stream the file to the service and return its answer."""
     header = import_pb2.ImportHeader(
@@ -141,7 +153,7 @@ async def import_file(
         for batch in read_batches(path):
             yield pb.ImportEntriesRequest(rows=batch)
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with tls.open_channel(address, client_tls) as channel:
         stub = hotlist_service_pb2_grpc.HotlistServiceStub(channel)
         response: pb.ImportEntriesResponse = await stub.ImportEntries(
             requests(), metadata=(("authorization", f"Bearer {token}"),)
@@ -157,9 +169,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = asyncio.run(
-            import_file(args.address, token, args.file, args.hotlist, replace=args.replace, dry_run=args.dry_run)
+            import_file(
+                args.address,
+                token,
+                args.file,
+                args.hotlist,
+                replace=args.replace,
+                dry_run=args.dry_run,
+                client_tls=client_tls(args),
+            )
         )
-    except (OSError, CsvError) as exc:
+    except (OSError, CsvError, ConfigurationError) as exc:
         print(f"anpr hotlist import: {exc}", file=sys.stderr)
         return 2
     except grpc.aio.AioRpcError as exc:

@@ -4,6 +4,11 @@ It starts an embedded PostgreSQL unless a database URL is given, writes developm
 ingest, recognize and hotlist as child processes, waits until each reports where it listens, prints that (as one
 JSON line with ``--json``), and then supervises: a child that dies is reported with its exit status and the suite
 is stopped, never silently restarted. SIGINT or SIGTERM stops every child gracefully.
+
+Transport security by default: a development CA (kept in ``<data-dir>/tls``) issues a certificate per service and
+one for clients at every start; recognize and hotlist require a client certificate (mutual TLS: ingest presents
+its own), ingest serves TLS to cameras and edge agents. ``--plaintext`` turns TLS off (and allows plaintext on a
+non-loopback ``--host``, which the services otherwise refuse).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anpr.cli.devca import DevelopmentCA
 from anpr.cli.token import new_token
 from anpr.runtime.auth import Role
 from anpr.runtime.database import EmbeddedPostgres
 from anpr.runtime.settings import DEFAULT_DATA_DIR
+from anpr.runtime.tls import is_loopback_host
 
 SERVICES = ("recognize", "hotlist", "ingest")  # start order: dependencies first
 DATABASE_SERVICES = frozenset({"hotlist", "ingest"})
+MUTUAL_TLS_SERVICES = frozenset({"recognize", "hotlist"})  # called by services only (and operators' tools)
 READY_TIMEOUT_SECONDS = 120.0
 CHILD_GRACE_SECONDS = 10.0
 
@@ -51,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "up", help="state of the local suite")
     parser.add_argument("--host", default="127.0.0.1", help="address every service binds")
     parser.add_argument("--database-url", default=os.environ.get("ANPR_DATABASE_URL"), help="skip the embedded DB")
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="no TLS (default: a development CA, mutual TLS between services, TLS to every client)",
+    )
     for name in SERVICES:
         parser.add_argument(f"--{name}-port", type=int, default=0, help=f"gRPC port of {name} (0: a free port)")
         parser.add_argument(f"--{name}-metrics-port", type=int, default=0, help=f"metrics port of {name}")
@@ -95,16 +108,61 @@ def _child_environment(
     return env
 
 
+def issue_development_certificates(data_dir: Path, host: str) -> tuple[DevelopmentCA, dict[str, dict[str, str]]]:
+    """The development CA and, per service, the ``ANPR_<SERVICE>_TLS_*`` (and ingest's client TLS) variables."""
+    ca = DevelopmentCA.open(data_dir / "tls")
+    hosts = [host] if host not in {"0.0.0.0", "::", "[::]"} else []
+    environments: dict[str, dict[str, str]] = {}
+    for name in SERVICES:
+        issued = ca.issue(name, hosts)
+        prefix = f"ANPR_{name.upper()}_"
+        env = {prefix + "TLS_CERT_FILE": str(issued.cert_file), prefix + "TLS_KEY_FILE": str(issued.key_file)}
+        if name in MUTUAL_TLS_SERVICES:
+            env[prefix + "TLS_CLIENT_CA_FILE"] = str(ca.cert_file)
+        if name == "ingest":
+            # Ingest's own certificate is its identity towards recognize and hotlist.
+            env[prefix + "CLIENT_TLS_CA_FILE"] = str(ca.cert_file)
+            env[prefix + "CLIENT_TLS_CERT_FILE"] = str(issued.cert_file)
+            env[prefix + "CLIENT_TLS_KEY_FILE"] = str(issued.key_file)
+            if not hosts:  # peers are reached at the wildcard address: expect the local name instead
+                env[prefix + "RECOGNIZE_TLS_SERVER_NAME"] = "localhost"
+                env[prefix + "HOTLIST_TLS_SERVER_NAME"] = "localhost"
+        environments[name] = env
+    ca.issue("client", hosts)
+    return ca, environments
+
+
+def _tls_summary(ca: DevelopmentCA | None) -> dict[str, Any] | None:
+    if ca is None:
+        return None
+    return {
+        "ca_file": str(ca.cert_file),
+        "client_cert_file": str(ca.directory / "client.pem"),
+        "client_key_file": str(ca.directory / "client.key"),
+        "mutual": sorted(MUTUAL_TLS_SERVICES),
+    }
+
+
 async def _start_child(
-    args: argparse.Namespace, name: str, tokens_file: Path, db: str | None, peers: dict[str, str]
+    args: argparse.Namespace,
+    name: str,
+    tokens_file: Path,
+    db: str | None,
+    peers: dict[str, str],
+    tls_env: dict[str, str] | None = None,
 ) -> Child:
     ready = args.data_dir / f"{name}.ready.json"
     ready.unlink(missing_ok=True)
+    env = _child_environment(args, name, tokens_file, ready, db, peers)
+    if tls_env is not None:
+        env.update(tls_env)
+    elif not is_loopback_host(args.host):
+        env[f"ANPR_{name.upper()}_ALLOW_PLAINTEXT"] = "true"  # --plaintext is the explicit allowance
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         f"anpr.{name}",
-        env=_child_environment(args, name, tokens_file, ready, db, peers),
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=sys.stderr.fileno(),  # keep our stdout for the --json line
         stderr=None,
@@ -139,7 +197,9 @@ async def _stop_children(children: list[Child]) -> None:
             await child.process.wait()
 
 
-def _summary(children: list[Child], tokens: dict[str, str], database: str, data_dir: Path) -> dict[str, Any]:
+def _summary(
+    children: list[Child], tokens: dict[str, str], database: str, data_dir: Path, ca: DevelopmentCA | None = None
+) -> dict[str, Any]:
     return {
         "services": {
             child.name: {"grpc_address": child.ready["grpc_address"], "metrics_url": child.ready["metrics_url"]}
@@ -148,6 +208,7 @@ def _summary(children: list[Child], tokens: dict[str, str], database: str, data_
         "tokens": tokens,
         "database": database,
         "data_dir": str(data_dir),
+        "tls": _tls_summary(ca),
     }
 
 
@@ -159,6 +220,14 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     for name, where in summary["services"].items():
         print(f"  {name:<10} gRPC {where['grpc_address']:<22} metrics {where['metrics_url']}")
     print(f"  database   {summary['database']}")
+    tls = summary.get("tls")
+    if tls:
+        print("  TLS: mutual between services, to every client; the CLI and other clients need:")
+        print(f"    export ANPR_TLS_CA_FILE={tls['ca_file']}")
+        print(f"    export ANPR_TLS_CERT_FILE={tls['client_cert_file']}  # {' and '.join(tls['mutual'])} require it")
+        print(f"    export ANPR_TLS_KEY_FILE={tls['client_key_file']}")
+    else:
+        print("  TLS: off (--plaintext)")
     print("  development tokens (send as 'authorization: Bearer <token>'):")
     for role, value in summary["tokens"].items():
         print(f"    {role:<14} {value}")
@@ -177,13 +246,19 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     children: list[Child] = []
+    ca: DevelopmentCA | None = None
+    tls_env: dict[str, dict[str, str]] = {}
+    if not args.plaintext:
+        ca, tls_env = await asyncio.to_thread(issue_development_certificates, args.data_dir, args.host)
     try:
         peers: dict[str, str] = {}
         for name in SERVICES:
-            children.append(await _start_child(args, name, tokens_file, database_url, peers))
+            children.append(
+                await _start_child(args, name, tokens_file, database_url, peers, tls_env.get(name) if ca else None)
+            )
             await _wait_ready(children[-1])
             peers[name] = children[-1].ready["grpc_address"]
-        _print_summary(_summary(children, tokens, database_label, args.data_dir), args.json)
+        _print_summary(_summary(children, tokens, database_label, args.data_dir, ca), args.json)
         waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)

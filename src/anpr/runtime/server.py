@@ -1,5 +1,8 @@
 """The gRPC server every service runs: interceptors, health, reflection, metrics, TLS and graceful shutdown.
 
+TLS (and mutual TLS with a client CA) comes from certificate files that are re-read when they change, see
+:mod:`anpr.runtime.tls`.
+
 A service's ``serve()`` builds its dependencies, creates a :class:`ServiceServer`, adds its servicers and calls
 :meth:`ServiceServer.run`, which starts everything, waits for SIGTERM/SIGINT and shuts down in a fixed order:
 health NOT_SERVING -> the service's drain callbacks (long-lived streams end with a status that tells the client to
@@ -29,6 +32,7 @@ from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.interceptors import standard_pipeline
 from anpr.runtime.settings import ServiceSettings
 from anpr.runtime.streams import StreamGuard
+from anpr.runtime.tls import ServerCertificates
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,11 @@ class ServiceServer:
         self._metrics: metrics.MetricsEndpoint | None = None
         self._stopping: asyncio.Event | None = None
         self._stopped = False
+        self._health_server: grpc.aio.Server | None = None
+        self.certificates: ServerCertificates | None = None
         self.port = 0
         self.metrics_port = 0
+        self.health_port = 0
 
     def add(self, servicer: object, registrar: Registrar, full_service_name: str) -> None:
         """Register a servicer (with the generated ``add_XServicer_to_server``) under its full proto name."""
@@ -105,13 +112,15 @@ class ServiceServer:
             (*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         target = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        credentials = self._credentials()
         try:
-            if self.settings.tls_cert_file and self.settings.tls_key_file:
-                self.port = self._server.add_secure_port(target, self._credentials())
+            if credentials is not None:
+                self.port = self._server.add_secure_port(target, credentials)
             else:
                 self.port = self._server.add_insecure_port(target)
         except RuntimeError as exc:
             raise ConfigurationError(f"cannot listen on {target} for gRPC: port in use or address invalid") from exc
+        self._add_health_listener()
         try:
             self._metrics = metrics.start_metrics_endpoint(self.settings.metrics_host, self.settings.metrics_port)
         except OSError as exc:
@@ -122,6 +131,8 @@ class ServiceServer:
         for name in (*self._service_names, health.OVERALL_HEALTH):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
+        if self._health_server is not None:
+            await self._health_server.start()
         if warm_up is not None:
             await warm_up()
         for name in (*self._service_names, health.OVERALL_HEALTH):
@@ -130,22 +141,39 @@ class ServiceServer:
         log.info(
             "%s serving",
             self.name,
-            extra={"grpc_address": self.address, "metrics_port": self.metrics_port, "tls": self._tls_enabled},
+            extra={
+                "grpc_address": self.address,
+                "metrics_port": self.metrics_port,
+                "tls": self._tls_mode,
+                "health_port": self.health_port or None,
+            },
         )
 
     @property
-    def _tls_enabled(self) -> bool:
-        return self.settings.tls_cert_file is not None
+    def _tls_mode(self) -> str:
+        if self.certificates is None:
+            return "off"
+        return "mutual" if self.certificates.requires_client_certificate else "server"
 
-    def _credentials(self) -> grpc.ServerCredentials:
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials that follow the certificate files (re-read on change), or None for plaintext."""
         cert, key, ca = self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
         if cert is None or key is None:
-            raise ConfigurationError("TLS needs both tls_cert_file and tls_key_file")
-        return grpc.ssl_server_credentials(
-            [(key.read_bytes(), cert.read_bytes())],
-            root_certificates=ca.read_bytes() if ca else None,
-            require_client_auth=ca is not None,
-        )
+            return None
+        self.certificates = ServerCertificates(cert, key, ca)
+        return self.certificates.credentials()
+
+    def _add_health_listener(self) -> None:
+        """Plaintext grpc.health.v1 only, for probes that cannot speak TLS; it reveals nothing but SERVING."""
+        if self.settings.health_port is None:
+            return
+        target = f"{self.settings.grpc_host}:{self.settings.health_port}"
+        self._health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+        try:
+            self.health_port = self._health_server.add_insecure_port(target)
+        except RuntimeError as exc:
+            raise ConfigurationError(f"cannot listen on {target} for health checks: port in use") from exc
 
     def _write_ready_file(self) -> None:
         path = self.settings.ready_file
@@ -177,6 +205,8 @@ class ServiceServer:
                 log.exception("drain of %s failed; stopping anyway", self.name)
         spent = asyncio.get_running_loop().time() - started
         await self._server.stop(max(grace - spent, 0.5))
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.close)  # shutdown() waits for the serving thread's poll
         if self._stopping is not None:

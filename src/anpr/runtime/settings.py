@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anpr.runtime.errors import ConfigurationError
+from anpr.runtime.tls import is_loopback_host
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -40,6 +41,16 @@ class ServiceSettings(BaseSettings):
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
+    )
+    allow_plaintext: bool = Field(
+        False,
+        description="Serve plaintext gRPC on a non-loopback grpc_host (without it, such a service refuses to start "
+        "unless TLS is configured); only behind a TLS-terminating proxy or mesh.",
+    )
+    health_port: Port | None = Field(
+        None,
+        description="When set, a second, plaintext listener on grpc_host that serves only grpc.health.v1 "
+        "(Kubernetes gRPC probes cannot speak TLS); 0 picks a free port.",
     )
     shutdown_grace_seconds: float = Field(
         10.0, gt=0, le=300, description="How long in-flight calls may finish after SIGTERM; keep below the pod's grace."
@@ -77,6 +88,12 @@ class ServiceSettings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: no such file: {path}")
+        if self.tls_cert_file is None and not self.allow_plaintext and not is_loopback_host(self.grpc_host):
+            raise ValueError(
+                f"grpc_host {self.grpc_host} is not a loopback address and TLS is off: set tls_cert_file and "
+                "tls_key_file, or allow_plaintext=true to serve plaintext deliberately (behind a TLS-terminating "
+                "proxy or mesh)"
+            )
         return self
 
 

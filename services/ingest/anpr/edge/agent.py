@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -16,12 +15,13 @@ from anpr.edge.gps import GpsState, follow
 from anpr.edge.settings import EdgeSettings
 from anpr.edge.uplink import Uplink
 from anpr.ingest.channels import service_config, token_metadata
+from anpr.runtime.tls import open_channel
 
 log = logging.getLogger(__name__)
 
 
 def open_ingest_channel(settings: EdgeSettings) -> grpc.aio.Channel:
-    """The channel to ingest (TLS when a CA bundle is configured)."""
+    """The channel to ingest: TLS (mutual with a client certificate) that follows its files, or plaintext."""
     options = [
         ("grpc.service_config", service_config("anpr.ingest.v1.IngestService")),
         ("grpc.keepalive_time_ms", 20_000),  # notice a dead mobile link quickly
@@ -33,10 +33,7 @@ def open_ingest_channel(settings: EdgeSettings) -> grpc.aio.Channel:
         ("grpc.min_reconnect_backoff_ms", int(settings.reconnect_initial_seconds * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(settings.reconnect_max_seconds * 1000)),
     ]
-    if settings.tls_ca_file is not None:
-        credentials = grpc.ssl_channel_credentials(Path(settings.tls_ca_file).read_bytes())
-        return grpc.aio.secure_channel(settings.ingest_target, credentials, options=options)
-    return grpc.aio.insecure_channel(settings.ingest_target, options=options)
+    return open_channel(settings.ingest_target, settings.tls, options)
 
 
 class EdgeAgent:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anpr.runtime.settings import DEFAULT_DATA_DIR, Port
+from anpr.runtime.tls import ClientTls, target_is_loopback
 
 
 class EdgeSettings(BaseSettings):
@@ -31,7 +32,21 @@ class EdgeSettings(BaseSettings):
 
     ingest_target: str = Field("dns:///127.0.0.1:50051", description="gRPC target of the ingest service.")
     token_file: Path | None = Field(None, description="File holding this camera's bearer token.")
-    tls_ca_file: Path | None = Field(None, description="PEM CA bundle; when set the link to ingest uses TLS.")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that verifies ingest; when set (or a client certificate is) the link uses TLS."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate presented to ingest (mutual TLS); re-read when it changes."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_server_name: str | None = Field(
+        None, max_length=253, description="Name expected in ingest's certificate when it differs from the target."
+    )
+    allow_plaintext: bool = Field(
+        False,
+        description="Send frames and the camera token in plaintext to a non-loopback ingest_target (refused "
+        "without it); only over a link that is encrypted otherwise (VPN).",
+    )
     push_window: int = Field(16, ge=1, le=1024, description="Frames sent but not yet acknowledged, at most.")
     reconnect_initial_seconds: float = Field(0.5, gt=0, le=60, description="First delay before reconnecting.")
     reconnect_max_seconds: float = Field(30.0, gt=0, le=3600, description="Longest delay before reconnecting.")
@@ -46,12 +61,26 @@ class EdgeSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Root log level.")
     log_format: Literal["json", "text"] = Field("json", description="json for production, text for a terminal.")
 
+    @property
+    def tls(self) -> ClientTls | None:
+        """TLS of the link to ingest, or None for plaintext."""
+        if self.tls_ca_file is None and self.tls_cert_file is None:
+            return None
+        return ClientTls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name)
+
     @model_validator(mode="after")
     def _check(self) -> EdgeSettings:
-        for name in ("token_file", "tls_ca_file"):
+        for name in ("token_file", "tls_ca_file", "tls_cert_file", "tls_key_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: no such file: {path}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls is None and not self.allow_plaintext and not target_is_loopback(self.ingest_target):
+            raise ValueError(
+                f"ingest_target {self.ingest_target} is not on loopback and TLS is off (frames and the camera token "
+                "would travel in clear): set tls_ca_file, or allow_plaintext=true deliberately"
+            )
         if self.reconnect_initial_seconds > self.reconnect_max_seconds:
             raise ValueError("reconnect_initial_seconds must not exceed reconnect_max_seconds")
         return self

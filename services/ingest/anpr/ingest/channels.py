@@ -2,7 +2,9 @@
 
 A ``dns:///name:port`` target resolves to every replica (a Kubernetes headless service); ``round_robin`` spreads
 calls over all of them instead of pinning to the first address. The retry policy makes gRPC transparently retry
-calls that failed with UNAVAILABLE (a replica restarting) on another replica.
+calls that failed with UNAVAILABLE (a replica restarting) on another replica. With TLS settings the channel
+verifies the server (and presents ingest's client certificate for mutual TLS), and re-opens itself when the
+certificate files change (:class:`anpr.runtime.tls.ReloadingChannel`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
+from anpr.runtime import tls
 from anpr.runtime.errors import ConfigurationError
 
 
@@ -37,10 +40,14 @@ def service_config(service: str, attempts: int = 4) -> str:
     )
 
 
-def open_channel(target: str, service: str, max_message_bytes: int, attempts: int = 4) -> grpc.aio.Channel:
-    """An insecure channel to ``target`` with balancing and retries for ``service`` (full proto name)."""
-    return grpc.aio.insecure_channel(
+def open_channel(
+    target: str, service: str, max_message_bytes: int, attempts: int = 4, client_tls: tls.ClientTls | None = None
+) -> grpc.aio.Channel:
+    """A channel to ``target`` with balancing and retries for ``service`` (full proto name); TLS with ``client_tls``,
+    plaintext without."""
+    return tls.open_channel(
         target,
+        client_tls,
         options=[
             ("grpc.service_config", service_config(service, attempts)),
             ("grpc.enable_retries", 1),

@@ -107,11 +107,17 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         await journal.open()
         resources.push_async_callback(journal.close)
         recognize_channel = open_channel(
-            settings.recognize_target, "anpr.recognize.v1.RecognizeService", settings.max_message_bytes
+            settings.recognize_target,
+            "anpr.recognize.v1.RecognizeService",
+            settings.max_message_bytes,
+            client_tls=settings.client_tls(settings.recognize_tls_server_name),
         )
         resources.push_async_callback(recognize_channel.close, None)
         hotlist_channel = open_channel(
-            settings.hotlist_target, "anpr.hotlist.v1.HotlistService", settings.max_message_bytes
+            settings.hotlist_target,
+            "anpr.hotlist.v1.HotlistService",
+            settings.max_message_bytes,
+            client_tls=settings.client_tls(settings.hotlist_tls_server_name),
         )
         resources.push_async_callback(hotlist_channel.close, None)
 
@@ -184,7 +190,7 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         drain = StreamDrain(pipeline.camera_busy)
         server.on_drain(lambda grace: drain.drain(grace * DRAIN_SHARE))
         server.add(
-            IngestServicer(cameras, directory, intake, sources, store, drain, dead_letters),
+            IngestServicer(cameras, directory, intake, sources, store, drain, dead_letters, settings.source_policy),
             ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
             SERVICE_NAME,
         )

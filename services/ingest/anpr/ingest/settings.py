@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from anpr.runtime.settings import DEFAULT_DATA_DIR, DatabaseSettings, Port, ServiceSettings
+from anpr.runtime.tls import ClientTls, target_is_loopback
 
 
 def default_replica_id() -> str:
@@ -35,6 +36,21 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     hotlist_target: str = Field("dns:///127.0.0.1:50053", description="gRPC target of the hotlist service.")
     service_token_file: Path | None = Field(
         None, description="File holding the bearer token ingest presents to recognize and hotlist (role service)."
+    )
+    client_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that verifies recognize and hotlist; when set (or a client certificate is), "
+        "ingest's channels to them use TLS. Re-read when it changes.",
+    )
+    client_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate ingest presents to recognize and hotlist (mutual TLS)."
+    )
+    client_tls_key_file: Path | None = Field(None, description="PEM private key of client_tls_cert_file.")
+    recognize_tls_server_name: str | None = Field(
+        None, max_length=253, description="Name expected in recognize's certificate when it differs from the target."
+    )
+    hotlist_tls_server_name: str | None = Field(
+        None, max_length=253, description="Name expected in hotlist's certificate when it differs from the target."
     )
 
     # Frame admission.
@@ -155,10 +171,34 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
             return self.frame_journal_path
         return self.spool_path.with_name(f"{self.spool_path.stem}-frames.sqlite3")
 
+    def client_tls(self, server_name: str | None) -> ClientTls | None:
+        """TLS of a channel to recognize or hotlist, or None for plaintext."""
+        if self.client_tls_ca_file is None and self.client_tls_cert_file is None:
+            return None
+        return ClientTls(self.client_tls_ca_file, self.client_tls_cert_file, self.client_tls_key_file, server_name)
+
     @model_validator(mode="after")
     def _check_ingest(self) -> IngestSettings:
-        if self.service_token_file is not None and not self.service_token_file.is_file():
-            raise ValueError(f"service_token_file: no such file: {self.service_token_file}")
+        for name in ("service_token_file", "client_tls_ca_file", "client_tls_cert_file", "client_tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        if (self.client_tls_cert_file is None) != (self.client_tls_key_file is None):
+            raise ValueError("client_tls_cert_file and client_tls_key_file must be set together")
+        if self.client_tls_ca_file is None and self.client_tls_cert_file is None and not self.allow_plaintext:
+            for name in ("recognize_target", "hotlist_target"):
+                if not target_is_loopback(getattr(self, name)):
+                    raise ValueError(
+                        f"{name} {getattr(self, name)} is not on loopback and TLS to it is off (the service token "
+                        "would travel in clear): set client_tls_ca_file, or allow_plaintext=true deliberately"
+                    )
+        try:
+            parse_networks(self.source_allowed_networks)
+        except ValueError as exc:
+            raise ValueError(f"source_allowed_networks: {exc}") from None
+        unknown = set(parse_names(self.source_allowed_schemes)) - {"rtsp", "rtsps", "http", "https"}
+        if unknown:
+            raise ValueError(f"source_allowed_schemes: unsupported schemes {sorted(unknown)}")
         if self.source_backoff_initial_seconds > self.source_backoff_max_seconds:
             raise ValueError("source_backoff_initial_seconds must not exceed source_backoff_max_seconds")
         return self
