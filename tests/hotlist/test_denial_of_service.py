@@ -86,3 +86,30 @@ async def test_idle_imports_hold_no_connection_and_other_calls_meet_their_deadli
         listed = await admin.stub.ListEntries(pb.ListEntriesRequest(hotlist_name="stolen"), metadata=admin.metadata)
         assert {e.plate for e in listed.entries} == {"GP111", "CA1000", "CA2000", "CA2001", "CA2002"}
         assert all(isinstance(e, hotlist_pb2.HotlistEntry) for e in listed.entries)
+
+
+def test_many_wildcard_patterns_are_screened_together_and_still_all_match() -> None:
+    # Before: every reading was tested against every pattern one by one (1,000 patterns: ReportReads of 100 events
+    # went from 0.04 s to 1.29 s); now one combined screen answers for most readings. Costs are in bench/.
+    from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, MatchKind, MatchRules, Reading, Strictness
+    from anpr.hotlist.plates import Folding
+    from anpr.hotlist.settings import DEFAULT_CONFUSION_CLASSES
+
+    index = MatchIndex(MatchRules(Folding(DEFAULT_CONFUSION_CLASSES)))
+    index.set_list(ListInfo(1, "stolen", 50, True, Strictness.STANDARD, 0.0))
+    patterns = [f"CA{n:03}*" for n in range(1000)] + ["GP?12?", "*XYZ9"]
+    index.upsert(IndexedEntry(i, 1, p, True) for i, p in enumerate(patterns))
+    index.upsert([IndexedEntry(5000, 1, "ND12345", False)])
+
+    def matched(text: str) -> set[str]:
+        return {hit.target for hit in index.match([Reading(text)]) if hit.kind is MatchKind.WILDCARD}
+
+    assert matched("CA123456") == {"CA123*"}
+    assert matched("GPA12B") == {"GP?12?"}
+    assert matched("GPA12BC") == set()  # '?' patterns match one length only
+    assert matched("AAXYZ9") == {"*XYZ9"}
+    assert matched("XYZ9") == {"*XYZ9"}
+    assert matched("CAO12X") == {"CA012*"}  # the folded form: O reads as 0
+    assert matched("ND12345") == set()
+    index.remove([123])
+    assert matched("CA123456") == set()
