@@ -57,7 +57,12 @@ class HotlistSettings(ServiceSettings, DatabaseSettings):
     max_report_batch: int = Field(500, ge=1, le=10_000, description="Most plate events in one ReportReads call.")
     max_upsert_batch: int = Field(1000, ge=1, le=100_000, description="Most entries in one UpsertEntries call.")
     max_import_rows: int = Field(
-        5_000_000, ge=1, le=50_000_000, description="Most rows one ImportEntries stream may send."
+        1_000_000,
+        ge=1,
+        le=1_000_000,
+        description="Most rows one ImportEntries stream may send. Every replica holds every entry in memory (about "
+        "0.9 GB per million entries measured, issue 19), against deploy/k8s/hotlist.yaml's 2 GiB limit: raise the "
+        "limit in the manifest before allowing larger lists.",
     )
     max_concurrent_imports: int = Field(
         2,
