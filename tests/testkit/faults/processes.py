@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,10 +32,28 @@ CODE_ROOTS = (
 )  # one client holding every role: the harness plays cameras, operators and admins
 
 
-def write_tokens(directory: Path) -> tuple[Path, Path]:
+def _python_path(code: Path | None) -> dict[str, str]:
+    return {} if code is None else {"PYTHONPATH": os.pathsep.join(str(code / root) for root in CODE_ROOTS)}
+
+
+def roles_of(code: Path | None) -> list[str]:
+    """The roles the services of ``code`` know: a tokens file naming a role they do not know is refused."""
+    if code is None:
+        return [role.value for role in Role]
+    listing = subprocess.run(
+        [sys.executable, "-c", "from anpr.runtime.auth import Role; print(' '.join(r.value for r in Role))"],
+        env={**os.environ, **_python_path(code)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return listing.stdout.split()
+
+
+def write_tokens(directory: Path, code: Path | None = None) -> tuple[Path, Path]:
     """The tokens file every service reads, and the file holding the token ingest presents to its peers."""
     tokens = directory / "tokens.json"
-    clients = [{"identity": "faults", "roles": [role.value for role in Role], "token": TOKEN}]
+    clients = [{"identity": "faults", "roles": roles_of(code), "token": TOKEN}]
     tokens.write_text(json.dumps({"clients": clients}))
     service_token = directory / "service-token"
     service_token.write_text(TOKEN)
@@ -93,8 +112,7 @@ class ServiceProcess:
             **self.settings,
         }
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
-        if self.code is not None:
-            inherited["PYTHONPATH"] = os.pathsep.join(str(self.code / root) for root in CODE_ROOTS)
+        inherited.update(_python_path(self.code))
         return {**inherited, **{prefix + key.upper(): value for key, value in values.items()}}
 
     async def start(self, seconds: float = 60.0) -> float:
@@ -163,7 +181,7 @@ class Cluster:
         ``code``: a checkout (or ``git archive`` of a commit) whose services run instead of the installed ones, to
         measure an older or newer version with the same harness; None runs this working tree.
         """
-        tokens, service_token = write_tokens(directory)
+        tokens, service_token = write_tokens(directory, code)
         common = {"auth_tokens_file": str(tokens)}
         recognize = ServiceProcess(
             "recognize", {**common, "model_dir": str(model_dir), "model_poll_seconds": "0"}, directory, code
