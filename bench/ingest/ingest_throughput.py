@@ -256,6 +256,7 @@ async def register_cameras(address: str, token: str, count: int, fps: float) -> 
             cam = camera_pb2.Camera(camera_id=f"bench-{index:03d}", kind=camera_pb2.CAMERA_KIND_FIXED)
             cam.location.latitude, cam.location.longitude = -33.9, 18.4
             cam.limits.max_frames_per_second = fps * 2
+            cam.labels["principal"] = "bench-camera"  # camera tokens submit only for cameras bound to them
             await stub.RegisterCamera(
                 ingest_service_pb2.RegisterCameraRequest(camera=cam), metadata=(("authorization", f"Bearer {token}"),)
             )
@@ -263,11 +264,15 @@ async def register_cameras(address: str, token: str, count: int, fps: float) -> 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
-    tokens = {"service": "bench-service-token", "camera": "bench-camera-token", "operator": "bench-operator-token"}
+    tokens = {
+        "ingest-service": "bench-service-token",
+        "camera": "bench-camera-token",
+        "ingest-admin": "bench-admin-token",
+    }
     tokens_file = workdir / "tokens.json"
     clients = [{"identity": f"bench-{role}", "roles": [role], "token": token} for role, token in tokens.items()]
     tokens_file.write_text(json.dumps({"clients": clients}))
-    (workdir / "service-token").write_text(tokens["service"])
+    (workdir / "service-token").write_text(tokens["ingest-service"])
     database = f"ingest_bench_{os.getpid()}"
     admin = await asyncpg.connect(args.database_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -317,7 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ingest_metrics = json.loads((workdir / "ingest.ready").read_text())["metrics_url"]
     try:
         address = f"127.0.0.1:{ingest_port}"
-        await register_cameras(address, tokens["operator"], args.cameras, args.fps)
+        await register_cameras(address, tokens["ingest-admin"], args.cameras, args.fps)
         passes = await asyncio.to_thread(render_frames)
         loop = asyncio.get_running_loop()
         stats = [CameraStats() for _ in range(args.cameras)]

@@ -74,7 +74,7 @@ async def start_server(models: Path, core: int, workdir: Path) -> tuple[asyncio.
     """The recognize service pinned to ``core``; returns the process, its address and a service token."""
     token = secrets.token_urlsafe(16)
     tokens = workdir / "tokens.json"
-    tokens.write_text(json.dumps({"clients": [{"identity": "bench", "roles": ["service"], "token": token}]}))
+    tokens.write_text(json.dumps({"clients": [{"identity": "bench", "roles": ["ingest-service"], "token": token}]}))
     ready = workdir / "ready.json"
     env = {
         **os.environ,

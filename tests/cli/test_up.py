@@ -17,6 +17,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from anpr.runtime.auth import Role
 from testkit.scrape import fetch_text_containing
 
 SERVICE_NAMES = {
@@ -77,7 +78,7 @@ async def test_up_starts_every_service_and_stops_cleanly(
 ) -> None:
     process, summary = suite
     assert set(summary["services"]) == set(SERVICE_NAMES)
-    assert set(summary["tokens"]) == {"camera", "operator", "hotlist-admin", "investigator", "auditor", "service"}
+    assert set(summary["tokens"]) == {role.value for role in Role}
     tls = summary["tls"]  # on by default: mutual TLS between services, TLS to every client
     assert tls["mutual"] == ["hotlist", "recognize"]
     ca, credentials = _credentials(tls)

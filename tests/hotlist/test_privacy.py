@@ -34,7 +34,7 @@ async def test_every_search_needs_a_purpose_and_is_audited(
 ) -> None:
     server = await start_service("hotlist", database_url=database_url)
     async with channel_to(server) as channel:
-        admin, ingest = caller(channel, tokens["hotlist-admin"]), caller(channel, tokens["service"])
+        admin, ingest = caller(channel, tokens["hotlist-admin"]), caller(channel, tokens["ingest-service"])
         investigator, auditor = caller(channel, tokens["investigator"]), caller(channel, tokens["auditor"])
         await create_list(admin, "stolen")
         await add_plates(admin, "stolen", "GP111")
@@ -165,7 +165,7 @@ async def test_retention_purges_in_batches_by_age_and_hits(
         retention_batch_size="2",
     )
     async with channel_to(server) as channel:
-        admin, ingest = caller(channel, tokens["hotlist-admin"]), caller(channel, tokens["service"])
+        admin, ingest = caller(channel, tokens["hotlist-admin"]), caller(channel, tokens["ingest-service"])
         await create_list(admin, "stolen", alert_suppression_window=duration_pb2.Duration(seconds=0))
         await add_plates(admin, "stolen", "GP111")
         events = [

@@ -22,7 +22,7 @@ async def test_reads_are_idempotent_and_hits_raise_alerts_once(
     server = await start_service("hotlist", database_url=database_url)
     async with channel_to(server) as channel:
         admin = caller(channel, tokens["hotlist-admin"])
-        ingest = caller(channel, tokens["service"])
+        ingest = caller(channel, tokens["ingest-service"])
         await create_list(admin, "stolen", priority=70, alert_suppression_window=duration_pb2.Duration(seconds=0))
         await add_plates(admin, "stolen", "CA123456")
 
@@ -76,7 +76,7 @@ async def test_repeat_hits_are_suppressed_and_counted(
     server = await start_service("hotlist", database_url=database_url, alert_suppression_window_seconds="600")
     async with channel_to(server) as channel:
         admin = caller(channel, tokens["hotlist-admin"])
-        ingest = caller(channel, tokens["service"])
+        ingest = caller(channel, tokens["ingest-service"])
         await create_list(admin, "stolen")
         await add_plates(admin, "stolen", "CA123456")
         replies = [
@@ -108,7 +108,7 @@ async def test_acknowledgement_is_idempotent_and_audited(
     server = await start_service("hotlist", database_url=database_url)
     async with channel_to(server) as channel:
         admin = caller(channel, tokens["hotlist-admin"])
-        ingest = caller(channel, tokens["service"])
+        ingest = caller(channel, tokens["ingest-service"])
         operator = caller(channel, tokens["operator"])
         await create_list(admin, "stolen")
         await add_plates(admin, "stolen", "CA123456", "GP555")
@@ -182,7 +182,7 @@ async def test_bad_batches_store_nothing(
 ) -> None:
     server = await start_service("hotlist", database_url=database_url, max_report_batch="5")
     async with channel_to(server) as channel:
-        ingest = caller(channel, tokens["service"])
+        ingest = caller(channel, tokens["ingest-service"])
         for events in ([plate_event("CA123456")] * 6, []):  # over the batch limit; empty
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await ingest.stub.ReportReads(pb.ReportReadsRequest(events=events), metadata=ingest.metadata)
@@ -200,7 +200,7 @@ async def test_a_bad_event_is_refused_alone_and_a_bad_gps_fix_costs_only_the_loc
     server = await start_service("hotlist", database_url=database_url, max_plate_crop_bytes="100")
     async with channel_to(server) as channel:
         admin = caller(channel, tokens["hotlist-admin"])
-        ingest = caller(channel, tokens["service"])
+        ingest = caller(channel, tokens["ingest-service"])
         await create_list(admin, "stolen")
         await add_plates(admin, "stolen", "CA123456", "GP55")
         bad = [

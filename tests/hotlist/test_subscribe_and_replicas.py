@@ -74,7 +74,7 @@ async def test_replay_then_live_without_gap_or_duplicate_across_replicas(
         admin = caller(channel_a, tokens["hotlist-admin"])
         await create_list(admin, "stolen", alert_suppression_window=NO_SUPPRESSION)
         await add_plates(admin, "stolen", "CA123456")
-        ingest_a, ingest_b = caller(channel_a, tokens["service"]), caller(channel_b, tokens["service"])
+        ingest_a, ingest_b = caller(channel_a, tokens["ingest-service"]), caller(channel_b, tokens["ingest-service"])
         operator_a, operator_b = caller(channel_a, tokens["operator"]), caller(channel_b, tokens["operator"])
 
         await _report(ingest_a, 10, "before")  # replayed
@@ -106,7 +106,7 @@ async def test_filters_updates_and_bad_cursors(
 ) -> None:
     server = await start_service("hotlist", database_url=database_url, subscriber_heartbeat_seconds="0.2")
     async with channel_to(server) as channel:
-        admin, ingest, operator = (caller(channel, tokens[r]) for r in ("hotlist-admin", "service", "operator"))
+        admin, ingest, operator = (caller(channel, tokens[r]) for r in ("hotlist-admin", "ingest-service", "operator"))
         await create_list(admin, "high", priority=90, alert_suppression_window=NO_SUPPRESSION)
         await create_list(admin, "low", priority=10, alert_suppression_window=NO_SUPPRESSION)
         await add_plates(admin, "high", "HI111")
@@ -163,7 +163,7 @@ async def test_slow_subscriber_is_cut_off_with_resource_exhausted(
     server = await start_service("hotlist", database_url=database_url, subscriber_queue_size="10")
     # Without BDP probing the client's receive window stays small, so a subscriber that stops reading backs up fast.
     async with grpc.aio.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
-        admin, ingest, operator = (caller(channel, tokens[r]) for r in ("hotlist-admin", "service", "operator"))
+        admin, ingest, operator = (caller(channel, tokens[r]) for r in ("hotlist-admin", "ingest-service", "operator"))
         await create_list(admin, "stolen", alert_suppression_window=NO_SUPPRESSION)
         await add_plates(admin, "stolen", "CA123456")
         call = operator.stub.SubscribeAlerts(

@@ -16,18 +16,18 @@ from testkit.ingest_env import IngestEnvironment, fixed_camera, register, stub
 
 async def test_camera_crud(env: IngestEnvironment) -> None:
     server = await env.start_ingest(dependencies=False)
-    operator = env.metadata("operator")
+    admin = env.metadata("ingest-admin")
     async with grpc.aio.insecure_channel(server.address) as channel:
         ingest = stub(channel)
         created = await ingest.RegisterCamera(
             ingest_service_pb2.RegisterCameraRequest(camera=fixed_camera("cam-a", owner_unit="metro")),
-            metadata=operator,
+            metadata=admin,
         )
         assert created.created
         assert created.camera.create_time.seconds > 0
         again = await ingest.RegisterCamera(
             ingest_service_pb2.RegisterCameraRequest(camera=fixed_camera("cam-a", owner_unit="metro")),
-            metadata=operator,
+            metadata=admin,
         )
         assert not again.created
         with pytest.raises(grpc.aio.AioRpcError) as conflict:
@@ -38,7 +38,7 @@ async def test_camera_crud(env: IngestEnvironment) -> None:
         dash.moving.SetInParent()
         await register(ingest, env, dash)
 
-        got = await ingest.GetCamera(ingest_service_pb2.GetCameraRequest(camera_id="dash-1"), metadata=operator)
+        got = await ingest.GetCamera(ingest_service_pb2.GetCameraRequest(camera_id="dash-1"), metadata=admin)
         assert got.camera.WhichOneof("placement") == "moving"
         assert got.camera.connectivity == camera_pb2.CAMERA_CONNECTIVITY_UNSPECIFIED
 
@@ -47,24 +47,24 @@ async def test_camera_crud(env: IngestEnvironment) -> None:
                 camera=camera_pb2.Camera(camera_id="cam-a", display_name="N1 gantry", disabled=True),
                 update_mask=field_mask_pb2.FieldMask(paths=["display_name", "disabled"]),
             ),
-            metadata=operator,
+            metadata=admin,
         )
         assert updated.camera.display_name == "N1 gantry"
         assert updated.camera.disabled
         assert updated.camera.owner_unit == "metro"
 
-        listed = await ingest.ListCameras(ingest_service_pb2.ListCamerasRequest(), metadata=operator)
+        listed = await ingest.ListCameras(ingest_service_pb2.ListCamerasRequest(), metadata=admin)
         assert [c.camera_id for c in listed.cameras] == ["dash-1"]  # disabled ones only on request
         listed = await ingest.ListCameras(
             ingest_service_pb2.ListCamerasRequest(include_disabled=True, kinds=[camera_pb2.CAMERA_KIND_FIXED]),
-            metadata=operator,
+            metadata=admin,
         )
         assert [c.camera_id for c in listed.cameras] == ["cam-a"]
 
-        await ingest.DeleteCamera(ingest_service_pb2.DeleteCameraRequest(camera_id="cam-a"), metadata=operator)
+        await ingest.DeleteCamera(ingest_service_pb2.DeleteCameraRequest(camera_id="cam-a"), metadata=admin)
         for call in (
-            ingest.GetCamera(ingest_service_pb2.GetCameraRequest(camera_id="cam-a"), metadata=operator),
-            ingest.DeleteCamera(ingest_service_pb2.DeleteCameraRequest(camera_id="cam-a"), metadata=operator),
+            ingest.GetCamera(ingest_service_pb2.GetCameraRequest(camera_id="cam-a"), metadata=admin),
+            ingest.DeleteCamera(ingest_service_pb2.DeleteCameraRequest(camera_id="cam-a"), metadata=admin),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as missing:
                 await call
@@ -81,7 +81,7 @@ async def test_list_cameras_pages(env: IngestEnvironment) -> None:
         request = ingest_service_pb2.ListCamerasRequest()
         request.page.page_size = 2
         while True:
-            reply = await ingest.ListCameras(request, metadata=env.metadata("operator"))
+            reply = await ingest.ListCameras(request, metadata=env.metadata("ingest-admin"))
             seen.extend(c.camera_id for c in reply.cameras)
             if not reply.page.next_page_token:
                 break
@@ -119,7 +119,7 @@ async def test_cameras_cannot_register_cameras(env: IngestEnvironment) -> None:
 
 async def test_plate_regions_and_crops_are_stored_normalised_and_checked(env: IngestEnvironment) -> None:
     server = await env.start_ingest(dependencies=False)
-    operator = env.metadata("operator")
+    admin = env.metadata("ingest-admin")
     async with grpc.aio.insecure_channel(server.address) as channel:
         ingest = stub(channel)
         camera = fixed_camera("gate-1")
@@ -138,7 +138,7 @@ async def test_plate_regions_and_crops_are_stored_normalised_and_checked(env: In
                 camera=camera_pb2.Camera(camera_id="gate-1", plate_regions=["SK"]),
                 update_mask=field_mask_pb2.FieldMask(paths=["plate_regions", "sends_plate_crops"]),
             ),
-            metadata=operator,
+            metadata=admin,
         )
         assert list(updated.camera.plate_regions) == ["SK"]
         assert not updated.camera.sends_plate_crops

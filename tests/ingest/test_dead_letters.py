@@ -48,7 +48,7 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
     refused_before = event("CA333333", 4)
     await spool_before_start(env, [too_short, bad_gps, good, refused_before], dead=1)
     server = await env.start_ingest()
-    operator = env.metadata("operator")
+    admin = env.metadata("ingest-admin")
     async with grpc.aio.insecure_channel(server.address) as channel:
         ingest = stub(channel)
         # The batch is judged event by event: the good ones are stored, only the bad one is set aside.
@@ -57,19 +57,17 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
         assert not next(r for r in reads if r.plate == "CA222222").event.HasField("location")
 
         async def two_dead_letters() -> bool:
-            reply = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=operator)
+            reply = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
             return len(reply.dead_letters) == 2
 
         await wait_until_async(two_dead_letters)
         assert await gauge(server.metrics_port) == 2
 
-        first = await ingest.ListDeadLetters(
-            pb.ListDeadLettersRequest(page=PageRequest(page_size=1)), metadata=operator
-        )
+        first = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(page=PageRequest(page_size=1)), metadata=admin)
         assert first.page.total_size == 2
         second = await ingest.ListDeadLetters(
             pb.ListDeadLettersRequest(page=PageRequest(page_size=1, page_token=first.page.next_page_token)),
-            metadata=operator,
+            metadata=admin,
         )
         assert not second.page.next_page_token
         # Oldest first by their place in the spool.
@@ -92,19 +90,19 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
                 assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         for ambiguous in (pb.ReplayDeadLettersRequest(), pb.ReplayDeadLettersRequest(dead_letter_ids=[1], all=True)):
             with pytest.raises(grpc.aio.AioRpcError) as invalid:
-                await ingest.ReplayDeadLetters(ambiguous, metadata=operator)
+                await ingest.ReplayDeadLetters(ambiguous, metadata=admin)
             assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
         # The hotlist service was upgraded meanwhile: the replayed event is accepted.
         replay = pb.ReplayDeadLettersRequest(dead_letter_ids=[older.dead_letter_id, 999_999])
-        assert (await ingest.ReplayDeadLetters(replay, metadata=operator)).replayed_count == 1
+        assert (await ingest.ReplayDeadLetters(replay, metadata=admin)).replayed_count == 1
         reads = await env.wait_for_count(3)
         assert "CA333333" in {r.plate for r in reads}
         assert await gauge(server.metrics_port) == 1
 
         purge = pb.PurgeDeadLettersRequest(dead_letter_ids=[refused.dead_letter_id])
-        assert (await ingest.PurgeDeadLetters(purge, metadata=operator)).purged_count == 1
-        left = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=operator)
+        assert (await ingest.PurgeDeadLetters(purge, metadata=admin)).purged_count == 1
+        left = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
         assert list(left.dead_letters) == []
         assert await gauge(server.metrics_port) == 0
 
@@ -113,7 +111,7 @@ async def test_dead_letters_are_purged_by_retention(env: IngestEnvironment) -> N
     await spool_before_start(env, [event("CA444444", 5, crop=b"\xff\xd8jpeg")], dead=1)
     async with env.run_ingest() as server, grpc.aio.insecure_channel(server.address) as channel:
         listed = await stub(channel).ListDeadLetters(
-            pb.ListDeadLettersRequest(include_plate_crops=True), metadata=env.metadata("operator")
+            pb.ListDeadLettersRequest(include_plate_crops=True), metadata=env.metadata("ingest-admin")
         )
         assert [d.event.best_crop.data for d in listed.dead_letters] == [b"\xff\xd8jpeg"]
     # Retention runs when ingest starts (and hourly): letters older than the setting go, crops with them.
@@ -123,7 +121,9 @@ async def test_dead_letters_are_purged_by_retention(env: IngestEnvironment) -> N
     ):
 
         async def purged() -> bool:
-            reply = await stub(channel).ListDeadLetters(pb.ListDeadLettersRequest(), metadata=env.metadata("operator"))
+            reply = await stub(channel).ListDeadLetters(
+                pb.ListDeadLettersRequest(), metadata=env.metadata("ingest-admin")
+            )
             return not reply.dead_letters
 
         await wait_until_async(purged)

@@ -17,7 +17,7 @@ from anpr.ingest.delivery import Delivery
 from anpr.ingest.spool import Spool
 from testkit.frames import frame
 from testkit.hotlist import plate_event
-from testkit.ingest_env import IngestEnvironment, bearer, fixed_camera, metric_value, register, stub
+from testkit.ingest_env import PURPOSE, IngestEnvironment, bearer, fixed_camera, metric_value, register, stub
 from testkit.passes import PassScript
 from testkit.polling import wait_until_async
 from testkit.scrape import fetch_text
@@ -52,7 +52,7 @@ async def test_spool_delivers_everything_in_order_across_a_hotlist_outage(
     delivery = Delivery(
         spool,
         channel,
-        bearer(env.tokens["service"]),
+        bearer(env.tokens["ingest-service"]),
         batch_size=7,
         backoff_initial_seconds=0.05,
         backoff_max_seconds=0.2,
@@ -92,7 +92,7 @@ async def pending_records(
     ingest: ingest_service_pb2_grpc.IngestServiceAsyncStub, env: IngestEnvironment
 ) -> list[event_pb2.PlateEventRecord]:
     reply = await ingest.GetPlateEvents(
-        ingest_service_pb2.GetPlateEventsRequest(delivery_states=[event_pb2.DELIVERY_STATE_PENDING]),
+        ingest_service_pb2.GetPlateEventsRequest(delivery_states=[event_pb2.DELIVERY_STATE_PENDING], purpose=PURPOSE),
         metadata=env.metadata("operator"),
     )
     return list(reply.events)

@@ -17,7 +17,7 @@ from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import event_pb2, ingest_service_pb2
 from testkit.faults.postgres import PrivatePostgres
 from testkit.frames import frame
-from testkit.ingest_env import IngestEnvironment, fixed_camera, metric_value, register, stub
+from testkit.ingest_env import PURPOSE, IngestEnvironment, fixed_camera, metric_value, register, stub
 from testkit.passes import PassScript
 from testkit.polling import wait_until_async
 from testkit.scrape import fetch_text
@@ -60,7 +60,9 @@ async def test_event_table_catches_up_after_a_database_outage(
         # Delivery does not wait for the database: the hotlist service has the pass, early and final.
         await env.wait_for_revisions({"CA111111": 2}, seconds=30)
         with pytest.raises(grpc.aio.AioRpcError):
-            await ingest.GetPlateEvents(ingest_service_pb2.GetPlateEventsRequest(), metadata=env.metadata("operator"))
+            await ingest.GetPlateEvents(
+                ingest_service_pb2.GetPlateEventsRequest(purpose=PURPOSE), metadata=env.metadata("operator")
+            )
         scraped = await fetch_text(f"http://127.0.0.1:{server.metrics_port}/metrics")
         assert metric_value(scraped, "anpr_ingest_store_backlog") >= 2  # both revisions owed, on disk
 
@@ -72,7 +74,7 @@ async def test_event_table_catches_up_after_a_database_outage(
             nonlocal records
             try:
                 reply = await ingest.GetPlateEvents(
-                    ingest_service_pb2.GetPlateEventsRequest(), metadata=env.metadata("operator")
+                    ingest_service_pb2.GetPlateEventsRequest(purpose=PURPOSE), metadata=env.metadata("operator")
                 )
             except grpc.aio.AioRpcError:
                 return False

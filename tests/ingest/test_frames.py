@@ -56,9 +56,12 @@ async def test_submit_frame_refusals(env: IngestEnvironment) -> None:
         await register(ingest, env, fixed_camera("off-cam", disabled=True))
         outcomes = {}
         for name, (build, _, _) in REFUSALS.items():
+            # A camera token is refused an unknown camera as not its own (test_camera_label_...); a relay learns
+            # that the camera is not registered.
+            role = "frame-relay" if name == "unknown-camera" else "camera"
             try:
                 await ingest.SubmitFrame(
-                    ingest_service_pb2.SubmitFrameRequest(frame=build()), metadata=env.metadata("camera")
+                    ingest_service_pb2.SubmitFrameRequest(frame=build()), metadata=env.metadata(role)
                 )
                 outcomes[name] = (grpc.StatusCode.OK, "")
             except grpc.aio.AioRpcError as error:
@@ -117,7 +120,8 @@ async def test_push_frames_acknowledges_every_frame_in_order_and_survives_bad_on
     assert [(a.frame_id, a.status, a.reason) for a in acks] == [
         ("a", frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_REJECT_REASON_UNSPECIFIED),
         ("b", frame_pb2.FRAME_STATUS_REJECTED, frame_pb2.FRAME_REJECT_REASON_INVALID_IMAGE),
-        ("c", frame_pb2.FRAME_STATUS_REJECTED, frame_pb2.FRAME_REJECT_REASON_UNKNOWN_CAMERA),
+        # Not this camera token's camera (unknown cameras are refused alike, so they cannot be probed).
+        ("c", frame_pb2.FRAME_STATUS_REJECTED, frame_pb2.FRAME_REJECT_REASON_PERMISSION_DENIED),
         ("a", frame_pb2.FRAME_STATUS_DUPLICATE, frame_pb2.FRAME_REJECT_REASON_UNSPECIFIED),
         ("d", frame_pb2.FRAME_STATUS_ACCEPTED, frame_pb2.FRAME_REJECT_REASON_UNSPECIFIED),
     ]
@@ -158,9 +162,29 @@ async def test_camera_label_restricts_which_client_may_send(env: IngestEnvironme
                 ingest_service_pb2.SubmitFrameRequest(frame=frame("owned", "f")), metadata=env.metadata("camera")
             )
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        # The suite's own services may submit for any camera (pulled sources, replays).
+        # Deny by default (issue 19): a camera without the label, or one not registered, takes no frames from a
+        # camera token; both are refused alike, so a camera token cannot probe which cameras exist.
+        unbound = fixed_camera("unbound")
+        await ingest.RegisterCamera(
+            ingest_service_pb2.RegisterCameraRequest(camera=unbound), metadata=env.metadata("ingest-admin")
+        )
+        for camera_id in ("unbound", "never-registered"):
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await ingest.SubmitFrame(
+                    ingest_service_pb2.SubmitFrameRequest(frame=frame(camera_id, "f")), metadata=env.metadata("camera")
+                )
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        acks = [
+            reply.ack
+            async for reply in ingest.PushFrames(
+                iter([ingest_service_pb2.PushFramesRequest(frame=frame("unbound", "s"))]),
+                metadata=env.metadata("camera"),
+            )
+        ]
+        assert acks[0].reason == frame_pb2.FRAME_REJECT_REASON_PERMISSION_DENIED
+        # Only an explicitly trusted relay may submit for any camera.
         reply = await ingest.SubmitFrame(
-            ingest_service_pb2.SubmitFrameRequest(frame=frame("owned", "f")), metadata=env.metadata("service")
+            ingest_service_pb2.SubmitFrameRequest(frame=frame("owned", "f")), metadata=env.metadata("frame-relay")
         )
         assert reply.ack.status == frame_pb2.FRAME_STATUS_ACCEPTED
 
@@ -184,7 +208,7 @@ async def test_camera_shows_online_after_a_frame(env: IngestEnvironment) -> None
                 camera=camera_pb2.Camera(camera_id="cam-1", disabled=True),
                 update_mask=field_mask_pb2.FieldMask(paths=["disabled"]),
             ),
-            metadata=env.metadata("operator"),
+            metadata=env.metadata("ingest-admin"),
         )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await ingest.SubmitFrame(

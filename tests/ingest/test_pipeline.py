@@ -16,7 +16,7 @@ import grpc.aio
 from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import event_pb2, ingest_service_pb2
 from testkit.frames import frame
-from testkit.ingest_env import IngestEnvironment, fixed_camera, metric_value, register, stub
+from testkit.ingest_env import PURPOSE, IngestEnvironment, fixed_camera, metric_value, register, stub
 from testkit.passes import PassScript
 from testkit.polling import wait_until_async
 from testkit.recognize_process import recognize_process
@@ -46,7 +46,7 @@ async def push(env: IngestEnvironment, address: str, requests: list[ingest_servi
 async def records(env: IngestEnvironment, address: str, **fields: object) -> list[event_pb2.PlateEventRecord]:
     async with grpc.aio.insecure_channel(address) as channel:
         reply = await stub(channel).GetPlateEvents(
-            ingest_service_pb2.GetPlateEventsRequest(**fields),  # type: ignore[arg-type]
+            ingest_service_pb2.GetPlateEventsRequest(purpose=PURPOSE, **fields),  # type: ignore[arg-type]
             metadata=env.metadata("operator"),
         )
     return list(reply.events)

@@ -11,7 +11,7 @@ from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2, hotlist_service_pb2_grpc, read_pb2
 from anpr.api.ingest.v1 import event_pb2, ingest_service_pb2
 from testkit.frames import frame
-from testkit.ingest_env import IngestEnvironment, bearer, fixed_camera, register, stub
+from testkit.ingest_env import PURPOSE, IngestEnvironment, bearer, fixed_camera, register, stub
 from testkit.passes import PassScript
 from testkit.polling import wait_until_async
 
@@ -34,7 +34,9 @@ async def test_events_are_stored_by_the_real_hotlist_service(env: IngestEnvironm
 
         async def delivered() -> list[event_pb2.PlateEventRecord]:
             reply = await ingest.GetPlateEvents(
-                ingest_service_pb2.GetPlateEventsRequest(delivery_states=[event_pb2.DELIVERY_STATE_DELIVERED]),
+                ingest_service_pb2.GetPlateEventsRequest(
+                    delivery_states=[event_pb2.DELIVERY_STATE_DELIVERED], purpose=PURPOSE
+                ),
                 metadata=env.metadata("operator"),
             )
             return [r for r in reply.events if r.event.stage == plate_event_pb2.PLATE_EVENT_STAGE_FINAL]
@@ -46,7 +48,7 @@ async def test_events_are_stored_by_the_real_hotlist_service(env: IngestEnvironm
         [record] = await delivered()
     async with grpc.aio.insecure_channel(hotlist.address) as channel:
         reply = await hotlist_service_pb2_grpc.HotlistServiceStub(channel).ReportReads(
-            hotlist_service_pb2.ReportReadsRequest(events=[record.event]), metadata=bearer(env.tokens["service"])
+            hotlist_service_pb2.ReportReadsRequest(events=[record.event]), metadata=bearer(env.tokens["ingest-service"])
         )
     assert [r.status for r in reply.results] == [read_pb2.READ_STATUS_DUPLICATE]
     [read] = await env.reads()

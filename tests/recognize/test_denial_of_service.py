@@ -28,7 +28,7 @@ def _sliver(width: int = 4000, height: int = 1) -> bytes:
 
 
 def _auth(tokens: dict[str, str]) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {tokens['service']}"),)
+    return (("authorization", f"Bearer {tokens['ingest-service']}"),)
 
 
 async def test_a_4000x1_image_fails_alone_and_40_concurrent_callers_succeed(

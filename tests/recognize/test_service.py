@@ -44,8 +44,8 @@ def _stub(server: ServiceServer) -> tuple[grpc.aio.Channel, recognize_service_pb
     return channel, recognize_service_pb2_grpc.RecognizeServiceStub(channel)
 
 
-def _auth(tokens: dict[str, str]) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {tokens['service']}"),)
+def _auth(tokens: dict[str, str], role: str = "ingest-service") -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {tokens[role]}"),)
 
 
 async def test_batch_reads_good_images_and_reports_bad_ones_alone(
@@ -191,14 +191,18 @@ async def test_hot_reload_keeps_in_flight_requests(
             response: recognize_service_pb2.RecognizeResponse = await stub.Recognize(request, metadata=_auth(tokens))
             return response
 
-        unchanged = await stub.ReloadModels(recognize_service_pb2.ReloadModelsRequest(), metadata=_auth(tokens))
+        unchanged = await stub.ReloadModels(
+            recognize_service_pb2.ReloadModelsRequest(), metadata=_auth(tokens, "recognize-admin")
+        )
         assert not unchanged.reloaded
         in_flight = [asyncio.ensure_future(one(i)) for i in range(16)]
         # New reader: same contract, different text; the manifest names a new version.
         build_constant_reader(models / "reader.onnx", "GP12AB34")
         manifest = models / "manifest.yaml"
         manifest.write_text(manifest.read_text().replace("version: t1", "version: t2"))
-        reloaded = await stub.ReloadModels(recognize_service_pb2.ReloadModelsRequest(), metadata=_auth(tokens))
+        reloaded = await stub.ReloadModels(
+            recognize_service_pb2.ReloadModelsRequest(), metadata=_auth(tokens, "recognize-admin")
+        )
         assert reloaded.reloaded
         assert (reloaded.previous_model.version, reloaded.current_model.version) == ("t1", "t2")
         for response in await asyncio.gather(*in_flight):
@@ -210,7 +214,9 @@ async def test_hot_reload_keeps_in_flight_requests(
         # A broken model set is refused and the working one stays.
         (models / "reader.onnx").write_bytes(b"not a model")
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.ReloadModels(recognize_service_pb2.ReloadModelsRequest(force=True), metadata=_auth(tokens))
+            await stub.ReloadModels(
+                recognize_service_pb2.ReloadModelsRequest(force=True), metadata=_auth(tokens, "recognize-admin")
+            )
         assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert (await one(100)).model.version == "t2"
 

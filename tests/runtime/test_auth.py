@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from anpr.runtime.auth import TokenStore, bearer_token, parse_tokens, token_digest
+from anpr.runtime import metrics
+from anpr.runtime.auth import TokensFileInvalid, TokenStore, bearer_token, parse_tokens, token_digest
 from anpr.runtime.errors import ConfigurationError
 
 
@@ -45,7 +46,9 @@ def test_bad_secrets_files_are_refused(document: object, message: str) -> None:
     assert message in str(error.value)
 
 
-def test_token_store_picks_up_rotation_and_survives_a_broken_file(tmp_path: Path) -> None:
+def test_token_store_picks_up_rotation_and_fails_closed_on_a_broken_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps({"clients": [{"identity": "old", "roles": ["operator"], "token": "one"}]}))
     store = TokenStore(path, recheck_seconds=0)
@@ -56,9 +59,34 @@ def test_token_store_picks_up_rotation_and_survives_a_broken_file(tmp_path: Path
     principal = store.lookup("two")
     assert principal is not None
     assert principal.identity == "new"
-    path.write_text("{broken")
+    # Issue 19: a revocation with a typo kept the old tokens in force. Now every call is refused until it is fixed.
+    path.write_text('{"clients": [{"identity": "new", "roles": ["operator"], "token": "two"},]}')
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000))
-    assert store.lookup("two") is not None  # the last good file stays in force
+    with pytest.raises(TokensFileInvalid):
+        store.lookup("two")
+    assert metrics.TOKENS_FILE_VALID._value.get() == 0
+    with pytest.raises(TokensFileInvalid):
+        store.lookup("two")  # still refused at the next check, although the file did not change again
+    path.write_text(
+        json.dumps({"clients": [{"identity": "new", "roles": ["operator"], "token_sha256": token_digest("three")}]})
+    )
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 3_000_000))
+    caplog.clear()
+    assert store.lookup("two") is None
+    assert store.lookup("three") is not None
+    assert metrics.TOKENS_FILE_VALID._value.get() == 1
+    assert "plain tokens" not in caplog.text
+
+
+def test_plain_tokens_warn_and_retired_roles_are_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps({"clients": [{"identity": "dev", "roles": ["operator"], "token": "plain"}]}))
+    TokenStore(path)
+    assert "holds 1 plain tokens" in caplog.text
+    with pytest.raises(ConfigurationError, match="ingest-service"):
+        parse_tokens({"clients": [{"identity": "x", "roles": ["service"], "token": "t"}]})
+    with pytest.raises(ConfigurationError, match="64 hex digits"):
+        parse_tokens({"clients": [{"identity": "x", "roles": ["camera"], "token_sha256": "z" * 64}]})
 
 
 def test_bearer_header_parsing() -> None:

@@ -66,14 +66,16 @@ async def test_request_id_and_principal_reach_the_handler(probe: ServiceServer, 
         )
         assert await call == b"test-auditor abc-42"
         assert ("x-request-id", "abc-42") in tuple(await call.trailing_metadata() or ())
-        # Without (or with a malformed) request id the server makes one and returns it.
-        call = _call(channel, "WhoAmI")(
-            b"", metadata=(("authorization", f"Bearer {tokens['auditor']}"), ("x-request-id", "bad id with spaces"))
-        )
-        identity, generated = (await call).decode().split()
-        assert identity == "test-auditor"
-        assert len(generated) == 32
-        assert ("x-request-id", generated) in tuple(await call.trailing_metadata() or ())
+        # Without (or with a malformed or overlong) request id the server makes one and returns it: the id goes
+        # into logs and audit rows (issue 19).
+        for given in ("bad id with spaces", "x" * 65, "id;DROP"):
+            call = _call(channel, "WhoAmI")(
+                b"", metadata=(("authorization", f"Bearer {tokens['auditor']}"), ("x-request-id", given))
+            )
+            identity, generated = (await call).decode().split()
+            assert identity == "test-auditor"
+            assert len(generated) == 32
+            assert ("x-request-id", generated) in tuple(await call.trailing_metadata() or ())
 
 
 async def test_bearer_scheme_is_required(probe: ServiceServer, tokens: dict[str, str]) -> None:

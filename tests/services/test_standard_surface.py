@@ -18,7 +18,7 @@ SERVICES = {
 }
 # A role each method refuses, and one it accepts.
 REFUSED_ROLE = {"ingest": "auditor", "recognize": "investigator", "hotlist": "camera"}
-ACCEPTED_ROLE = {"ingest": "operator", "recognize": "service", "hotlist": "hotlist-admin"}
+ACCEPTED_ROLE = {"ingest": "operator", "recognize": "ingest-service", "hotlist": "hotlist-admin"}
 
 pytestmark = pytest.mark.parametrize("name", sorted(SERVICES))
 

@@ -28,6 +28,9 @@ from testkit.polling import wait_until_async
 from testkit.scrape import fetch_text
 from testkit.services import StartService
 
+PURPOSE = "Test of the ingest pipeline"  # a purpose for GetPlateEvents (every lookup states one)
+CAMERA_IDENTITY = "test-camera"  # identity of the `camera` token in the tests' tokens file (tests/conftest.py)
+
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata presenting a token."""
@@ -210,6 +213,9 @@ class IngestEnvironment:
             "spool_path": str(self.spool_path),
             "delivery_backoff_max_seconds": "0.5",
             "recognize_batch_wait_seconds": "0.01",
+            # Pulled sources in tests: local MJPEG servers and videos written under the test's directory.
+            "source_allowed_networks": "127.0.0.0/8",
+            "file_source_dir": str(self.spool_path.parent),
             **overrides,
         }
 
@@ -261,8 +267,11 @@ def fixed_camera(camera_id: str, **fields: Any) -> camera_pb2.Camera:
 async def register(
     ingest: ingest_service_pb2_grpc.IngestServiceAsyncStub, env: IngestEnvironment, camera: camera_pb2.Camera
 ) -> camera_pb2.Camera:
-    """Register a camera as an operator."""
+    """Register a camera as an ingest administrator, bound to the test camera token's identity unless the camera
+    names its own ``principal`` (camera tokens may only submit for cameras bound to them)."""
+    if "principal" not in camera.labels:
+        camera.labels["principal"] = CAMERA_IDENTITY
     reply = await ingest.RegisterCamera(
-        ingest_service_pb2.RegisterCameraRequest(camera=camera), metadata=env.metadata("operator")
+        ingest_service_pb2.RegisterCameraRequest(camera=camera), metadata=env.metadata("ingest-admin")
     )
     return reply.camera

@@ -40,7 +40,7 @@ async def env(
         return await start_service(name, database_url=database_url, **overrides)
 
     token_file = tmp_path / "service-token"
-    token_file.write_text(tokens["service"])
+    token_file.write_text(tokens["ingest-service"])
     return IngestEnvironment(
         start_service=on_database,
         start_recognize_service=start_service,

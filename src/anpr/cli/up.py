@@ -27,7 +27,7 @@ from typing import Any
 
 from anpr.cli.devca import DevelopmentCA
 from anpr.cli.token import new_token
-from anpr.runtime.auth import Role
+from anpr.runtime.auth import Role, token_digest
 from anpr.runtime.database import EmbeddedPostgres
 from anpr.runtime.settings import DEFAULT_DATA_DIR
 from anpr.runtime.tls import is_loopback_host
@@ -70,9 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def write_dev_tokens(path: Path) -> dict[str, str]:
-    """A fresh token per role, written as a secrets file only the current user can read."""
+    """A fresh token per role, written as a secrets file (digests only) that only the current user can read.
+
+    Each role gets a client of its own, as in production: ingest presents ``ingest-service`` to its peers, and a
+    camera token (identity ``dev-camera``) may only submit for cameras labelled ``principal: dev-camera``.
+    """
     tokens = {role.value: new_token() for role in Role}
-    document = {"clients": [{"identity": f"dev-{role}", "roles": [role], "token": tokens[role]} for role in tokens]}
+    document = {
+        "clients": [
+            {"identity": f"dev-{role}", "roles": [role], "token_sha256": token_digest(tokens[role])} for role in tokens
+        ]
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(json.dumps(document, indent=2))
@@ -240,7 +248,7 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
     tokens = write_dev_tokens(tokens_file)
     service_token = args.data_dir / "service-token"
     service_token.touch(mode=0o600)
-    service_token.write_text(tokens[Role.SERVICE.value])
+    service_token.write_text(tokens[Role.INGEST_SERVICE.value])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -26,7 +26,7 @@ import grpc
 import grpc.aio
 
 from anpr.runtime import metrics
-from anpr.runtime.auth import AccessPolicy, TokenStore, bearer_token
+from anpr.runtime.auth import AccessPolicy, TokensFileInvalid, TokenStore, bearer_token
 from anpr.runtime.context import principal_var, request_id_var
 from anpr.runtime.errors import AnprError
 
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 PUBLIC_SERVICES = frozenset(
     {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
 )
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# A caller's request id is kept (for tracing across services) only when it is short and plain, since it goes
+# into logs and audit rows; fullmatch, because `$` would also accept a trailing newline.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def _wrap(
 async def request_id(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     """Take the caller's ``x-request-id`` (or make one), expose it to logs, and return it in trailing metadata."""
     given = next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
-    value = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    value = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     # Every RPC runs in its own task, hence its own context: the value needs no reset afterwards (and a reset
     # would fail when a cancelled stream's generator is finalised from another context).
     request_id_var.set(value)
@@ -190,7 +192,11 @@ def authenticate(tokens: TokenStore, policy: AccessPolicy) -> Concern:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "missing credentials: send metadata 'authorization: Bearer <token>'"
             )
-        principal = tokens.lookup(token)
+        try:
+            principal = tokens.lookup(token)
+        except TokensFileInvalid:
+            metrics.AUTH_FAILURES.labels("tokens_file_invalid").inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service's tokens file is invalid; try again later")
         if principal is None:
             metrics.AUTH_FAILURES.labels("unknown_token").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")

@@ -26,6 +26,12 @@ GRPC_HANDLING_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 AUTH_FAILURES = Counter("anpr_auth_failures_total", "Calls refused by authentication or authorisation.", ("reason",))
+TOKENS_FILE_VALID = Gauge(
+    "anpr_auth_tokens_file_valid", "1 while the tokens file in force is valid; 0 while every call is refused."
+)
+TOKENS_RELOAD_FAILURES = Counter(
+    "anpr_auth_tokens_reload_failures_total", "Reloads of the tokens file that found it unreadable or invalid."
+)
 BUILD_INFO = Gauge(
     "anpr_build_info", "Constant 1, labelled with the running service and version.", ("service", "version")
 )

@@ -13,11 +13,11 @@ from typing import Any
 
 from anpr.hotlist import audit, metrics
 from anpr.hotlist.db import Pool
-from anpr.hotlist.model import check_text
 from anpr.hotlist.paging import decode_token, encode_token
 from anpr.hotlist.patterns import InvalidPattern, is_pattern, normalise_pattern, to_like
 from anpr.hotlist.plates import Folding, normalise_plate
 from anpr.runtime.errors import InvalidArgument
+from anpr.runtime.purpose import check_purpose
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,7 @@ class FoundRead:
 
 def _check(query: SearchQuery) -> str:
     """Validate; returns the normalised plate or pattern ('' for any)."""
-    if not query.purpose.strip():
-        raise InvalidArgument("purpose is required: state why the search is made")
-    check_text("purpose", query.purpose, 1000)
-    check_text("case_reference", query.case_reference, 200)
+    check_purpose(query.purpose, query.case_reference)
     if query.start is None or query.end is None:
         raise InvalidArgument("time_range needs both start_time and end_time")
     if query.start >= query.end:
@@ -170,8 +167,8 @@ class ReadSearch:
                 connection,
                 "READS_SEARCHED",
                 target_type="reads",
-                purpose=query.purpose,
-                case_reference=query.case_reference,
+                purpose=query.purpose.strip(),
+                case_reference=query.case_reference.strip(),
                 details={"filters": _jsonable(filters), "result_count": len(rows), "page_token": bool(token)},
             )
         metrics.SEARCHES.inc()

@@ -1,16 +1,39 @@
-"""Plate events ingest emitted, in PostgreSQL: latest revision per pass, delivery state, retention."""
+"""Plate events ingest emitted, in PostgreSQL: latest revision per pass, delivery state, retention.
+
+Reading them back (GetPlateEvents) is a lookup of stored reads: it states a purpose and writes an audit row in the
+same transaction (:mod:`anpr.ingest.audit`), every page included.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from anpr.api.common.v1 import plate_event_pb2, time_range_pb2
 from anpr.api.ingest.v1 import event_pb2
+from anpr.ingest import audit
 from anpr.ingest.paging import decode_token, encode_token, page_size
 from anpr.runtime.database import Pool
 from anpr.runtime.errors import InvalidArgument
+from anpr.runtime.purpose import check_purpose
+
+_PLATE_FILTER = re.compile(r"[A-Za-z0-9 -]{1,32}")
+_PLATE_SEPARATORS = str.maketrans("", "", " -")
+
+
+def plate_filter(text: str) -> str:
+    """The normalised plate of a GetPlateEvents filter ('' for none); wildcards and other characters are refused,
+    never dropped, since dropping them turned `%` into "every plate"."""
+    if not text:
+        return ""
+    if not _PLATE_FILTER.fullmatch(text):
+        raise InvalidArgument("plate must be letters and digits only (spaces and dashes allowed); no wildcards")
+    plate = text.translate(_PLATE_SEPARATORS).upper()
+    if not 1 <= len(plate) <= 16:
+        raise InvalidArgument("plate must have 1 to 16 letters and digits")
+    return plate
 
 
 class EventStore:
@@ -76,8 +99,12 @@ class EventStore:
         plate: str,
         states: Sequence[int],
         include_crops: bool,
-    ) -> tuple[list[event_pb2.PlateEventRecord], str]:
-        """A page of events, newest first by last seen time, and the next page token."""
+        purpose: str,
+        case_reference: str,
+    ) -> tuple[list[event_pb2.PlateEventRecord], str, int]:
+        """A page of events, newest first by last seen time, the next page token and the audit row's id."""
+        purpose, case_reference = check_purpose(purpose, case_reference)
+        plate = plate_filter(plate)
         start = (
             time_range.start_time.ToDatetime(tzinfo=UTC) if time_range and time_range.HasField("start_time") else None
         )
@@ -97,26 +124,46 @@ class EventStore:
                 raise InvalidArgument("page_token is malformed") from None
         size = page_size(requested_size)
         crop_column = "best_crop" if include_crops else "NULL::bytea AS best_crop"
-        rows = await self._pool.fetch(
-            f"""SELECT event_id, last_seen, event, {crop_column}, delivered, deliver_time, delivery_attempts
-                FROM ingest.plate_events
-                WHERE (cardinality($1::text[]) = 0 OR camera_id = ANY($1))
-                  AND ($2::timestamptz IS NULL OR last_seen >= $2)
-                  AND ($3::timestamptz IS NULL OR first_seen < $3)
-                  AND ($4 = '' OR plate = $4)
-                  AND ($5::boolean IS NULL OR delivered = $5)
-                  AND ($6::timestamptz IS NULL OR (last_seen, event_id) < ($6, $7::uuid))
-                ORDER BY last_seen DESC, event_id DESC
-                LIMIT $8""",  # noqa: S608  (only a fixed column expression is interpolated)
-            list(camera_ids),
-            start,
-            end,
-            plate,
-            delivered_filter,
-            after_seen,
-            after_id,
-            size + 1,
-        )
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                f"""SELECT event_id, last_seen, event, {crop_column}, delivered, deliver_time, delivery_attempts
+                    FROM ingest.plate_events
+                    WHERE (cardinality($1::text[]) = 0 OR camera_id = ANY($1))
+                      AND ($2::timestamptz IS NULL OR last_seen >= $2)
+                      AND ($3::timestamptz IS NULL OR first_seen < $3)
+                      AND ($4 = '' OR plate = $4)
+                      AND ($5::boolean IS NULL OR delivered = $5)
+                      AND ($6::timestamptz IS NULL OR (last_seen, event_id) < ($6, $7::uuid))
+                    ORDER BY last_seen DESC, event_id DESC
+                    LIMIT $8""",  # noqa: S608  (only a fixed column expression is interpolated)
+                list(camera_ids),
+                start,
+                end,
+                plate,
+                delivered_filter,
+                after_seen,
+                after_id,
+                size + 1,
+            )
+            audit_id = await audit.record(
+                connection,
+                audit.PLATE_EVENTS_READ,
+                target_type="plate_events",
+                purpose=purpose,
+                case_reference=case_reference,
+                details={
+                    "filters": {
+                        "camera_ids": sorted(camera_ids),
+                        "start": None if start is None else start.isoformat(),
+                        "end": None if end is None else end.isoformat(),
+                        "plate": plate,
+                        "delivery_states": sorted(wanted),
+                        "include_plate_crops": include_crops,
+                    },
+                    "result_count": min(len(rows), size),
+                    "page_token": bool(token),
+                },
+            )
         records = []
         for row in rows[:size]:
             event = plate_event_pb2.PlateEvent.FromString(row["event"])
@@ -136,4 +183,4 @@ class EventStore:
         if len(rows) > size:
             last = rows[size - 1]
             next_token = encode_token([last["last_seen"].isoformat(), str(last["event_id"])], filters)
-        return records, next_token
+        return records, next_token, audit_id

@@ -20,7 +20,9 @@ from anpr.ingest.draining import StreamDrain
 from anpr.ingest.event_store import EventStore
 from anpr.ingest.intake import FrameIntake
 from anpr.ingest.paging import decode_token, encode_token, page_size
+from anpr.ingest.source_policy import SourcePolicy
 from anpr.ingest.sources import SourceManager
+from anpr.ingest.sources import validate as validate_source
 from anpr.runtime.auth import Role
 from anpr.runtime.context import current_principal
 from anpr.runtime.errors import (
@@ -34,7 +36,9 @@ from anpr.runtime.errors import (
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# A camera may carry this label naming the only client identity (besides services) allowed to send its frames.
+# The label that binds a camera to the one client identity (a camera or its edge agent) allowed to send its
+# frames. Deny by default: a `camera` token may submit only for cameras whose label names it; a camera without the
+# label takes frames only from `frame-relay` clients (explicitly trusted gateways) and its own pulled sources.
 PRINCIPAL_LABEL = "principal"
 
 
@@ -50,7 +54,10 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         events: EventStore,
         drain: StreamDrain,
         dead_letters: DeadLetters | None = None,
+        source_policy: SourcePolicy | None = None,
     ) -> None:
+        # No policy given (a test's servicer): nothing may be pulled.
+        self._source_policy = source_policy or SourcePolicy((), (), (), None)
         self._dead_letters = dead_letters
         self._drain = drain
         self._cameras = cameras
@@ -104,12 +111,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         return await self._intake.submit(frame, transport, wait)
 
     async def _check_caller(self, frame: frame_pb2.Frame) -> frame_pb2.FrameAck | None:
+        """A refusal when the caller may not submit for the frame's camera, else None (deny by default)."""
         principal = current_principal()
-        if principal is None or Role.SERVICE in principal.roles or not frame.camera_id:
-            return None
+        if principal is None:
+            return None  # pulled sources submit in-process, outside any call
+        if Role.FRAME_RELAY in principal.roles or not frame.camera_id:
+            return None  # a frame without a camera id is refused by intake as INVALID_ARGUMENT
         camera = await self._directory.get(frame.camera_id)
-        owner = camera.labels.get(PRINCIPAL_LABEL) if camera is not None else None
-        if owner is None or owner == principal.identity:
+        # An unknown camera is refused the same way, so a camera token cannot probe which cameras exist.
+        if camera is not None and camera.labels.get(PRINCIPAL_LABEL) == principal.identity:
             return None
         return frame_pb2.FrameAck(
             camera_id=frame.camera_id,
@@ -156,6 +166,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     ) -> ingest_service_pb2.AddSourceResponse:
         if await self._directory.get(request.source.camera_id) is None and request.source.camera_id:
             raise FailedPrecondition(f"camera {request.source.camera_id} is not registered")
+        validate_source(request.source)
+        self._source_policy.check(request.source)
         return ingest_service_pb2.AddSourceResponse(source=await self._sources.add(request.source))
 
     async def RemoveSource(
@@ -176,17 +188,18 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetPlateEvents(
         self, request: ingest_service_pb2.GetPlateEventsRequest, context: Context
     ) -> ingest_service_pb2.GetPlateEventsResponse:
-        plate = "".join(c for c in request.plate.upper() if c.isalnum())
-        records, token = await self._events.list(
+        records, token, audit_id = await self._events.list(
             request.page.page_size,
             request.page.page_token,
             request.camera_ids,
             request.time_range if request.HasField("time_range") else None,
-            plate,
+            request.plate,
             request.delivery_states,
             request.include_plate_crops,
+            request.purpose,
+            request.case_reference,
         )
-        response = ingest_service_pb2.GetPlateEventsResponse(events=records)
+        response = ingest_service_pb2.GetPlateEventsResponse(events=records, audit_id=str(audit_id))
         response.page.next_page_token = token
         return response
 

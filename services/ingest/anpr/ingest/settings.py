@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from anpr.ingest.source_policy import SourcePolicy, parse_names, parse_networks
 from anpr.runtime.settings import DEFAULT_DATA_DIR, DatabaseSettings, Port, ServiceSettings
 from anpr.runtime.tls import ClientTls, target_is_loopback
 
@@ -156,6 +157,25 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         description="Lease period of a pulled source (renewed every third of it): how long a source stays unpulled "
         "after its replica dies, and how soon a replica that cannot reach the database stops pulling.",
     )
+    source_allowed_schemes: str = Field(
+        "rtsp,rtsps,http,https",
+        description="Comma-separated URI schemes a stream source may use (also bound by its kind).",
+    )
+    source_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDR networks a stream source's IP address must lie in (e.g. the camera "
+        "VLAN 10.20.0.0/16); empty admits no address. Loopback, link-local and the cluster network are refused "
+        "unless listed.",
+    )
+    source_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names a stream source may name; '.example.org' admits every name under "
+        "it. Names are not resolved: list only names whose DNS you control.",
+    )
+    file_source_dir: Path | None = Field(
+        None,
+        description="File sources must lie under this directory (symbolic links resolved); unset disables them.",
+    )
     replica_id: str = Field(
         default_factory=default_replica_id,
         min_length=1,
@@ -163,6 +183,16 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         description="Identity of this replica in source leases; must differ between live replicas. Default: "
         "host name (the pod name in Kubernetes), process id and a random suffix.",
     )
+
+    @property
+    def source_policy(self) -> SourcePolicy:
+        """The allow-lists of pulled sources."""
+        return SourcePolicy(
+            parse_names(self.source_allowed_schemes),
+            parse_networks(self.source_allowed_networks),
+            parse_names(self.source_allowed_hosts),
+            self.file_source_dir,
+        )
 
     @property
     def journal_path(self) -> Path:

@@ -949,8 +949,8 @@ class SearchReadsRequest(_message.Message):
     INCLUDE_PLATE_CROPS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     purpose: _builtins.str
-    """Why the search is made (POPIA purpose specification), for example `Investigation of hijacking`. Required;
-    a blank purpose fails with INVALID_ARGUMENT.
+    """Why the search is made (POPIA purpose specification), for example `Investigation of hijacking`. Required:
+    at least 6 letters or digits, printable characters only, at most 1000 characters (INVALID_ARGUMENT otherwise).
     """
     case_reference: _builtins.str
     """Reference of the case the search serves, for example a SAPS CAS number."""

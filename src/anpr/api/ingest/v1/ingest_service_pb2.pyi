@@ -559,10 +559,20 @@ class GetPlateEventsRequest(_message.Message):
     PLATE_FIELD_NUMBER: _builtins.int
     DELIVERY_STATES_FIELD_NUMBER: _builtins.int
     INCLUDE_PLATE_CROPS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
     plate: _builtins.str
-    """Only events whose best reading is exactly this normalised plate text; empty means all."""
+    """Only events whose best reading is exactly this plate: letters and digits (spaces and dashes are dropped);
+    anything else, wildcards included, fails with INVALID_ARGUMENT. Empty means all.
+    """
     include_plate_crops: _builtins.bool
     """Whether to include the best plate crop of each event."""
+    purpose: _builtins.str
+    """Why the events are looked up (POPIA purpose specification), for example `Delivery fault on camera N1-04`.
+    Required: at least 6 letters or digits, printable characters only, at most 1000 characters.
+    """
+    case_reference: _builtins.str
+    """Reference of the case or ticket the lookup serves (at most 200 characters)."""
     @_builtins.property
     def page(self) -> _paging_pb2.PageRequest:
         """Paging."""
@@ -588,10 +598,12 @@ class GetPlateEventsRequest(_message.Message):
         plate: _builtins.str = ...,
         delivery_states: _abc.Iterable[_event_pb2.DeliveryState.ValueType] | None = ...,
         include_plate_crops: _builtins.bool = ...,
+        purpose: _builtins.str = ...,
+        case_reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "time_range", b"time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_ids", b"camera_ids", "delivery_states", b"delivery_states", "include_plate_crops", b"include_plate_crops", "page", b"page", "plate", b"plate", "time_range", b"time_range"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_ids", b"camera_ids", "case_reference", b"case_reference", "delivery_states", b"delivery_states", "include_plate_crops", b"include_plate_crops", "page", b"page", "plate", b"plate", "purpose", b"purpose", "time_range", b"time_range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -605,6 +617,9 @@ class GetPlateEventsResponse(_message.Message):
 
     EVENTS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    AUDIT_ID_FIELD_NUMBER: _builtins.int
+    audit_id: _builtins.str
+    """Identifier of the audit record written for this lookup (in ingest's audit log)."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.PlateEventRecord]:
         """The events of this page, newest first by last seen time."""
@@ -618,10 +633,11 @@ class GetPlateEventsResponse(_message.Message):
         *,
         events: _abc.Iterable[_event_pb2.PlateEventRecord] | None = ...,
         page: _paging_pb2.PageResult | None = ...,
+        audit_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_id", b"audit_id", "events", b"events", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -194,6 +194,8 @@ class IngestServiceServicer:
 
     def GetPlateEvents(self, request, context):
         """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state.
+        A lookup of stored reads (POPIA): every call states a purpose and writes an audit row with the caller, the
+        purpose and the filters (every page included); a missing or empty purpose fails with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

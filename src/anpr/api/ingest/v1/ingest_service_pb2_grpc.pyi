@@ -68,7 +68,10 @@ class IngestServiceStub:
     ListSources: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListSourcesRequest, _ingest_service_pb2.ListSourcesResponse]
     """Lists pulled sources with their current state."""
     GetPlateEvents: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPlateEventsRequest, _ingest_service_pb2.GetPlateEventsResponse]
-    """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+    """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state.
+    A lookup of stored reads (POPIA): every call states a purpose and writes an audit row with the caller, the
+    purpose and the filters (every page included); a missing or empty purpose fails with INVALID_ARGUMENT.
+    """
     ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]
     """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
     first. Readable by the same roles as `GetPlateEvents`.
@@ -121,7 +124,10 @@ class IngestServiceAsyncStub(IngestServiceStub):
     ListSources: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListSourcesRequest, _ingest_service_pb2.ListSourcesResponse]  # type: ignore[assignment]
     """Lists pulled sources with their current state."""
     GetPlateEvents: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetPlateEventsRequest, _ingest_service_pb2.GetPlateEventsResponse]  # type: ignore[assignment]
-    """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+    """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state.
+    A lookup of stored reads (POPIA): every call states a purpose and writes an audit row with the caller, the
+    purpose and the filters (every page included); a missing or empty purpose fails with INVALID_ARGUMENT.
+    """
     ListDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListDeadLettersRequest, _ingest_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
     """Lists the plate events this replica set aside because the hotlist service refused them (dead letters), oldest
     first. Readable by the same roles as `GetPlateEvents`.
@@ -237,7 +243,10 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.GetPlateEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.GetPlateEventsResponse, _abc.Awaitable[_ingest_service_pb2.GetPlateEventsResponse]]:
-        """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state."""
+        """Lists plate events this ingest service emitted and still retains, newest first, with their delivery state.
+        A lookup of stored reads (POPIA): every call states a purpose and writes an audit row with the caller, the
+        purpose and the filters (every page included); a missing or empty purpose fails with INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def ListDeadLetters(
