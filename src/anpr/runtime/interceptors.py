@@ -7,6 +7,11 @@ streaming methods. :class:`CallPipeline` enters them in order, outermost first:
 2. metrics and access log (so refused and failed calls are counted),
 3. authentication and authorisation,
 4. the error boundary that turns domain exceptions into status codes.
+
+Requests are decoded and checked (:mod:`anpr.runtime.validation`) by a wrapped deserializer that never raises:
+a body that is not a valid message, or one with values no handler can use, becomes a :class:`BadRequest` that the
+handler wrapper turns into INVALID_ARGUMENT inside the error boundary, after authentication. gRPC itself would
+answer UNKNOWN and log a traceback for every such request, anonymous ones included.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import grpc.aio
 from anpr.runtime import metrics
 from anpr.runtime.auth import AccessPolicy, TokensFileInvalid, TokenStore, bearer_token
 from anpr.runtime.context import principal_var, request_id_var
-from anpr.runtime.errors import AnprError
+from anpr.runtime.errors import AnprError, InvalidArgument
+from anpr.runtime.validation import request_problem
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +97,58 @@ class CallPipeline(_ServerInterceptor):
         return _wrap(handler, info, self._concerns)
 
 
+@dataclass(frozen=True)
+class BadRequest:
+    """Stands for a request message that could not be decoded or that validation refused."""
+
+    reason: str
+
+
+def checked_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """A deserializer that returns the message, or a :class:`BadRequest` instead of raising."""
+
+    def decode(raw: bytes) -> Any:
+        if deserializer is None:
+            return raw
+        try:
+            message = deserializer(raw)
+        except Exception:  # DecodeError, and whatever else a hostile body makes the parser raise
+            return BadRequest("the request is not a valid message of this method's type")
+        problem = request_problem(message) if hasattr(message, "DESCRIPTOR") else None
+        return message if problem is None else BadRequest(problem)
+
+    return decode
+
+
+def _accepted(request: Any) -> Any:
+    if isinstance(request, BadRequest):
+        raise InvalidArgument(request.reason)
+    return request
+
+
+async def _accepted_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _accepted(request)
+
+
 def _wrap(
     handler: grpc.RpcMethodHandler[Any, Any], info: RpcInfo, concerns: tuple[Concern, ...]
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    streamed_requests = handler.request_streaming
+
     async def enter(stack: AsyncExitStack, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         for concern in concerns:
             await stack.enter_async_context(concern(info, context))
+
+    def accepted(request: Any) -> Any:
+        # Inside every concern, so an anonymous caller is refused before its request is judged.
+        return _accepted_stream(request) if streamed_requests else _accepted(request)
 
     def unary_result(behavior: Any) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with AsyncExitStack() as stack:
                 await enter(stack, context)
-                result = behavior(request, context)
+                result = behavior(accepted(request), context)
                 return await result if inspect.isawaitable(result) else result
 
         return run
@@ -114,13 +160,13 @@ def _wrap(
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with AsyncExitStack() as stack:
                 await enter(stack, context)
-                async for response in behavior(request, context):
+                async for response in behavior(accepted(request), context):
                     yield response
 
         return run
 
     options = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": checked_deserializer(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:

@@ -17,6 +17,7 @@ from anpr.hotlist import audit, metrics
 from anpr.hotlist.db import ALERTS_CHANNEL, Connection, Pool
 from anpr.hotlist.hits import Hit, hit_from_json, hit_to_json
 from anpr.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from anpr.runtime.validation import parse_number_id
 
 
 class AlertState(IntEnum):
@@ -170,9 +171,7 @@ async def raise_or_suppress(
 
 def parse_alert_id(text: str) -> int:
     """The numeric id behind an alert id string; NotFound for anything that cannot be one."""
-    if not text.isdigit() or len(text) > 18:
-        raise NotFound("no such alert")
-    return int(text)
+    return parse_number_id(text, "alert", missing_is_not_found=True)
 
 
 async def acknowledge(pool: Pool, alert_id: int, outcome: int, rejection_reason: int, note: str) -> tuple[Alert, bool]:

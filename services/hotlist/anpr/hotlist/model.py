@@ -12,9 +12,10 @@ from datetime import datetime
 
 from anpr.hotlist.patterns import is_pattern, normalise_pattern
 from anpr.hotlist.plates import normalise_plate
+from anpr.runtime import validation
 from anpr.runtime.errors import InvalidArgument
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # matched whole: "$" would let "x\n" through
 SHORT_TEXT = 200
 LONG_TEXT = 2000
 ACTIONS = range(0, 5)
@@ -23,18 +24,14 @@ STRICTNESS = range(0, 4)
 
 def check_name(name: str) -> str:
     """A valid hotlist name, or InvalidArgument."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise InvalidArgument("hotlist name must be 1-64 characters of a-z 0-9 . _ - starting with a letter or digit")
     return name
 
 
 def check_text(label: str, value: str, limit: int) -> str:
-    """A free-text field within its length limit and without NUL characters."""
-    if len(value) > limit:
-        raise InvalidArgument(f"{label} must have at most {limit} characters")
-    if "\x00" in value:
-        raise InvalidArgument(f"{label} must not contain NUL characters")
-    return value
+    """A free-text field within its length limit and without NUL or other control characters."""
+    return validation.check_text(label, value, limit)
 
 
 @dataclass(frozen=True)

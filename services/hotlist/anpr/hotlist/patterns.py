@@ -30,7 +30,7 @@ def is_pattern(text: str) -> bool:
 def normalise_pattern(text: str) -> str:
     """``ca*-456`` -> ``CA*456``; raises :class:`InvalidPattern` (the message never repeats the text)."""
     cleaned = _STARS.sub("*", _SEPARATORS.sub("", text).upper())
-    if not cleaned.isascii() or not _VALID.match(cleaned):
+    if not cleaned.isascii() or not _VALID.fullmatch(cleaned):
         raise InvalidPattern("pattern must contain only letters A-Z, digits, '*' and '?'")
     if len(cleaned) > MAX_PATTERN_LENGTH:
         raise InvalidPattern(f"pattern must have at most {MAX_PATTERN_LENGTH} characters")

@@ -31,7 +31,7 @@ class InvalidPlate(InvalidArgument):
 def normalise_plate(text: str) -> str:
     """``ca 123-456`` -> ``CA123456``; raises :class:`InvalidPlate` (the message never repeats the text)."""
     cleaned = _SEPARATORS.sub("", text).upper()
-    if not cleaned.isascii() or not _VALID.match(cleaned):
+    if not cleaned.isascii() or not _VALID.fullmatch(cleaned):
         raise InvalidPlate("plate must contain only letters A-Z, digits, spaces and dashes")
     if not MIN_PLATE_LENGTH <= len(cleaned) <= MAX_PLATE_LENGTH:
         raise InvalidPlate(f"plate must have {MIN_PLATE_LENGTH}-{MAX_PLATE_LENGTH} letters and digits")

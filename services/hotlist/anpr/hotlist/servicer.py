@@ -29,6 +29,7 @@ from anpr.hotlist.search import ReadSearch, SearchQuery
 from anpr.hotlist.settings import HotlistSettings
 from anpr.hotlist.subscriptions import AlertHub, Filters, encode_cursor
 from anpr.runtime.errors import InvalidArgument
+from anpr.runtime.validation import parse_number_id
 
 Context = Any  # grpc.aio.ServicerContext; the servicer never uses it (errors are raised, not set)
 
@@ -99,7 +100,7 @@ class HotlistServicer(hotlist_service_pb2_grpc.HotlistServiceServicer):
         )
 
     async def DeleteEntries(self, request: pb.DeleteEntriesRequest, context: Context) -> pb.DeleteEntriesResponse:
-        ids = [int(i) for i in request.entry_ids if i.isdigit() and len(i) <= 18]
+        ids = [parse_number_id(i, "entry_ids") for i in request.entry_ids]
         targets = [normalise_pattern(t) if is_pattern(t) else normalise_plate(t) for t in request.targets]
         deleted = await self._core.catalog.delete_entries(request.hotlist_name, ids, targets)
         return pb.DeleteEntriesResponse(deleted_count=deleted)

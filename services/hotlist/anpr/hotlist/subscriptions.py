@@ -28,10 +28,12 @@ from anpr.hotlist import metrics
 from anpr.hotlist.alerts import SELECT_STREAM, Alert, Change, alert_of, count_open
 from anpr.hotlist.db import Pool
 from anpr.runtime.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
+from anpr.runtime.validation import parse_number_id
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 2.0
 _PREFIX = "alerts:"
+_MAX_CURSOR_CHARS = 64  # a prefix and at most 18 digits, in base64
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,14 @@ def encode_cursor(position: int) -> str:
 def decode_cursor(cursor: str) -> int:
     """The position of a cursor; InvalidArgument when it is not one of ours."""
     try:
-        text = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if len(cursor) > _MAX_CURSOR_CHARS:
+            raise ValueError(cursor)
+        text = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii")).decode()
+        if not text.startswith(_PREFIX):
+            raise ValueError(cursor)
+        return parse_number_id(text[len(_PREFIX) :], "after_cursor")
+    except (ValueError, binascii.Error, UnicodeDecodeError, InvalidArgument):
         raise InvalidArgument("after_cursor is malformed") from None
-    if not text.startswith(_PREFIX) or not text[len(_PREFIX) :].isdigit():
-        raise InvalidArgument("after_cursor is malformed")
-    return int(text[len(_PREFIX) :])
 
 
 @dataclass(eq=False)

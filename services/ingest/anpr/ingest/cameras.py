@@ -16,8 +16,10 @@ from anpr.domain.regions import normalise_regions
 from anpr.ingest.paging import decode_token, encode_token, page_size
 from anpr.runtime.database import Pool
 from anpr.runtime.errors import AlreadyExists, InvalidArgument, NotFound
+from anpr.runtime.validation import check_id
 
-CAMERA_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Starts with a letter or digit, as the table's CHECK requires; always matched whole (fullmatch).
+CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KINDS = {
     camera_pb2.CAMERA_KIND_FIXED: "fixed",
     camera_pb2.CAMERA_KIND_MOBILE: "mobile",
@@ -51,9 +53,9 @@ _COLUMNS = (
 
 def check_camera_id(camera_id: str, field: str = "camera_id") -> str:
     """The id when valid, else INVALID_ARGUMENT."""
-    if not CAMERA_ID.match(camera_id):
-        raise InvalidArgument(f"{field} must be 1-64 characters from A-Z a-z 0-9 . _ -")
-    return camera_id
+    return check_id(
+        CAMERA_ID, camera_id, f"{field} must be 1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+    )
 
 
 # Labels are small key/value tags: bounded so that no camera's row can grow without limit (issue 19: three

@@ -42,9 +42,11 @@ _SCHEMES = {
 
 def validate(source: source_pb2.Source) -> None:
     """INVALID_ARGUMENT for a source that cannot be pulled as given."""
-    if source.source_id and not CAMERA_ID.match(source.source_id):
-        raise InvalidArgument("source.source_id must be 1-64 characters from A-Z a-z 0-9 . _ -")
-    if not CAMERA_ID.match(source.camera_id):
+    if source.source_id and not CAMERA_ID.fullmatch(source.source_id):
+        raise InvalidArgument(
+            "source.source_id must be 1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+        )
+    if not CAMERA_ID.fullmatch(source.camera_id):
         raise InvalidArgument("source.camera_id must name a registered camera")
     if source.kind == source_pb2.SOURCE_KIND_UNSPECIFIED or source.kind not in source_pb2.SourceKind.values():
         raise InvalidArgument("source.kind is required: RTSP, MJPEG or FILE")
