@@ -178,7 +178,7 @@ def loaded_settings(container: Container, tokens_file: Path) -> ServiceSettings:
 @pytest.fixture
 def local_tokens_file(tmp_path: Path) -> Path:
     path = tmp_path / "tokens.json"
-    path.write_text(json.dumps({"clients": [{"identity": "x", "roles": ["service"], "token": "t"}]}))
+    path.write_text(json.dumps({"clients": [{"identity": "x", "roles": ["ingest-service"], "token": "t"}]}))
     return path
 
 
