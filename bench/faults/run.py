@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import signal
@@ -89,7 +90,10 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         run_shape, fault = shape, name
         if name == OVERLOAD:
             capacity = capacity or await measure_capacity(shape, code)
-            run_shape = LoadShape(cameras=shape.cameras, fps=2 * capacity / shape.cameras, seconds=shape.seconds)
+            fps = 2 * capacity / shape.cameras
+            # Passes stay apart by more than ingest's 1.5 s track timeout at any rate, as real vehicles do.
+            gap = max(shape.gap_frames, math.ceil(2.0 * fps))
+            run_shape = LoadShape(cameras=shape.cameras, fps=fps, gap_frames=gap, seconds=shape.seconds)
             fault = "no fault"
         began = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="anpr-faults-") as directory:
