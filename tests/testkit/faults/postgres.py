@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from testkit.ingest_env import unused_port
 
@@ -38,7 +37,7 @@ class PrivatePostgres:
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self._bin = _binaries()
-        self._run_as: dict[str, Any] = {}
+        self._run_as: list[str] = []
         self.running = False
 
     @property
@@ -47,7 +46,7 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _pg(self, command: str, *args: str) -> None:
-        subprocess.run([str(self._bin / command), *args], check=True, capture_output=True, timeout=60, **self._run_as)
+        subprocess.run([*self._run_as, str(self._bin / command), *args], check=True, capture_output=True, timeout=60)
 
     def create(self) -> None:
         """initdb (trust authentication on loopback only)."""
@@ -58,7 +57,9 @@ class PrivatePostgres:
             assert user is not None
             ensure_prefix_permissions(self._bin)
             os.chown(self.root, user.pw_uid, user.pw_gid)
-            self._run_as = {"user": user.pw_uid, "group": user.pw_gid}
+            # runuser, not subprocess's user=: with user= Python forks instead of vforking, which runs gRPC's fork
+            # handlers in the child of a process with gRPC threads, and that child crashed (SIGSEGV) now and then.
+            self._run_as = ["runuser", "-u", _SERVICE_USER, "--"]
         self._pg("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 
     def start(self) -> None:
