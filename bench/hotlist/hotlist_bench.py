@@ -1,8 +1,10 @@
-"""Hotlist benchmark: import 1,000,000 entries, then match latency and throughput at that size, against a peer.
+"""Hotlist benchmark: import 1,000,000 entries, then memory, match latency and throughput at that size, against a peer.
 
 1. Import: a seeded CSV of N plates (South African formats) goes through ``anpr hotlist import`` (client stream,
    batches of 5,000 rows) into a hotlist service running as its own process on a fresh database; timed from the
    first row sent until the service answered (staging COPY, merge, commit and its index refresh included).
+   Resident memory of the service (VmRSS): empty, after the import, and after a restart that loads the list
+   (issue 19's target: at most 400 MB with 1,000,000 entries).
 2. Match, in-process: the same entries in a :class:`MatchIndex`; a seeded query mix (90 % plates not on the list,
    10 % listed plates with an OCR confusion or one edit) timed one call at a time on one core: p50/p99/max
    latency and matches/s, for a lenient list (edit distance on: every candidate verified) and for a standard one
@@ -166,6 +168,18 @@ async def start_service(database_url: str, workdir: Path, token: str) -> tuple[a
     return process, json.loads(ready.read_text())["grpc_address"]
 
 
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(status.split("VmRSS:")[1].split()[0]) / 1024, 1)
+
+
+async def settled_resident_mb(pid: int, seconds: float = 3.0) -> float:
+    """Resident memory once the process has had a moment to finish what it was doing."""
+    await asyncio.sleep(seconds)
+    return resident_mb(pid)
+
+
 async def bench_grpc_match(address: str, token: str, mix: list[str]) -> dict[str, Any]:
     """Sequential Match calls through the service."""
     metadata = (("authorization", f"Bearer {token}"),)
@@ -238,6 +252,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         csv_path = workdir / "entries.csv"
         csv_path.write_text("plate,reason\n" + "".join(f"{plate},bench\n" for plate in entries))
         process, address = await start_service(database_url, workdir, token)
+        memory: dict[str, float] = {"empty_mb": await settled_resident_mb(process.pid)}
+        result["resident_memory"] = memory
         try:
             async with grpc.aio.insecure_channel(address) as channel:
                 stub = hotlist_service_pb2_grpc.HotlistServiceStub(channel)
@@ -259,11 +275,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rejected": imported.rejected_count,
             }
             print(json.dumps({"import": result["import"]}), flush=True)
-            result["match_grpc"] = await bench_grpc_match(address, token, mix[: args.grpc_queries])
-            print(json.dumps({"match_grpc": result["match_grpc"]}), flush=True)
+            memory["after_import_mb"] = await settled_resident_mb(process.pid)
+            # A replica that starts with the list already in the database loads it in one go (the other path).
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+            (workdir / "ready.json").unlink()
+            process, address = await start_service(database_url, workdir, token)
+            memory["after_restart_mb"] = await settled_resident_mb(process.pid)
+            print(json.dumps({"resident_memory": memory}), flush=True)
+            if not args.memory_only:
+                result["match_grpc"] = await bench_grpc_match(address, token, mix[: args.grpc_queries])
+                print(json.dumps({"match_grpc": result["match_grpc"]}), flush=True)
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 30)
+    if not args.memory_only:
         result["match_index"] = bench_index(entries, mix)
         print(json.dumps({"match_index": result["match_index"]}), flush=True)
         peer = await bench_peer(database_url, mix)
@@ -288,6 +314,7 @@ def main() -> None:
         "--database-url", default=os.environ.get("ANPR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--memory-only", action="store_true", help="stop after the resident memory figures")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=2)

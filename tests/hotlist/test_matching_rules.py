@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, MatchKind, MatchRules, Reading, Strictness
+from anpr.hotlist.matching import (
+    EntryColumns,
+    IndexedEntry,
+    ListInfo,
+    MatchIndex,
+    MatchKind,
+    MatchRules,
+    Reading,
+    Strictness,
+)
 from anpr.hotlist.patterns import InvalidPattern, normalise_pattern
 from anpr.hotlist.plates import Folding, InvalidPlate, deletion_keys, normalise_plate, pack
 from anpr.hotlist.settings import DEFAULT_CONFUSION_CLASSES
@@ -129,6 +139,36 @@ def test_list_filter_remove_reload_and_drop() -> None:
     index.drop_list(STANDARD)
     assert index.match([Reading("GP1")]) == []
     assert len(index) == 3000
+
+
+def test_columnar_load_matches_like_entry_by_entry_and_survives_clone_remove_and_rebuild() -> None:
+    entries = [(1, STANDARD, "CA123456"), (2, STANDARD, "CA*999"), (3, STANDARD, "GP12AB34")]
+    filler = [(1000 + i, STANDARD, f"ZZ{i:06d}") for i in range(3000)]
+    columns = EntryColumns(
+        np.array([e for e, _, _ in entries + filler], dtype=np.int64),
+        np.array([h for _, h, _ in entries + filler], dtype=np.int64),
+        np.array([t for _, _, t in entries + filler], dtype="S20"),
+        np.array(["*" in t for _, _, t in entries + filler]),
+        np.array([np.inf] * (len(entries) + len(filler))),
+    )
+    index = make_index([])
+    index.load_list_columns(ListInfo(STANDARD, "standard", 50, True, Strictness.STANDARD, 0.0), columns)
+    queries = [Reading("CA12345G"), Reading("CA000999"), Reading("GP12A834"), Reading("ZZ000042")]
+    assert [[h.entry_id for h in index.match([q])] for q in queries] == [[1], [2], [3], [1042]]
+    twin = index.clone()
+    twin.remove([1, 2])
+    twin.upsert([IndexedEntry(1, STANDARD, "CA123456", False)])  # a known id comes back: one entry, not two
+    assert len(twin) == 3002
+    assert [[h.entry_id for h in twin.match([q])] for q in queries] == [[1], [], [3], [1042]]
+    assert [h.entry_id for h in index.match([queries[1]])] == [2]  # the original is untouched
+    twin.remove(range(1100, 4000))
+    # A bulk of new entries rebuilds the arrays: removed slots are compacted away, ids map to their new slots.
+    twin.upsert([IndexedEntry(10_000 + i, STANDARD, f"YY{i:06d}", False) for i in range(2100)])
+    assert len(twin) == 102 + 2100
+    assert [[h.entry_id for h in twin.match([q])] for q in queries] == [[1], [], [3], [1042]]
+    assert [h.entry_id for h in twin.match([Reading("YY002099")])] == [12_099]
+    twin.remove([1042])
+    assert twin.match([queries[3]]) == []
 
 
 def test_edit_distance_two_when_configured() -> None:

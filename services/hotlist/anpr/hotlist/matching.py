@@ -34,12 +34,12 @@ import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from anpr.hotlist.patterns import CompiledPattern, to_regex
+from anpr.hotlist.patterns import MAX_PATTERN_LENGTH, CompiledPattern, to_regex
 from anpr.hotlist.plates import ALPHABET, BITS, MAX_PLATE_LENGTH, Folding, deletion_keys
 
 # Below this many entries at once, new keys go to the delta dict; above it, the arrays are rebuilt.
 _BULK = 2000
-_LUT = np.zeros(256, dtype=np.uint64)
+_LUT = np.zeros(256, dtype=np.uint8)
 for _index, _char in enumerate(ALPHABET):
     _LUT[ord(_char)] = _index + 1
 
@@ -82,6 +82,33 @@ class IndexedEntry:
     target: str
     is_pattern: bool
     expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class EntryColumns:
+    """Entries as columns (what a full list load fetches): ids, lists, ASCII targets, pattern flags, expiries."""
+
+    entry_ids: npt.NDArray[np.int64]
+    hotlist_ids: npt.NDArray[np.int64]
+    targets: npt.NDArray[np.bytes_]
+    is_pattern: npt.NDArray[np.bool_]
+    expiries: npt.NDArray[np.float64]  # Unix time; inf for never
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[EntryColumns]) -> EntryColumns:
+        """One set of columns from several (chunks of a cursor)."""
+        if not parts:
+            return cls(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, "S1"), np.zeros(0, np.bool_), np.zeros(0)
+            )
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _ENTRY_FIELDS))
+
+    def where(self, rows: npt.NDArray[np.bool_]) -> EntryColumns:
+        """The rows selected by a mask."""
+        return EntryColumns(*(getattr(self, f)[rows] for f in _ENTRY_FIELDS))
+
+
+_ENTRY_FIELDS = ("entry_ids", "hotlist_ids", "targets", "is_pattern", "expiries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +185,13 @@ class _PatternScreen:
     open_ended: tuple[tuple[int, int], ...] = ()  # (minimum length, slot)
 
     @classmethod
-    def of(cls, patterns: dict[int, CompiledPattern], targets: list[str | None], folded: list[str]) -> _PatternScreen:
+    def of(cls, patterns: dict[int, CompiledPattern], columns: _Columns) -> _PatternScreen:
         if not patterns:
             return cls()
         fixed: dict[int, list[int]] = {}
         open_ended: list[tuple[int, int]] = []
-        for slot in patterns:
-            target = targets[slot]
-            assert target is not None
+        targets = {slot: columns.text(slot) for slot in patterns}
+        for slot, target in targets.items():
             width = len(target) - target.count("*")
             if "*" in target:
                 open_ended.append((width, slot))
@@ -177,8 +203,8 @@ class _PatternScreen:
             return re.compile("|".join(f"(?:{to_regex(t)[1:-1]})" for t in sorted(set(texts))))
 
         return cls(
-            alternation(t for slot in patterns if (t := targets[slot]) is not None),
-            alternation(folded[slot] for slot in patterns),
+            alternation(targets.values()),
+            alternation(columns.folded_text(slot) for slot in patterns),
             {length: tuple(slots) for length, slots in fixed.items()},
             tuple(open_ended),
         )
@@ -193,15 +219,79 @@ class _PatternScreen:
         return [*self.by_length.get(length, ()), *(slot for width, slot in self.open_ended if width <= length)]
 
 
-@dataclass
-class _Slots:
-    """Per-entry columns; a slot of a removed entry keeps ``None`` as its target until the next rebuild."""
+_TEXT = f"S{MAX_PATTERN_LENGTH}"  # ASCII plate or pattern text, NUL-padded
 
-    targets: list[str | None] = field(default_factory=list)
-    folded: list[str] = field(default_factory=list)
-    entry_ids: list[int] = field(default_factory=list)
-    lists: list[int] = field(default_factory=list)
-    expiries: list[float] = field(default_factory=list)
+
+class _Columns:
+    """Per-slot columns in numpy arrays, grown by doubling.
+
+    About 60 bytes per entry; the same columns as Python lists of str, int and float objects (plus a dict from
+    entry id to slot) took about 550 bytes per entry: 1,000,000 entries held 700 MB, above what a replica may use.
+    A removed entry's slot stays (``alive`` False) until the next rebuild.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.size = 0
+        self.targets = np.zeros(capacity, dtype=_TEXT)
+        self.folded = np.zeros(capacity, dtype=_TEXT)
+        self.entry_ids = np.zeros(capacity, dtype=np.int64)
+        self.lists = np.zeros(capacity, dtype=np.int64)
+        self.expiries = np.zeros(capacity, dtype=np.float64)
+        self.alive = np.zeros(capacity, dtype=np.bool_)
+
+    _NAMES = ("targets", "folded", "entry_ids", "lists", "expiries", "alive")
+
+    def copy(self) -> _Columns:
+        twin = _Columns()
+        twin.size = self.size
+        for name in self._NAMES:
+            setattr(twin, name, getattr(self, name)[: self.size].copy())
+        return twin
+
+    def append(
+        self,
+        targets: npt.NDArray[np.bytes_],
+        folded: npt.NDArray[np.bytes_],
+        entry_ids: npt.NDArray[np.int64],
+        lists: npt.NDArray[np.int64],
+        expiries: npt.NDArray[np.float64],
+    ) -> range:
+        """Add live slots; returns their numbers."""
+        count = len(entry_ids)
+        end = self.size + count
+        if end > len(self.entry_ids):
+            capacity = max(end, 2 * len(self.entry_ids), 64)
+            for name in self._NAMES:
+                column = getattr(self, name)
+                grown = np.zeros(capacity, dtype=column.dtype)
+                grown[: self.size] = column[: self.size]
+                setattr(self, name, grown)
+        added = range(self.size, end)
+        self.targets[self.size : end] = targets
+        self.folded[self.size : end] = folded
+        self.entry_ids[self.size : end] = entry_ids
+        self.lists[self.size : end] = lists
+        self.expiries[self.size : end] = expiries
+        self.alive[self.size : end] = True
+        self.size = end
+        return added
+
+    def compacted(self) -> tuple[_Columns, npt.NDArray[np.int64]]:
+        """The live slots only, and the new slot of every old one (-1 for a removed slot)."""
+        keep = np.flatnonzero(self.alive[: self.size])
+        compact = _Columns()
+        compact.size = len(keep)
+        for name in self._NAMES:
+            setattr(compact, name, getattr(self, name)[keep])
+        renumbered = np.full(self.size, -1, dtype=np.int64)
+        renumbered[keep] = np.arange(len(keep))
+        return compact, renumbered
+
+    def text(self, slot: int) -> str:
+        return bytes(self.targets[slot]).decode("ascii")
+
+    def folded_text(self, slot: int) -> str:
+        return bytes(self.folded[slot]).decode("ascii")
 
 
 class MatchIndex:
@@ -210,20 +300,25 @@ class MatchIndex:
     def __init__(self, rules: MatchRules) -> None:
         self.rules = rules
         self._fold = rules.folding.fold
+        self._fold_bytes = np.frombuffer(rules.folding.byte_table(), dtype=np.uint8)
         self._depth = rules.depth
         self._lists: dict[int, ListInfo] = {}
-        self._slots = _Slots()
-        self._slot_of: dict[int, int] = {}
+        self._columns = _Columns()
+        # Entry id -> slot: sorted arrays for the slots of the last rebuild, a dict for slots added since.
+        self._base_ids: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._base_id_slots: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._new_ids: dict[int, int] = {}
+        self._live = 0
         self._patterns: dict[int, CompiledPattern] = {}
         self._screen = _PatternScreen()
         self._base_keys: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
-        self._base_slots: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._base_slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._delta: dict[int, list[int]] = {}
         self._delta_keys = 0
         self._dead = 0
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return self._live
 
     # -- changes ------------------------------------------------------------------------------------------------
 
@@ -232,14 +327,8 @@ class MatchIndex:
         twin = MatchIndex.__new__(MatchIndex)
         twin.__dict__.update(self.__dict__)
         twin._lists = dict(self._lists)
-        twin._slots = _Slots(
-            list(self._slots.targets),
-            list(self._slots.folded),
-            list(self._slots.entry_ids),
-            list(self._slots.lists),
-            list(self._slots.expiries),
-        )
-        twin._slot_of = dict(self._slot_of)
+        twin._columns = self._columns.copy()
+        twin._new_ids = dict(self._new_ids)
         twin._patterns = dict(self._patterns)
         twin._delta = {key: list(slots) for key, slots in self._delta.items()}
         return twin
@@ -262,106 +351,149 @@ class MatchIndex:
 
     def drop_list(self, hotlist_id: int) -> None:
         """Forget a list and all its entries."""
+        self._remove_slots(self._slots_of_list(hotlist_id))
         self._lists.pop(hotlist_id, None)
-        self._remove_slots([s for s, owner in enumerate(self._slots.lists) if owner == hotlist_id])
         self._maybe_rebuild()
 
     def load_list(self, info: ListInfo, entries: Iterable[IndexedEntry]) -> None:
         """Replace a list and all its entries at once (full reload, e.g. after a REPLACE import)."""
         self._lists[info.hotlist_id] = info
-        self._remove_slots([s for s, owner in enumerate(self._slots.lists) if owner == info.hotlist_id])
+        self._remove_slots(self._slots_of_list(info.hotlist_id))
         self.upsert(entries)
+
+    def _slots_of_list(self, hotlist_id: int) -> list[int]:
+        columns = self._columns
+        return np.flatnonzero(columns.alive[: columns.size] & (columns.lists[: columns.size] == hotlist_id)).tolist()
+
+    def _slots_of_ids(self, entry_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The live slot of each id, -1 where the index does not hold it (vectorised :meth:`_slot_of`)."""
+        slots = np.full(len(entry_ids), -1, dtype=np.int64)
+        if len(self._base_ids):
+            at = np.minimum(self._base_ids.searchsorted(entry_ids), len(self._base_ids) - 1)
+            found = self._base_ids[at] == entry_ids
+            slots[found] = self._base_id_slots[at[found]]
+        if self._new_ids:
+            for row, entry_id in enumerate(entry_ids.tolist()):
+                slot = self._new_ids.get(entry_id)
+                if slot is not None:
+                    slots[row] = slot
+        known = np.flatnonzero(slots >= 0)
+        slots[known[~self._columns.alive[slots[known]]]] = -1
+        return slots
+
+    def _slot_of(self, entry_id: int) -> int | None:
+        slot = self._new_ids.get(entry_id)
+        if slot is None:
+            at = int(self._base_ids.searchsorted(entry_id))
+            if at == len(self._base_ids) or int(self._base_ids[at]) != entry_id:
+                return None
+            slot = int(self._base_id_slots[at])
+        return slot if self._columns.alive[slot] else None
 
     def upsert(self, entries: Iterable[IndexedEntry]) -> None:
         """Add entries, or update the expiry of known ones (an entry's target never changes)."""
-        fresh: list[int] = []
-        patterns_changed = False
-        for entry in entries:
-            slot = self._slot_of.get(entry.entry_id)
-            expiry = math.inf if entry.expires_at is None else entry.expires_at
-            if slot is not None:
-                self._slots.expiries[slot] = expiry
-                continue
-            slot = len(self._slots.targets)
-            self._slots.targets.append(entry.target)
-            self._slots.folded.append(self._fold(entry.target))
-            self._slots.entry_ids.append(entry.entry_id)
-            self._slots.lists.append(entry.hotlist_id)
-            self._slots.expiries.append(expiry)
-            self._slot_of[entry.entry_id] = slot
-            if entry.is_pattern:
-                self._patterns[slot] = CompiledPattern.of(entry.target, self._fold(entry.target))
-                patterns_changed = True
-            else:
-                fresh.append(slot)
-        if patterns_changed:
-            self._rescreen()
-        if len(fresh) > _BULK:
-            self._rebuild()
+        entries = list(entries)
+        self.upsert_columns(
+            EntryColumns(
+                np.fromiter((e.entry_id for e in entries), dtype=np.int64, count=len(entries)),
+                np.fromiter((e.hotlist_id for e in entries), dtype=np.int64, count=len(entries)),
+                np.array([e.target for e in entries], dtype=_TEXT),
+                np.fromiter((e.is_pattern for e in entries), dtype=np.bool_, count=len(entries)),
+                np.fromiter(
+                    (math.inf if e.expires_at is None else e.expires_at for e in entries),
+                    dtype=np.float64,
+                    count=len(entries),
+                ),
+            )
+        )
+
+    def upsert_columns(self, entries: EntryColumns) -> None:
+        """:meth:`upsert` for entries in columns (an import's million changed entries without an object each)."""
+        slots = self._slots_of_ids(entries.entry_ids)
+        known = slots >= 0
+        self._columns.expiries[slots[known]] = entries.expiries[known]
+        if not known.all():
+            self._add(entries.where(~known))
+
+    def load_list_columns(self, info: ListInfo, entries: EntryColumns) -> None:
+        """:meth:`load_list` for entries already in columns (a million entries without a Python object each)."""
+        self._lists[info.hotlist_id] = info
+        self._remove_slots(self._slots_of_list(info.hotlist_id))
+        if len(entries.entry_ids):
+            self._add(entries)
+        else:
+            self._maybe_rebuild()
+
+    def _add(self, entries: EntryColumns) -> None:
+        """Add entries the index does not hold yet."""
+        targets = entries.targets.astype(_TEXT)
+        width = np.dtype(_TEXT).itemsize
+        folded = self._fold_bytes[targets.view(np.uint8)].view(_TEXT).reshape(len(targets))
+        assert folded.dtype.itemsize == width
+        slots = self._columns.append(targets, folded, entries.entry_ids, entries.hotlist_ids, entries.expiries)
+        self._live += len(slots)
+        first = slots.start
+        pattern_slots = (np.flatnonzero(entries.is_pattern) + first).tolist()
+        for slot in pattern_slots:
+            target = self._columns.text(slot)
+            self._patterns[slot] = CompiledPattern.of(target, self._fold(target))
+        if len(slots) - len(pattern_slots) > _BULK:
+            self._rebuild()  # maps every id to its slot from the columns: no dict entry per new id
             return
-        for slot in fresh:
-            target = self._slots.targets[slot]
-            assert target is not None
-            for key in deletion_keys(self._slots.folded[slot], self._depth):
+        for offset, entry_id in enumerate(entries.entry_ids.tolist()):
+            self._new_ids[entry_id] = first + offset
+        if pattern_slots:
+            self._rescreen()
+        for slot in (np.flatnonzero(~entries.is_pattern) + first).tolist():
+            for key in deletion_keys(self._columns.folded_text(slot), self._depth):
                 self._delta.setdefault(key, []).append(slot)
                 self._delta_keys += 1
         self._maybe_rebuild()
 
     def remove(self, entry_ids: Iterable[int]) -> None:
         """Forget entries by id; unknown ids are ignored."""
-        self._remove_slots([slot for e in entry_ids if (slot := self._slot_of.get(e)) is not None])
+        self._remove_slots([slot for e in entry_ids if (slot := self._slot_of(e)) is not None])
         self._maybe_rebuild()
 
     def _remove_slots(self, slots: list[int]) -> None:
         patterns_changed = False
         for slot in slots:
-            if self._slots.targets[slot] is None:
+            if not self._columns.alive[slot]:
                 continue
-            self._slots.targets[slot] = None
+            self._columns.alive[slot] = False
             patterns_changed |= self._patterns.pop(slot, None) is not None
-            del self._slot_of[self._slots.entry_ids[slot]]
+            self._new_ids.pop(int(self._columns.entry_ids[slot]), None)
+            self._live -= 1
             self._dead += 1
         if patterns_changed:
             self._rescreen()
 
     def _rescreen(self) -> None:
         """Recompile the pattern screen (changes are applied to a clone off the event loop, so this is too)."""
-        self._screen = _PatternScreen.of(self._patterns, self._slots.targets, self._slots.folded)
+        self._screen = _PatternScreen.of(self._patterns, self._columns)
 
     def _maybe_rebuild(self) -> None:
-        live = len(self._slot_of)
-        if self._delta_keys > max(50_000, len(self._base_keys) // 4) or self._dead > max(10_000, live // 4):
+        if self._delta_keys > max(50_000, len(self._base_keys) // 4) or self._dead > max(10_000, self._live // 4):
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """Compact the slots and rebuild the sorted key arrays from every live plate entry."""
-        old = self._slots
-        self._slots = _Slots()
-        self._slot_of.clear()
-        patterns = self._patterns
-        self._patterns = {}
-        plates: list[str] = []
-        plate_slots: list[int] = []
-        for slot, target in enumerate(old.targets):
-            if target is None:
-                continue
-            new_slot = len(self._slots.targets)
-            self._slots.targets.append(target)
-            self._slots.folded.append(old.folded[slot])
-            self._slots.entry_ids.append(old.entry_ids[slot])
-            self._slots.lists.append(old.lists[slot])
-            self._slots.expiries.append(old.expiries[slot])
-            self._slot_of[old.entry_ids[slot]] = new_slot
-            if slot in patterns:
-                self._patterns[new_slot] = patterns[slot]
-            else:
-                plates.append(old.folded[slot])
-                plate_slots.append(new_slot)
-        self._base_keys, self._base_slots = _key_arrays(plates, np.asarray(plate_slots, dtype=np.int64), self._depth)
+        """Compact the slots and rebuild the sorted key arrays from every live plate entry (vectorised)."""
+        self._columns, renumbered = self._columns.compacted()
+        self._patterns = {int(renumbered[slot]): compiled for slot, compiled in self._patterns.items()}
+        columns = self._columns
+        order = np.argsort(columns.entry_ids, kind="stable")
+        self._base_ids = columns.entry_ids[order]
+        self._base_id_slots = order.astype(np.int64)
+        self._new_ids = {}
+        is_plate = np.ones(columns.size, dtype=np.bool_)
+        is_plate[list(self._patterns)] = False
+        plate_slots = np.flatnonzero(is_plate)
+        self._base_keys, self._base_slots = _key_arrays(columns.folded[plate_slots], plate_slots, self._depth)
         self._rescreen()
         self._delta = {}
         self._delta_keys = 0
         self._dead = 0
+        self._live = columns.size
 
     # -- matching -----------------------------------------------------------------------------------------------
 
@@ -445,15 +577,13 @@ class MatchIndex:
 
         rapidfuzz computes every candidate's distance in one C call, so Python only touches the real hits.
         """
-        targets, folded_targets = self._slots.targets, self._slots.folded
-        choices = {slot: folded_targets[slot] for slot in candidates}
+        columns = self._columns
+        choices = {slot: columns.folded_text(slot) for slot in candidates if columns.alive[slot]}
         max_distance = self.rules.max_distance
         for _, distance, slot in process.extract(
             folded, choices, scorer=Levenshtein.distance, score_cutoff=limit, limit=None
         ):
-            target = targets[slot]
-            if target is None:
-                continue
+            target = columns.text(slot)
             confusions = 0
             if distance == 0:
                 if target == text:
@@ -481,9 +611,9 @@ class MatchIndex:
         hotlists: Collection[int] | None,
         now: float,
     ) -> RawHit | None:
-        target = self._slots.targets[slot]
-        info = self._lists.get(self._slots.lists[slot])
-        if target is None or info is None or not info.active or self._slots.expiries[slot] <= now:
+        columns = self._columns
+        info = self._lists.get(int(columns.lists[slot]))
+        if not columns.alive[slot] or info is None or not info.active or columns.expiries[slot] <= now:
             return None
         if hotlists is not None and info.hotlist_id not in hotlists:
             return None
@@ -491,11 +621,11 @@ class MatchIndex:
         meets = _meets(info.strictness, kind, rank, confusions) and score >= info.min_match_score
         # Positional: noticeably cheaper than keywords in this hot path (field order as declared in RawHit).
         return RawHit(
-            self._slots.entry_ids[slot],
+            int(columns.entry_ids[slot]),
             info.hotlist_id,
             info.name,
             info.priority,
-            target,
+            columns.text(slot),
             kind,
             text,
             rank,
@@ -507,17 +637,19 @@ class MatchIndex:
 
 
 def _key_arrays(
-    plates: list[str], owners: npt.NDArray[np.int64], depth: int
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    plates: npt.NDArray[np.bytes_], slots: npt.NDArray[np.int64], depth: int
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
     """Sorted deletion-neighbourhood keys of folded plates and the slot each key belongs to (vectorised)."""
-    if not plates:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    raw = np.array(plates, dtype=f"S{MAX_PLATE_LENGTH}").view(np.uint8).reshape(len(plates), MAX_PLATE_LENGTH)
+    if not len(plates):
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
+    owners = slots.astype(np.int32)  # 4 bytes a key: there are about 8 keys per plate
+    raw = plates.astype(f"S{MAX_PLATE_LENGTH}").view(np.uint8).reshape(len(plates), MAX_PLATE_LENGTH)
     codes = _LUT[raw]
     packed = np.zeros(len(plates), dtype=np.uint64)
     for position in range(MAX_PLATE_LENGTH):
-        packed |= codes[:, position] << np.uint64(BITS * (MAX_PLATE_LENGTH - 1 - position))
+        packed |= codes[:, position].astype(np.uint64) << np.uint64(BITS * (MAX_PLATE_LENGTH - 1 - position))
     lengths = (codes != 0).sum(axis=1)
+    del raw, codes
     all_keys = [packed]
     all_owners = [owners]
     level = (packed, lengths, owners)
@@ -543,4 +675,4 @@ def _key_arrays(
     keys = np.concatenate(all_keys)
     slots = np.concatenate(all_owners)
     order = np.argsort(keys, kind="stable")
-    return keys[order], slots[order]
+    return keys[order], slots[order].astype(np.int32, copy=False)

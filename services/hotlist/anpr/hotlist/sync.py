@@ -13,15 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
+import numpy as np
+
 from anpr.hotlist import metrics
 from anpr.hotlist.db import Connection, Pool
-from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, Strictness
+from anpr.hotlist.matching import EntryColumns, ListInfo, MatchIndex, Strictness
+from anpr.hotlist.patterns import MAX_PATTERN_LENGTH
+from anpr.runtime.memory import return_free_memory
 
 log = logging.getLogger(__name__)
 _CURSOR_PREFETCH = 20_000
+_OFF_LOOP = 20_000  # changed entries worth applying to a copy in a thread (a rebuild takes ~1 s per million)
 
 
 def list_info(row: Any, default_strictness: Strictness) -> ListInfo:
@@ -37,20 +43,40 @@ def list_info(row: Any, default_strictness: Strictness) -> ListInfo:
     )
 
 
-def _entry(row: Any) -> IndexedEntry:
-    expiry = row["expire_time"]
-    return IndexedEntry(
-        entry_id=row["entry_id"],
-        hotlist_id=row["hotlist_id"],
-        target=row["target"],
-        is_pattern=row["is_pattern"],
-        expires_at=None if expiry is None else expiry.timestamp(),
+def _columns(rows: list[Any]) -> EntryColumns:
+    """A chunk of entry rows as columns, so a million-entry list never exists as a million Python objects."""
+    return EntryColumns(
+        np.fromiter((row["entry_id"] for row in rows), dtype=np.int64, count=len(rows)),
+        np.fromiter((row["hotlist_id"] for row in rows), dtype=np.int64, count=len(rows)),
+        np.array([row["target"] for row in rows], dtype=f"S{MAX_PATTERN_LENGTH}"),
+        np.fromiter((row["is_pattern"] for row in rows), dtype=np.bool_, count=len(rows)),
+        np.fromiter(
+            (math.inf if (e := row["expire_time"]) is None else e.timestamp() for row in rows),
+            dtype=np.float64,
+            count=len(rows),
+        ),
     )
 
 
-def _reloaded(index: MatchIndex, info: ListInfo, entries: list[IndexedEntry]) -> MatchIndex:
+async def _fetch_columns(connection: Connection, query: str, *args: Any) -> EntryColumns:
+    """Entry rows in chunks, each turned into columns at once (inside the caller's transaction)."""
+    cursor = await connection.cursor(query, *args)
+    chunks = []
+    while rows := await cursor.fetch(_CURSOR_PREFETCH):
+        chunks.append(_columns(rows))
+    return EntryColumns.concatenate(chunks)
+
+
+def _changed(index: MatchIndex, removed: list[int], changed: EntryColumns) -> MatchIndex:
     staged = index.clone()
-    staged.load_list(info, entries)
+    staged.remove(removed)
+    staged.upsert_columns(changed)
+    return staged
+
+
+def _reloaded(index: MatchIndex, info: ListInfo, entries: EntryColumns) -> MatchIndex:
+    staged = index.clone()
+    staged.load_list_columns(info, entries)
     return staged
 
 
@@ -103,19 +129,19 @@ class IndexSync:
         info = list_info(row, self._default_strictness)
         known = self._known.get(hotlist_id)
         if known is None or known[1] != row["epoch"]:
-            entries = [
-                _entry(entry)
-                async for entry in connection.cursor(
-                    """SELECT entry_id, hotlist_id, target, is_pattern, expire_time
-                         FROM hotlist.entries WHERE hotlist_id = $1""",
-                    hotlist_id,
-                    prefetch=_CURSOR_PREFETCH,
-                )
-            ]
+            entries = await _fetch_columns(
+                connection,
+                """SELECT entry_id, hotlist_id, target, is_pattern, expire_time
+                     FROM hotlist.entries WHERE hotlist_id = $1""",
+                hotlist_id,
+            )
             # A full list can hold a million entries: rebuild a copy in a thread and swap it in, so matching and
             # health checks on this replica keep answering meanwhile.
             staged = await asyncio.to_thread(_reloaded, self.index, info, entries)
             self.index.adopt(staged)
+            del staged, entries
+            # The build's peak (key arrays, the replaced index) would otherwise stay resident.
+            await asyncio.to_thread(return_free_memory)
             mode = "full"
         else:
             self.index.set_list(info)
@@ -124,14 +150,23 @@ class IndexSync:
                 hotlist_id,
                 known[0],
             )
-            changed = await connection.fetch(
+            changed = await _fetch_columns(
+                connection,
                 """SELECT entry_id, hotlist_id, target, is_pattern, expire_time
                      FROM hotlist.entries WHERE hotlist_id = $1 AND revision > $2""",
                 hotlist_id,
                 known[0],
             )
-            self.index.remove(row["entry_id"] for row in gone)
-            self.index.upsert(_entry(row) for row in changed)
+            removed = [row["entry_id"] for row in gone]
+            if len(changed.entry_ids) > _OFF_LOOP:
+                # An import of many entries rebuilds the index: on a copy in a thread, like a full reload.
+                staged = await asyncio.to_thread(_changed, self.index, removed, changed)
+                self.index.adopt(staged)
+                del staged, changed
+                await asyncio.to_thread(return_free_memory)
+            else:
+                self.index.remove(removed)
+                self.index.upsert_columns(changed)
             mode = "incremental"
         self._known[hotlist_id] = (row["revision"], row["epoch"])
         return mode
