@@ -5,8 +5,9 @@ position and a digest of the filters. The signature is checked before anything i
 forge a position or another request's filters nor feed the JSON parser a document it did not receive from us
 (deeply nested JSON raises RecursionError). The length is bounded before decoding.
 
-The key is made once per process: a token is valid on the replica that issued it, for the life of that process;
-elsewhere it is refused with INVALID_ARGUMENT and the caller starts the listing again.
+The key comes from ``page_token_key_file`` (one secret shared by every replica of a service, so a listing may go on
+at any of them, also after a restart) or, without it, is made once per process: then a token is valid on the
+replica that issued it, for the life of that process, and elsewhere refused with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import hashlib
 import hmac
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
-from anpr.runtime.errors import InvalidArgument
+from anpr.runtime.errors import ConfigurationError, InvalidArgument
 
 MAX_TOKEN_CHARS = 2048
 _MAC_BYTES = 16
@@ -62,8 +64,22 @@ def _digest(filters: Any) -> str:
     return hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# One key per process, shared by every listing of the service.
+MIN_KEY_BYTES = 32
+
+# One key per process, shared by every listing of the service (replaced by use_key_file at start-up).
 _PROCESS = PageTokens()
+
+
+def use_key_file(path: Path) -> None:
+    """Sign and check this process's page tokens with the secret in ``path`` (ConfigurationError when unusable)."""
+    global _PROCESS
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read page_token_key_file {path}: {exc.strerror}") from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"page_token_key_file {path} holds fewer than {MIN_KEY_BYTES} bytes")
+    _PROCESS = PageTokens(key)
 
 
 def encode_token(position: Any, filters: Any) -> str:

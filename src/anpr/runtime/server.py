@@ -26,7 +26,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from anpr.runtime import metrics
+from anpr.runtime import metrics, page_tokens
 from anpr.runtime.auth import AccessPolicy, TokenStore
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.interceptors import standard_pipeline
@@ -61,6 +61,8 @@ class ServiceServer:
         self.name = name
         self.settings = settings
         self._tokens = TokenStore(settings.auth_tokens_file)
+        if settings.page_token_key_file is not None:
+            page_tokens.use_key_file(settings.page_token_key_file)
         self._server = grpc.aio.server(
             # The stream guard sits inside the pipeline: it sees the authenticated caller, and its refusals pass
             # through the pipeline's error boundary and metrics.

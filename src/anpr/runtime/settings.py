@@ -52,6 +52,12 @@ class ServiceSettings(BaseSettings):
         description="When set, a second, plaintext listener on grpc_host that serves only grpc.health.v1 "
         "(Kubernetes gRPC probes cannot speak TLS); 0 picks a free port.",
     )
+    page_token_key_file: Path | None = Field(
+        None,
+        description="File holding the secret (at least 32 bytes) that signs page tokens; give every replica of the "
+        "service the same one (a Kubernetes Secret) so a listing can go on at any replica. Unset: a key per "
+        "process, and a page token is honoured only by the replica that issued it.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, gt=0, le=300, description="How long in-flight calls may finish after SIGTERM; keep below the pod's grace."
     )
@@ -84,7 +90,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
-        for name in ("auth_tokens_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        for name in ("auth_tokens_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "page_token_key_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: no such file: {path}")
