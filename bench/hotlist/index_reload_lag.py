@@ -15,23 +15,29 @@ import random
 import string
 import time
 
-from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, MatchRules, Strictness
+import numpy as np
+
+from anpr.hotlist.matching import EntryColumns, ListInfo, MatchIndex, MatchRules, Strictness
 from anpr.hotlist.plates import Folding
 from anpr.hotlist.settings import HotlistSettings
 from anpr.hotlist.sync import _reloaded
 
 
-def make_entries(count: int, seed: int) -> list[IndexedEntry]:
-    """Seeded plates of two letters and six digits."""
+def make_entries(count: int, seed: int) -> EntryColumns:
+    """Seeded plates of two letters and six digits, as the columns a list load fetches."""
     rng = random.Random(seed)
     letters, digits = string.ascii_uppercase, string.digits
-    return [
-        IndexedEntry(i, 1, "".join(rng.choices(letters, k=2)) + "".join(rng.choices(digits, k=6)), False, None)
-        for i in range(count)
-    ]
+    plates = ["".join(rng.choices(letters, k=2)) + "".join(rng.choices(digits, k=6)) for _ in range(count)]
+    return EntryColumns(
+        np.arange(count, dtype=np.int64),
+        np.ones(count, dtype=np.int64),
+        np.array(plates, dtype="S20"),
+        np.zeros(count, dtype=np.bool_),
+        np.full(count, np.inf),
+    )
 
 
-async def measure(entries: list[IndexedEntry], *, inline: bool) -> tuple[float, float]:
+async def measure(entries: EntryColumns, *, inline: bool) -> tuple[float, float]:
     """(reload seconds, worst loop lag seconds)."""
     folding = Folding(HotlistSettings.model_fields["confusion_classes"].default)
     index = MatchIndex(MatchRules(folding))
@@ -49,7 +55,7 @@ async def measure(entries: list[IndexedEntry], *, inline: bool) -> tuple[float, 
     await asyncio.sleep(0.05)
     started = time.perf_counter()
     if inline:
-        index.load_list(info, entries)
+        index.load_list_columns(info, entries)
     else:
         index.adopt(await asyncio.to_thread(_reloaded, index, info, entries))
     took = time.perf_counter() - started

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import grpc.aio
 
-from anpr.api.common.v1 import time_range_pb2
+from anpr.api.common.v1 import plate_pb2, time_range_pb2
 from anpr.api.hotlist.v1 import hotlist_pb2, import_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
 from anpr.hotlist.access import ACCESS_POLICY, SERVICE_NAME
@@ -46,7 +46,7 @@ async def test_idle_imports_hold_no_connection_and_other_calls_meet_their_deadli
         await add_plates(admin, "stolen", "GP111")
         idle: list[grpc.aio.StreamUnaryCall[pb.ImportEntriesRequest, pb.ImportEntriesResponse]] = []
         for _ in range(12):
-            call = admin.stub.ImportEntries(metadata=admin.metadata)
+            call = admin.stub.ImportEntries(metadata=admin.metadata)  # type: ignore[call-arg]
             await call.write(_header("stolen"))
             await call.write(_rows("CA1000"))
             idle.append(call)
@@ -65,7 +65,9 @@ async def test_idle_imports_hold_no_connection_and_other_calls_meet_their_deadli
                     pb.ListHotlistsRequest(), metadata=admin.metadata, timeout=5
                 ),
                 operator.stub.Match(
-                    pb.MatchRequest(reading={"text": "GP111", "confidence": 0.9}), metadata=operator.metadata, timeout=5
+                    pb.MatchRequest(reading=plate_pb2.PlateReading(text="GP111", confidence=0.9)),
+                    metadata=operator.metadata,
+                    timeout=5,
                 ),
                 reporter.stub.ReportReads(
                     pb.ReportReadsRequest(events=[plate_event("GP111")]), metadata=reporter.metadata, timeout=5

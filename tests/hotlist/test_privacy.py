@@ -17,14 +17,19 @@ from testkit.hotlist import add_plates, caller, channel_to, create_list, eventua
 from testkit.scrape import fetch_text
 from testkit.services import StartService
 
-NOW = datetime.now(UTC)
-LAST_DAY = time_range_pb2.TimeRange(start_time=ts(NOW - timedelta(days=1)), end_time=ts(NOW + timedelta(minutes=1)))
+NOW = datetime.now(UTC)  # for reads placed days back; the search window is taken when a test runs
+
+
+def last_day() -> time_range_pb2.TimeRange:
+    """The day up to a minute from now (events the test reports now fall in it, however late the test runs)."""
+    now = datetime.now(UTC)
+    return time_range_pb2.TimeRange(start_time=ts(now - timedelta(days=1)), end_time=ts(now + timedelta(minutes=1)))
 CAPE_TOWN = (-33.92, 18.42)
 PRETORIA = (-25.75, 28.19)
 
 
 def search(**fields: object) -> pb.SearchReadsRequest:
-    values: dict[str, object] = {"purpose": "Investigation of hijacking", "time_range": LAST_DAY}
+    values: dict[str, object] = {"purpose": "Investigation of hijacking", "time_range": last_day()}
     values.update(fields)
     return pb.SearchReadsRequest(**values)  # type: ignore[arg-type]
 

@@ -120,7 +120,7 @@ async def test_a_failing_batch_fails_its_culprit_only(executor: ThreadPoolExecut
             queue.submit(2), queue.submit(-1), queue.submit(3), queue.submit(4), return_exceptions=True
         )
         assert results[0] == 4
-        assert results[2:] == [9, 16]
+        assert list(results[2:]) == [9, 16]
         assert isinstance(results[1], ValueError)
         assert recorder.batches[0] == 4
         assert recorder.batches[1:] == [1, 1, 1, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import grpc
 import grpc.aio
@@ -15,12 +16,13 @@ from anpr.hotlist.access import ACCESS_POLICY as HOTLIST_POLICY
 from anpr.hotlist.access import SERVICE_NAME as HOTLIST_SERVICE
 from anpr.recognize.access import ACCESS_POLICY as RECOGNIZE_POLICY
 from anpr.recognize.access import SERVICE_NAME as RECOGNIZE_SERVICE
+from anpr.runtime.auth import Role
 from testkit.hotlist import caller, channel_to, create_list
 from testkit.plate_models import encode, plate_frame
 from testkit.services import StartService
 
 
-def _roles(policy: dict[str, frozenset[str]], service: str, method: str) -> list[str]:
+def _roles(policy: Mapping[str, frozenset[Role]], service: str, method: str) -> list[str]:
     return sorted(policy[f"/{service}/{method}"])
 
 
@@ -40,7 +42,7 @@ async def test_streams_per_caller_are_limited_and_idle_request_streams_closed(
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = recognize_service_pb2_grpc.RecognizeServiceStub(channel)
         # Before: 2,500 idle streams of one client were all held open for 60 s.
-        idle = [stub.StreamRecognize(metadata=_bearer(tokens[first])) for _ in range(25)]
+        idle = [stub.StreamRecognize(metadata=_bearer(tokens[first])) for _ in range(25)]  # type: ignore[call-arg]
         await asyncio.sleep(0.5)
         refused = [call for call in idle if call.done()]
         assert len(refused) == 20
@@ -58,10 +60,11 @@ async def test_streams_per_caller_are_limited_and_idle_request_streams_closed(
         assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED}
         assert "no message from the client" in (await open_ones[0].details() or "")
         # A stream that keeps sending is not idle, however long it lasts.
-        busy = stub.StreamRecognize(metadata=_bearer(tokens[first]))
+        busy = stub.StreamRecognize(metadata=_bearer(tokens[first]))  # type: ignore[call-arg]
         for _ in range(3):
             await busy.write(request)
             reply = await busy.read()
+            assert isinstance(reply, recognize_service_pb2.StreamRecognizeResponse)
             assert reply.result.plates[0].reading.text == "CA123456"
             await asyncio.sleep(0.6)
         await busy.done_writing()
@@ -81,7 +84,7 @@ async def test_idle_imports_are_closed_and_alert_subscriptions_only_counted(
     async with channel_to(server) as channel:
         admin = caller(channel, tokens[_roles(HOTLIST_POLICY, HOTLIST_SERVICE, "ImportEntries")[0]])
         await create_list(admin, "stolen")
-        importing = admin.stub.ImportEntries(metadata=admin.metadata)
+        importing = admin.stub.ImportEntries(metadata=admin.metadata)  # type: ignore[call-arg]
         await importing.write(hotlist_pb.ImportEntriesRequest(header=import_pb2.ImportHeader(hotlist_name="stolen")))
         assert await asyncio.wait_for(importing.code(), 10) == grpc.StatusCode.DEADLINE_EXCEEDED
 

@@ -53,6 +53,8 @@ class FrameIntake:
         """Admit one frame; the acknowledgement says what happened."""
         metrics.FRAMES_RECEIVED.labels(transport).inc()
         decision = await self._decide(frame, wait)
+        if decision.verdict is Verdict.THROTTLE:
+            self._pipeline.camera_held(frame.camera_id)
         ack = frame_pb2.FrameAck(camera_id=frame.camera_id, frame_id=frame.frame_id, message=decision.message)
         if decision.verdict is Verdict.ACCEPT:
             ack.status = frame_pb2.FRAME_STATUS_ACCEPTED
