@@ -29,6 +29,7 @@ from anpr.cli.devca import DevelopmentCA
 from anpr.cli.token import new_token
 from anpr.runtime.auth import Role, token_digest
 from anpr.runtime.database import EmbeddedPostgres
+from anpr.runtime.provisioning import DatabaseUrls, prepare_embedded
 from anpr.runtime.settings import DEFAULT_DATA_DIR
 from anpr.runtime.tls import is_loopback_host
 
@@ -88,7 +89,7 @@ def write_dev_tokens(path: Path) -> dict[str, str]:
 
 
 def _child_environment(
-    args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: str | None, peers: dict[str, str]
+    args: argparse.Namespace, name: str, tokens_file: Path, ready: Path, db: DatabaseUrls | None, peers: dict[str, str]
 ) -> dict[str, str]:
     prefix = f"ANPR_{name.upper()}_"
     # Drop inherited settings of the suite's services so that only what `up` decides (plus the operator's
@@ -106,7 +107,9 @@ def _child_environment(
     )
     env.setdefault(prefix + "LOG_FORMAT", "text")
     if name in DATABASE_SERVICES and db is not None:
-        env[prefix + "DATABASE_URL"] = db
+        env[prefix + "DATABASE_URL"] = db.runtime
+        if db.migration is not None:
+            env[prefix + "MIGRATION_DATABASE_URL"] = db.migration
     if name == "ingest":
         # Ingest calls the other two with the development service token, and spools under the suite's data dir.
         env[prefix + "RECOGNIZE_TARGET"] = f"dns:///{peers['recognize']}"
@@ -155,7 +158,7 @@ async def _start_child(
     args: argparse.Namespace,
     name: str,
     tokens_file: Path,
-    db: str | None,
+    db: DatabaseUrls | None,
     peers: dict[str, str],
     tls_env: dict[str, str] | None = None,
 ) -> Child:
@@ -242,7 +245,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     sys.stdout.flush()
 
 
-async def _supervise(args: argparse.Namespace, database_url: str | None, database_label: str) -> int:
+async def _supervise(args: argparse.Namespace, database_url: DatabaseUrls | None, database_label: str) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tokens_file = args.data_dir / "dev-tokens.json"
     tokens = write_dev_tokens(tokens_file)
@@ -289,11 +292,14 @@ async def _supervise(args: argparse.Namespace, database_url: str | None, databas
 
 async def _up(args: argparse.Namespace) -> int:
     if args.database_url:
-        return await _supervise(args, args.database_url, "external (from --database-url)")
+        urls = DatabaseUrls(args.database_url, None)
+        return await _supervise(args, urls, "external (from --database-url)")
     embedded = EmbeddedPostgres(args.data_dir / "postgres")
     url = await asyncio.to_thread(embedded.start)
     try:
-        return await _supervise(args, url, f"embedded PostgreSQL in {embedded.data_dir}")
+        # The services serve as a role without superuser that owns nothing; the owner role migrates.
+        urls = await prepare_embedded(url, tuple(sorted(DATABASE_SERVICES)))  # schemas are named after them
+        return await _supervise(args, urls, f"embedded PostgreSQL in {embedded.data_dir}")
     finally:
         await asyncio.to_thread(embedded.stop)
 

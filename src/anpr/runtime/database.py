@@ -71,17 +71,22 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def open_pool(settings: DatabaseSettings) -> AsyncIterator[Pool]:
-    """An asyncpg pool for the configured database, or for an embedded one when none is configured."""
+    """An asyncpg pool for the configured database, or for an embedded one when none is configured.
+
+    This connects as given (the embedded server's superuser included) and migrates nothing; a service opens its
+    database with :func:`anpr.runtime.provisioning.open_service_database` instead, which separates the roles.
+    """
     if settings.database_url is not None:
-        async with _pool(settings.database_url.get_secret_value(), settings) as pool:
+        async with connect_pool(settings.database_url.get_secret_value(), settings) as pool:
             yield pool
         return
-    async with embedded_postgres(settings.embedded_database_dir) as url, _pool(url, settings) as pool:
+    async with embedded_postgres(settings.embedded_database_dir) as url, connect_pool(url, settings) as pool:
         yield pool
 
 
 @asynccontextmanager
-async def _pool(url: str, settings: DatabaseSettings) -> AsyncIterator[Pool]:
+async def connect_pool(url: str, settings: DatabaseSettings) -> AsyncIterator[Pool]:
+    """An asyncpg pool for ``url`` with the pool settings of ``settings``; closed on exit."""
     try:
         pool = await asyncpg.create_pool(
             url,

@@ -111,6 +111,12 @@ class DatabaseSettings(BaseSettings):
     database_url: SecretStr | None = Field(
         None, description="postgresql:// URL; when empty an embedded PostgreSQL starts in embedded_database_dir."
     )
+    migration_database_url: SecretStr | None = Field(
+        None,
+        description="postgresql:// URL of the role that owns the service's schema: migrations run over it, then it "
+        "grants database_url's role only what the service needs (no ownership, no UPDATE/DELETE/TRUNCATE of the "
+        "audit log). Unset: database_url's role migrates and owns the schema (a warning at start).",
+    )
     embedded_database_dir: Path = Field(
         DEFAULT_DATA_DIR / "postgres", description="Data directory of the embedded PostgreSQL."
     )
@@ -122,6 +128,9 @@ class DatabaseSettings(BaseSettings):
     def _check_pool(self) -> DatabaseSettings:
         if self.database_pool_min_size > self.database_pool_max_size:
             raise ValueError("database_pool_min_size must not exceed database_pool_max_size")
+        if self.migration_database_url is not None and self.database_url is None:
+            # The embedded database makes its own owner and runtime roles; an owner URL only pairs with a runtime one.
+            raise ValueError("migration_database_url needs database_url (the runtime role's URL)")
         return self
 
 

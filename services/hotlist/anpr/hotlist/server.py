@@ -28,9 +28,8 @@ from anpr.hotlist.servicer import Core, HotlistServicer
 from anpr.hotlist.settings import HotlistSettings
 from anpr.hotlist.subscriptions import AlertHub
 from anpr.hotlist.sync import IndexSync
-from anpr.runtime.database import open_pool
 from anpr.runtime.entrypoint import run_service
-from anpr.runtime.migrations import migrate
+from anpr.runtime.provisioning import open_service_database
 from anpr.runtime.server import ServiceServer
 
 DATABASE_SCHEMA = "hotlist"
@@ -40,8 +39,9 @@ DATABASE_SCHEMA = "hotlist"
 async def build(settings: HotlistSettings) -> AsyncIterator[ServiceServer]:
     """Open the service's resources and yield its server, not yet started; resources close on exit."""
     async with AsyncExitStack() as resources:
-        pool = await resources.enter_async_context(open_pool(settings))
-        await migrate(pool, DATABASE_SCHEMA, files("anpr.hotlist") / "migrations")
+        pool = await resources.enter_async_context(
+            open_service_database(settings, DATABASE_SCHEMA, files("anpr.hotlist") / "migrations")
+        )
         folding = Folding(settings.confusion_classes)
         rules = MatchRules(folding, settings.edit_distance_min_length_1, settings.edit_distance_min_length_2)
         index = MatchIndex(rules)

@@ -35,9 +35,8 @@ from anpr.ingest.sources import SourceManager
 from anpr.ingest.spool import Spool, SpooledEvent
 from anpr.ingest.store_catch_up import StoreCatchUp
 from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
-from anpr.runtime.database import open_pool
 from anpr.runtime.entrypoint import run_service
-from anpr.runtime.migrations import migrate
+from anpr.runtime.provisioning import open_service_database
 from anpr.runtime.server import ServiceServer
 
 log = logging.getLogger(__name__)
@@ -96,8 +95,9 @@ async def _background(
 async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
     """Open the service's resources and yield its server, not yet started; resources close on exit."""
     async with AsyncExitStack() as resources:
-        pool = await resources.enter_async_context(open_pool(settings))
-        await migrate(pool, DATABASE_SCHEMA, files("anpr.ingest") / "migrations")
+        pool = await resources.enter_async_context(
+            open_service_database(settings, DATABASE_SCHEMA, files("anpr.ingest") / "migrations")
+        )
         metadata = token_metadata(settings.service_token_file)
 
         spool = Spool(settings.spool_path)
