@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import grpc
 import grpc.aio
 import pytest
@@ -37,6 +38,20 @@ async def spool_before_start(env: IngestEnvironment, waiting: list[plate_event_p
         await spool.close()
 
 
+PURPOSE = "Hotlist refused events after an upgrade"
+
+
+async def dead_letter_lookups(database_url: str) -> list[tuple[str, str]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT action, purpose FROM ingest.audit_log WHERE target_type = 'dead_letters' ORDER BY audit_id"
+        )
+    finally:
+        await connection.close()
+    return [(row["action"], row["purpose"]) for row in rows]
+
+
 async def gauge(port: int) -> float:
     return metric_value(await fetch_text(f"http://127.0.0.1:{port}/metrics"), "anpr_ingest_dead_letters")
 
@@ -57,16 +72,28 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
         assert not next(r for r in reads if r.plate == "CA222222").event.HasField("location")
 
         async def two_dead_letters() -> bool:
-            reply = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
+            reply = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(purpose=PURPOSE), metadata=admin)
             return len(reply.dead_letters) == 2
 
         await wait_until_async(two_dead_letters)
         assert await gauge(server.metrics_port) == 2
 
-        first = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(page=PageRequest(page_size=1)), metadata=admin)
+        # They hold plate reads: a lookup states its purpose and leaves an audit row.
+        with pytest.raises(grpc.aio.AioRpcError) as no_purpose:
+            await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
+        assert no_purpose.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        audited = await dead_letter_lookups(env.database_url)
+        assert audited
+        assert all(row == ("DEAD_LETTERS_READ", PURPOSE) for row in audited)
+
+        first = await ingest.ListDeadLetters(
+            pb.ListDeadLettersRequest(purpose=PURPOSE, page=PageRequest(page_size=1)), metadata=admin
+        )
         assert first.page.total_size == 2
         second = await ingest.ListDeadLetters(
-            pb.ListDeadLettersRequest(page=PageRequest(page_size=1, page_token=first.page.next_page_token)),
+            pb.ListDeadLettersRequest(
+                purpose=PURPOSE, page=PageRequest(page_size=1, page_token=first.page.next_page_token)
+            ),
             metadata=admin,
         )
         assert not second.page.next_page_token
@@ -81,7 +108,7 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
         for role in ("camera", "investigator", "hotlist-admin", "auditor"):
             metadata = env.metadata(role)
             for call in (
-                ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=metadata),
+                ingest.ListDeadLetters(pb.ListDeadLettersRequest(purpose=PURPOSE), metadata=metadata),
                 ingest.ReplayDeadLetters(pb.ReplayDeadLettersRequest(all=True), metadata=metadata),
                 ingest.PurgeDeadLetters(pb.PurgeDeadLettersRequest(all=True), metadata=metadata),
             ):
@@ -102,7 +129,7 @@ async def test_refused_events_are_dead_letters_to_list_replay_and_purge(env: Ing
 
         purge = pb.PurgeDeadLettersRequest(dead_letter_ids=[refused.dead_letter_id])
         assert (await ingest.PurgeDeadLetters(purge, metadata=admin)).purged_count == 1
-        left = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
+        left = await ingest.ListDeadLetters(pb.ListDeadLettersRequest(purpose=PURPOSE), metadata=admin)
         assert list(left.dead_letters) == []
         assert await gauge(server.metrics_port) == 0
 
@@ -111,7 +138,7 @@ async def test_dead_letters_are_purged_by_retention(env: IngestEnvironment) -> N
     await spool_before_start(env, [event("CA444444", 5, crop=b"\xff\xd8jpeg")], dead=1)
     async with env.run_ingest() as server, grpc.aio.insecure_channel(server.address) as channel:
         listed = await stub(channel).ListDeadLetters(
-            pb.ListDeadLettersRequest(include_plate_crops=True), metadata=env.metadata("ingest-admin")
+            pb.ListDeadLettersRequest(purpose=PURPOSE, include_plate_crops=True), metadata=env.metadata("ingest-admin")
         )
         assert [d.event.best_crop.data for d in listed.dead_letters] == [b"\xff\xd8jpeg"]
     # Retention runs when ingest starts (and hourly): letters older than the setting go, crops with them.
@@ -122,7 +149,7 @@ async def test_dead_letters_are_purged_by_retention(env: IngestEnvironment) -> N
 
         async def purged() -> bool:
             reply = await stub(channel).ListDeadLetters(
-                pb.ListDeadLettersRequest(), metadata=env.metadata("ingest-admin")
+                pb.ListDeadLettersRequest(purpose=PURPOSE), metadata=env.metadata("ingest-admin")
             )
             return not reply.dead_letters
 

@@ -16,6 +16,7 @@ from anpr.runtime.database import Connection
 
 SYSTEM_ACTOR = "system"
 PLATE_EVENTS_READ = "PLATE_EVENTS_READ"
+DEAD_LETTERS_READ = "DEAD_LETTERS_READ"
 
 
 async def record(

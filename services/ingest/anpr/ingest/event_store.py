@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from anpr.api.common.v1 import plate_event_pb2, time_range_pb2
 from anpr.api.ingest.v1 import event_pb2
@@ -89,6 +90,22 @@ class EventStore:
             "DELETE FROM ingest.plate_events WHERE last_seen < now() - make_interval(secs => $1)", older_than_seconds
         )
         return int(status.split()[-1])
+
+    async def audit_lookup(self, action: str, purpose: str, case_reference: str, details: dict[str, Any]) -> int:
+        """Record a lookup of plate reads held elsewhere (the dead letters) before it happens; the row's id.
+
+        The purpose is checked by the one shared rule; no row, no lookup: an unreachable database fails the call.
+        """
+        purpose, case_reference = check_purpose(purpose, case_reference)
+        async with self._pool.acquire() as connection:
+            return await audit.record(
+                connection,
+                action,
+                target_type="dead_letters",
+                purpose=purpose,
+                case_reference=case_reference,
+                details=details,
+            )
 
     async def list(
         self,

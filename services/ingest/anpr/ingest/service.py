@@ -12,6 +12,7 @@ from typing import Any
 import grpc.aio
 
 from anpr.api.ingest.v1 import frame_pb2, ingest_service_pb2, ingest_service_pb2_grpc
+from anpr.ingest import audit
 from anpr.ingest.cameras import CameraRepository, check_camera_id
 from anpr.ingest.convert import dead_letter_message
 from anpr.ingest.dead_letters import DeadLetters
@@ -219,9 +220,17 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         if after is not None and not isinstance(after, int):
             raise InvalidArgument("page_token is malformed")
         size = page_size(request.page.page_size)
+        # Dead letters are stored plate reads: the lookup is purpose-bound and audited like GetPlateEvents.
+        audit_id = await self._events.audit_lookup(
+            audit.DEAD_LETTERS_READ,
+            request.purpose,
+            request.case_reference,
+            {"after": after or 0, "page_size": size, "include_plate_crops": request.include_plate_crops},
+        )
         letters = await store.page(after or 0, size + 1)
         response = ingest_service_pb2.ListDeadLettersResponse(
-            dead_letters=[dead_letter_message(letter, request.include_plate_crops) for letter in letters[:size]]
+            dead_letters=[dead_letter_message(letter, request.include_plate_crops) for letter in letters[:size]],
+            audit_id=str(audit_id),
         )
         if len(letters) > size:
             response.page.next_page_token = encode_token(letters[size - 1].dead_letter_id, filters)

@@ -651,8 +651,17 @@ class ListDeadLettersRequest(_message.Message):
 
     PAGE_FIELD_NUMBER: _builtins.int
     INCLUDE_PLATE_CROPS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
     include_plate_crops: _builtins.bool
     """Whether to include the best plate crop of each event."""
+    purpose: _builtins.str
+    """Why the dead letters are looked at (they hold plate reads: POPIA purpose specification), for example
+    `Hotlist refused events after the 2026-12 upgrade`. Required: at least 6 letters or digits, printable
+    characters only, at most 1000 characters.
+    """
+    case_reference: _builtins.str
+    """Reference of the case or ticket the lookup serves (at most 200 characters)."""
     @_builtins.property
     def page(self) -> _paging_pb2.PageRequest:
         """Paging."""
@@ -662,10 +671,12 @@ class ListDeadLettersRequest(_message.Message):
         *,
         page: _paging_pb2.PageRequest | None = ...,
         include_plate_crops: _builtins.bool = ...,
+        purpose: _builtins.str = ...,
+        case_reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_plate_crops", b"include_plate_crops", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_reference", b"case_reference", "include_plate_crops", b"include_plate_crops", "page", b"page", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -679,6 +690,9 @@ class ListDeadLettersResponse(_message.Message):
 
     DEAD_LETTERS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    AUDIT_ID_FIELD_NUMBER: _builtins.int
+    audit_id: _builtins.str
+    """Identifier of the audit record written for this lookup (in ingest's audit log)."""
     @_builtins.property
     def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.DeadLetter]:
         """The dead letters of this page, oldest first."""
@@ -692,10 +706,11 @@ class ListDeadLettersResponse(_message.Message):
         *,
         dead_letters: _abc.Iterable[_event_pb2.DeadLetter] | None = ...,
         page: _paging_pb2.PageResult | None = ...,
+        audit_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letters", b"dead_letters", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_id", b"audit_id", "dead_letters", b"dead_letters", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
