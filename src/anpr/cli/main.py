@@ -21,7 +21,7 @@ def _run_service(name: str) -> None:
         from anpr.recognize.server import main as service_main
     else:
         from anpr.hotlist.server import main as service_main
-    service_main()
+    service_main([])  # `anpr <service> --help` is answered by this parser
 
 
 def build_parser() -> argparse.ArgumentParser:

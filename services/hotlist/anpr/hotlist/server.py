@@ -7,7 +7,7 @@ calls finish), then the background tasks, then the LISTEN connection, then the p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from importlib.resources import files
@@ -105,6 +105,13 @@ async def serve(settings: HotlistSettings) -> None:
         await server.run()
 
 
-def main() -> None:
-    """Console script ``anpr-hotlist``."""
-    run_service("hotlist", HotlistSettings, serve)
+PURPOSE = (
+    "The hotlist service: keeps hotlists, matches plate reads against them, raises and streams alerts, "
+    "stores reads for searches with a stated purpose, and keeps the audit trail."
+    " Settings come from ANPR_HOTLIST_* environment variables."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``anpr-hotlist`` (``argv``: the command line, default ``sys.argv[1:]``; only ``--help``)."""
+    run_service("hotlist", HotlistSettings, serve, purpose=PURPOSE, argv=argv)

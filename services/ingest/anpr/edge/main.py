@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Sequence
 
 from anpr.edge.agent import EdgeAgent
 from anpr.edge.settings import EdgeSettings
+from anpr.runtime.command_line import parse_command_line
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.logs import configure_logging
 from anpr.runtime.metrics import start_metrics_endpoint
 from anpr.runtime.settings import load_settings
 
 EXIT_CONFIGURATION = 2
+PURPOSE = (
+    "The edge agent: captures frames from a camera, stream or video file, attaches GPS fixes, buffers frames on disk "
+    "while ingest is unreachable and pushes them to ingest. Settings come from ANPR_EDGE_* environment variables."
+)
 
 
 async def run(settings: EdgeSettings) -> None:
@@ -36,8 +42,9 @@ async def run(settings: EdgeSettings) -> None:
         endpoint.close()
 
 
-def main() -> None:
-    """Entry point of ``anpr-edge``."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``anpr-edge`` (``argv``: the command line, default ``sys.argv[1:]``; only ``--help``)."""
+    parse_command_line("anpr-edge", PURPOSE, EdgeSettings, sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings(EdgeSettings)
         configure_logging("edge", settings.log_level, settings.log_format)

@@ -203,6 +203,14 @@ async def serve(settings: IngestSettings) -> None:
         await server.run()
 
 
-def main() -> None:
-    """Console script ``anpr-ingest``."""
-    run_service("ingest", IngestSettings, serve)
+PURPOSE = (
+    "The ingest service: registers cameras, takes frames pushed by cameras and edge agents or pulled from "
+    "sources, tracks vehicles, has their plates read by recognize and sends one plate event per vehicle pass to "
+    "hotlist."
+    " Settings come from ANPR_INGEST_* environment variables."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``anpr-ingest`` (``argv``: the command line, default ``sys.argv[1:]``; only ``--help``)."""
+    run_service("ingest", IngestSettings, serve, purpose=PURPOSE, argv=argv)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from anpr.api.recognize.v1 import recognize_service_pb2_grpc
@@ -37,6 +37,12 @@ async def serve(settings: RecognizeSettings) -> None:
         await server.run()
 
 
-def main() -> None:
-    """Console script ``anpr-recognize``."""
-    run_service("recognize", RecognizeSettings, serve)
+PURPOSE = (
+    "The recognize service: finds and reads number plates in images with its detector and OCR models."
+    " Settings come from ANPR_RECOGNIZE_* environment variables."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``anpr-recognize`` (``argv``: the command line, default ``sys.argv[1:]``; only ``--help``)."""
+    run_service("recognize", RecognizeSettings, serve, purpose=PURPOSE, argv=argv)
