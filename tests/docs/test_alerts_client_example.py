@@ -9,9 +9,14 @@ import re
 import sys
 from pathlib import Path
 
+import grpc
+import grpc.aio
+import pytest
+
 from anpr.api.hotlist.v1 import alert_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
-from testkit.hotlist import add_plates, caller, channel_to, create_list, plate_event
+from testkit.certificates import make_certificates
+from testkit.hotlist import add_plates, caller, create_list, plate_event
 from testkit.services import StartService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +36,34 @@ def test_readme_shows_the_example_file_verbatim() -> None:
     assert readme_example() == EXAMPLE.read_text()
 
 
+@pytest.mark.parametrize("mutual_tls", [False, True], ids=["plaintext", "mutual-tls"])
 async def test_example_prints_the_alert_and_acknowledges_it(
-    database_url: str, start_service: StartService, tokens: dict[str, str]
+    database_url: str, start_service: StartService, tokens: dict[str, str], tmp_path: Path, mutual_tls: bool
 ) -> None:
-    server = await start_service("hotlist", database_url=database_url)
-    async with channel_to(server) as channel:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_TLS_")}
+    settings = {"database_url": database_url}
+    credentials: grpc.ChannelCredentials | None = None
+    if mutual_tls:
+        files = make_certificates(tmp_path)
+        settings |= {
+            "tls_cert_file": str(files.server_cert),
+            "tls_key_file": str(files.server_key),
+            "tls_client_ca_file": str(files.ca),
+        }
+        environment |= {
+            "ANPR_TLS_CA_FILE": str(files.ca),
+            "ANPR_TLS_CERT_FILE": str(files.client_cert),
+            "ANPR_TLS_KEY_FILE": str(files.client_key),
+        }
+        credentials = grpc.ssl_channel_credentials(
+            files.ca.read_bytes(), files.client_key.read_bytes(), files.client_cert.read_bytes()
+        )
+    server = await start_service("hotlist", **settings)
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(server.address)
+    else:
+        channel = grpc.aio.secure_channel(server.address, credentials)
+    async with channel:
         admin = caller(channel, tokens["hotlist-admin"])
         ingest = caller(channel, tokens["ingest-service"])
         operator = caller(channel, tokens["operator"])
@@ -45,7 +73,6 @@ async def test_example_prints_the_alert_and_acknowledges_it(
         reported = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[read]), metadata=ingest.metadata)
         (alert,) = reported.results[0].alerts
 
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_TLS_")}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(EXAMPLE),
