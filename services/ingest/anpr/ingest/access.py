@@ -25,6 +25,9 @@ ACCESS_POLICY: AccessPolicy = {
         "DeleteCamera": _ADMIN,
         "SubmitFrame": _FRAMES,
         "PushFrames": _FRAMES,
+        # Recordings are frames too: a camera only for itself, or a frame relay (the officer's docking station).
+        "UploadRecording": _FRAMES,
+        "GetUploadStatus": _FRAMES,
         "AddSource": _ADMIN,
         "RemoveSource": _ADMIN,
         # Source URIs may carry credentials (redacted in replies) and name the internal network: admins only.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from google.protobuf import timestamp_pb2
 
 from anpr.api.common.v1 import geo_pb2, geometry_pb2, image_pb2, plate_event_pb2, plate_pb2
@@ -9,6 +11,21 @@ from anpr.api.ingest.v1 import camera_pb2, event_pb2
 from anpr.api.recognize.v1 import recognition_pb2
 from anpr.ingest.dead_letters import DeadLetter
 from anpr.ingest.tracking.model import Box, FrameReads, Gps, PassEvent, PlateRead
+
+# Frames sampled from an uploaded recording are named by the recording and their offset in it; events carry both.
+RECORDING_FRAME_PREFIX = "rec:"
+_RECORDING_FRAME_ID = re.compile(r"rec:([A-Za-z0-9._-]{1,64}):([0-9]{1,12})")
+
+
+def recording_frame_id(recording_id: str, offset_ms: int) -> str:
+    """The frame id of the frame at ``offset_ms`` of a recording."""
+    return f"{RECORDING_FRAME_PREFIX}{recording_id}:{offset_ms}"
+
+
+def recording_position(frame_id: str) -> tuple[str, int] | None:
+    """(recording id, offset in ms) of a frame sampled from a recording, None for any other frame."""
+    match = _RECORDING_FRAME_ID.fullmatch(frame_id)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -92,6 +109,9 @@ def plate_event(event: PassEvent, camera: camera_pb2.Camera | None, emit_time: f
         emit_time=timestamp(emit_time),
         model_version=event.model_version,
     )
+    place = recording_position(event.best_frame_id)
+    if place is not None:
+        message.recording.recording_id, message.recording.offset_ms = place
     if event.best_crop:
         message.best_crop.CopyFrom(image_pb2.EncodedImage(data=event.best_crop, encoding=image_pb2.IMAGE_ENCODING_JPEG))
     if event.gps is not None:

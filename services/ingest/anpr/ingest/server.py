@@ -29,6 +29,7 @@ from anpr.ingest.intake import FrameIntake
 from anpr.ingest.journal import FrameJournal
 from anpr.ingest.pipeline import FramePipeline
 from anpr.ingest.recognition import RecognitionClient
+from anpr.ingest.recordings import RecordingStore
 from anpr.ingest.service import IngestServicer
 from anpr.ingest.settings import IngestSettings
 from anpr.ingest.sources import SourceManager
@@ -190,7 +191,24 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         drain = StreamDrain(pipeline.camera_busy)
         server.on_drain(lambda grace: drain.drain(grace * DRAIN_SHARE))
         server.add(
-            IngestServicer(cameras, directory, intake, sources, store, drain, dead_letters, settings.source_policy),
+            IngestServicer(
+                cameras,
+                directory,
+                intake,
+                sources,
+                store,
+                drain,
+                dead_letters,
+                settings.source_policy,
+                RecordingStore(
+                    settings.recordings_path,
+                    settings.recording_max_bytes,
+                    settings.recording_resume_seconds,
+                    sample_fps=settings.recording_sample_fps,
+                    max_age_seconds=settings.max_frame_age_seconds,
+                    max_skew_seconds=settings.max_clock_skew_seconds,
+                ),
+            ),
             ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
             SERVICE_NAME,
         )

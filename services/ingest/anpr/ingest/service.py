@@ -14,19 +14,21 @@ import grpc.aio
 from anpr.api.ingest.v1 import frame_pb2, ingest_service_pb2, ingest_service_pb2_grpc
 from anpr.ingest import audit
 from anpr.ingest.cameras import CameraRepository, check_camera_id
-from anpr.ingest.convert import dead_letter_message
+from anpr.ingest.convert import RECORDING_FRAME_PREFIX, dead_letter_message
 from anpr.ingest.dead_letters import DeadLetters
 from anpr.ingest.directory import CameraDirectory
 from anpr.ingest.draining import StreamDrain
 from anpr.ingest.event_store import EventStore
 from anpr.ingest.intake import FrameIntake
 from anpr.ingest.paging import decode_token, encode_token, page_size
+from anpr.ingest.recordings import RecordingStore, parse_track, sample
 from anpr.ingest.source_policy import SourcePolicy
 from anpr.ingest.sources import SourceManager
 from anpr.ingest.sources import validate as validate_source
 from anpr.runtime.auth import Role
 from anpr.runtime.context import current_principal
 from anpr.runtime.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -56,7 +58,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         drain: StreamDrain,
         dead_letters: DeadLetters | None = None,
         source_policy: SourcePolicy | None = None,
+        recordings: RecordingStore | None = None,
     ) -> None:
+        self._recordings = recordings
         # No policy given (a test's servicer): nothing may be pulled.
         self._source_policy = source_policy or SourcePolicy((), (), (), None)
         self._dead_letters = dead_letters
@@ -113,6 +117,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
     async def _check_caller(self, frame: frame_pb2.Frame) -> frame_pb2.FrameAck | None:
         """A refusal when the caller may not submit for the frame's camera, else None (deny by default)."""
+        if frame.frame_id.startswith(RECORDING_FRAME_PREFIX):
+            # Only frames sampled from an uploaded recording are named so: events would point at footage.
+            return frame_pb2.FrameAck(
+                camera_id=frame.camera_id,
+                frame_id=frame.frame_id,
+                status=frame_pb2.FRAME_STATUS_REJECTED,
+                reason=frame_pb2.FRAME_REJECT_REASON_INVALID_FRAME,
+                message=f"frame ids starting with {RECORDING_FRAME_PREFIX!r} are reserved for uploaded recordings",
+            )
         principal = current_principal()
         if principal is None:
             return None  # pulled sources submit in-process, outside any call
@@ -161,6 +174,90 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 self._drain.check(camera_id)
                 ack = await self._submit(request.frame, "stream", wait=True)
                 yield ingest_service_pb2.PushFramesResponse(ack=ack)
+
+    # -- uploaded recordings ------------------------------------------------------------------------------------
+
+    def _recording_store(self) -> RecordingStore:
+        if self._recordings is None:
+            raise Unavailable("recording uploads are not enabled on this replica")
+        return self._recordings
+
+    async def _check_uploader(self, camera_id: str) -> None:
+        """PermissionDenied unless the caller may send frames for the camera (as for PushFrames)."""
+        check_camera_id(camera_id)
+        refusal = await self._check_caller(frame_pb2.Frame(camera_id=camera_id))
+        if refusal is not None:
+            raise PermissionDenied(refusal.message.replace("submit frames", "upload recordings"))
+
+    async def UploadRecording(
+        self, request_iterator: AsyncIterator[ingest_service_pb2.UploadRecordingRequest], context: Context
+    ) -> ingest_service_pb2.UploadRecordingResponse:
+        store = self._recording_store()
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgument("the first message of UploadRecording must be the header")
+        header = first.header
+        await self._check_uploader(header.camera_id)
+        camera = await self._directory.get(header.camera_id)
+        if camera is None:
+            raise NotFound(f"camera {header.camera_id} is not registered")
+        if camera.disabled:
+            raise FailedPrecondition(f"camera {header.camera_id} is disabled")
+        if not header.HasField("start_time"):
+            raise InvalidArgument("header.start_time is required (when the recording started)")
+        start = header.start_time.ToNanoseconds() / 1e9
+        store.check_start(start)
+        track = parse_track(header)
+        recording_id, staged = await store.begin(header)
+        store.hold(staged)
+        try:
+            async for request in requests:
+                if request.WhichOneof("part") != "chunk":
+                    raise InvalidArgument("only the first message of UploadRecording may be a header")
+                await store.append(staged, request.chunk)
+        finally:
+            store.release(staged)
+        if staged.received < staged.total_bytes:
+            if not header.upload_id:
+                await store.discard(staged)
+                raise Aborted(
+                    f"the stream ended after {staged.received} of {staged.total_bytes} bytes; without an upload_id "
+                    "the upload cannot be resumed: send it again"
+                )
+            raise Aborted(
+                f"the stream ended after {staged.received} of {staged.total_bytes} bytes; resume with upload_id "
+                f"{recording_id} and offset {staged.received}"
+            )
+        try:
+            result = await sample(
+                staged.path,
+                header.camera_id,
+                recording_id,
+                start,
+                track,
+                store.sample_fps,
+                lambda frame: self._intake.submit(frame, "upload"),
+            )
+        except InvalidArgument:
+            await store.discard(staged)  # not a video: resuming cannot help
+            raise
+        await store.discard(staged)
+        return ingest_service_pb2.UploadRecordingResponse(
+            recording_id=recording_id,
+            bytes_received=staged.received,
+            frames_sampled=result.sampled,
+            frames_rejected=result.rejected,
+            duration_ms=result.duration_ms,
+        )
+
+    async def GetUploadStatus(
+        self, request: ingest_service_pb2.GetUploadStatusRequest, context: Context
+    ) -> ingest_service_pb2.GetUploadStatusResponse:
+        store = self._recording_store()
+        await self._check_uploader(request.camera_id)
+        received, total = await store.status(request.camera_id, request.upload_id)
+        return ingest_service_pb2.GetUploadStatusResponse(bytes_received=received, total_bytes=total)
 
     async def AddSource(
         self, request: ingest_service_pb2.AddSourceRequest, context: Context

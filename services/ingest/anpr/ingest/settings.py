@@ -176,6 +176,25 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         None,
         description="File sources must lie under this directory (symbolic links resolved); unset disables them.",
     )
+
+    # Uploaded recordings (UploadRecording).
+    recording_dir: Path | None = Field(
+        None,
+        description="Directory where uploaded recordings are staged until sampled (and partial uploads wait to be "
+        "resumed); by default beside spool_path (<spool name>-recordings), on the same persistent volume.",
+    )
+    recording_max_bytes: int = Field(
+        2 * 1024**3, ge=1024, le=64 * 1024**3, description="Largest recording an upload may carry, in bytes."
+    )
+    recording_resume_seconds: float = Field(
+        86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="How long the bytes of an interrupted upload are kept for it to be resumed.",
+    )
+    recording_sample_fps: float = Field(
+        5.0, gt=0, le=120, description="Frames per second of recording time sampled from an uploaded recording."
+    )
     replica_id: str = Field(
         default_factory=default_replica_id,
         min_length=1,
@@ -200,6 +219,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         if self.frame_journal_path is not None:
             return self.frame_journal_path
         return self.spool_path.with_name(f"{self.spool_path.stem}-frames.sqlite3")
+
+    @property
+    def recordings_path(self) -> Path:
+        """Where uploaded recordings are staged."""
+        if self.recording_dir is not None:
+            return self.recording_dir
+        return self.spool_path.with_name(f"{self.spool_path.stem}-recordings")
 
     def client_tls(self, server_name: str | None) -> ClientTls | None:
         """TLS of a channel to recognize or hotlist, or None for plaintext."""

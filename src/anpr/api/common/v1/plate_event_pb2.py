@@ -29,17 +29,19 @@ from anpr.api.common.v1 import plate_pb2 as anpr_dot_common_dot_v1_dot_plate__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n anpr/common/v1/plate_event.proto\x12\x0e\x61npr.common.v1\x1a\x18\x61npr/common/v1/geo.proto\x1a\x1d\x61npr/common/v1/geometry.proto\x1a\x1a\x61npr/common/v1/image.proto\x1a\x1a\x61npr/common/v1/plate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x05\n\nPlateEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\r\x12.\n\x05stage\x18\x03 \x01(\x0e\x32\x1f.anpr.common.v1.PlateEventStage\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12-\n\x07reading\x18\x05 \x01(\x0b\x32\x1c.anpr.common.v1.PlateReading\x12/\n\tbest_crop\x18\x06 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\x12\x32\n\rbest_crop_box\x18\x07 \x01(\x0b\x32\x1b.anpr.common.v1.BoundingBox\x12\x15\n\rbest_frame_id\x18\x08 \x01(\t\x12\x33\n\x0f\x66irst_seen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66rame_count\x18\x0b \x01(\r\x12(\n\x08location\x18\x0c \x01(\x0b\x32\x16.anpr.common.v1.GpsFix\x12#\n\x16view_direction_degrees\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x39\n\x10travel_direction\x18\x0e \x01(\x0e\x32\x1f.anpr.common.v1.TravelDirection\x12-\n\temit_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x10 \x01(\tB\x19\n\x17_view_direction_degrees*\x8c\x01\n\x0fPlateEventStage\x12!\n\x1dPLATE_EVENT_STAGE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PLATE_EVENT_STAGE_EARLY\x10\x01\x12\x1c\n\x18PLATE_EVENT_STAGE_UPDATE\x10\x02\x12\x1b\n\x17PLATE_EVENT_STAGE_FINAL\x10\x03*\x95\x01\n\x0fTravelDirection\x12 \n\x1cTRAVEL_DIRECTION_UNSPECIFIED\x10\x00\x12 \n\x1cTRAVEL_DIRECTION_APPROACHING\x10\x01\x12\x1d\n\x19TRAVEL_DIRECTION_RECEDING\x10\x02\x12\x1f\n\x1bTRAVEL_DIRECTION_STATIONARY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n anpr/common/v1/plate_event.proto\x12\x0e\x61npr.common.v1\x1a\x18\x61npr/common/v1/geo.proto\x1a\x1d\x61npr/common/v1/geometry.proto\x1a\x1a\x61npr/common/v1/image.proto\x1a\x1a\x61npr/common/v1/plate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x05\n\nPlateEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\r\x12.\n\x05stage\x18\x03 \x01(\x0e\x32\x1f.anpr.common.v1.PlateEventStage\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12-\n\x07reading\x18\x05 \x01(\x0b\x32\x1c.anpr.common.v1.PlateReading\x12/\n\tbest_crop\x18\x06 \x01(\x0b\x32\x1c.anpr.common.v1.EncodedImage\x12\x32\n\rbest_crop_box\x18\x07 \x01(\x0b\x32\x1b.anpr.common.v1.BoundingBox\x12\x15\n\rbest_frame_id\x18\x08 \x01(\t\x12\x33\n\x0f\x66irst_seen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_seen_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66rame_count\x18\x0b \x01(\r\x12(\n\x08location\x18\x0c \x01(\x0b\x32\x16.anpr.common.v1.GpsFix\x12#\n\x16view_direction_degrees\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x39\n\x10travel_direction\x18\x0e \x01(\x0e\x32\x1f.anpr.common.v1.TravelDirection\x12-\n\temit_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x10 \x01(\t\x12\x34\n\trecording\x18\x11 \x01(\x0b\x32!.anpr.common.v1.RecordingPositionB\x19\n\x17_view_direction_degrees\"<\n\x11RecordingPosition\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x11\n\toffset_ms\x18\x02 \x01(\x04*\x8c\x01\n\x0fPlateEventStage\x12!\n\x1dPLATE_EVENT_STAGE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PLATE_EVENT_STAGE_EARLY\x10\x01\x12\x1c\n\x18PLATE_EVENT_STAGE_UPDATE\x10\x02\x12\x1b\n\x17PLATE_EVENT_STAGE_FINAL\x10\x03*\x95\x01\n\x0fTravelDirection\x12 \n\x1cTRAVEL_DIRECTION_UNSPECIFIED\x10\x00\x12 \n\x1cTRAVEL_DIRECTION_APPROACHING\x10\x01\x12\x1d\n\x19TRAVEL_DIRECTION_RECEDING\x10\x02\x12\x1f\n\x1bTRAVEL_DIRECTION_STATIONARY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.common.v1.plate_event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLATEEVENTSTAGE']._serialized_start=849
-  _globals['_PLATEEVENTSTAGE']._serialized_end=989
-  _globals['_TRAVELDIRECTION']._serialized_start=992
-  _globals['_TRAVELDIRECTION']._serialized_end=1141
+  _globals['_PLATEEVENTSTAGE']._serialized_start=965
+  _globals['_PLATEEVENTSTAGE']._serialized_end=1105
+  _globals['_TRAVELDIRECTION']._serialized_start=1108
+  _globals['_TRAVELDIRECTION']._serialized_end=1257
   _globals['_PLATEEVENT']._serialized_start=199
-  _globals['_PLATEEVENT']._serialized_end=846
+  _globals['_PLATEEVENT']._serialized_end=900
+  _globals['_RECORDINGPOSITION']._serialized_start=902
+  _globals['_RECORDINGPOSITION']._serialized_end=962
 # @@protoc_insertion_point(module_scope)

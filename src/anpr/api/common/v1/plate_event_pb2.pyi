@@ -15,10 +15,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias as _TypeAlias
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
-    from typing_extensions import TypeAlias as _TypeAlias
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -107,6 +107,7 @@ class PlateEvent(_message.Message):
     TRAVEL_DIRECTION_FIELD_NUMBER: _builtins.int
     EMIT_TIME_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    RECORDING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Globally unique identifier of the pass (a UUID), the same for every revision of the pass."""
     revision: _builtins.int
@@ -162,6 +163,12 @@ class PlateEvent(_message.Message):
     def emit_time(self) -> _timestamp_pb2.Timestamp:
         """When the ingest service emitted this revision."""
 
+    @_builtins.property
+    def recording(self) -> Global___RecordingPosition:
+        """For events read from an uploaded recording (`IngestService.UploadRecording`): the recording and the position of
+        the best frame within it, so that an investigator can find the footage. Unset for live frames.
+        """
+
     def __init__(
         self,
         *,
@@ -181,13 +188,40 @@ class PlateEvent(_message.Message):
         travel_direction: Global___TravelDirection.ValueType = ...,
         emit_time: _timestamp_pb2.Timestamp | None = ...,
         model_version: _builtins.str = ...,
+        recording: Global___RecordingPosition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "best_crop", b"best_crop", "best_crop_box", b"best_crop_box", "emit_time", b"emit_time", "first_seen_time", b"first_seen_time", "last_seen_time", b"last_seen_time", "location", b"location", "reading", b"reading", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "best_crop", b"best_crop", "best_crop_box", b"best_crop_box", "emit_time", b"emit_time", "first_seen_time", b"first_seen_time", "last_seen_time", b"last_seen_time", "location", b"location", "reading", b"reading", "recording", b"recording", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "best_crop", b"best_crop", "best_crop_box", b"best_crop_box", "best_frame_id", b"best_frame_id", "camera_id", b"camera_id", "emit_time", b"emit_time", "event_id", b"event_id", "first_seen_time", b"first_seen_time", "frame_count", b"frame_count", "last_seen_time", b"last_seen_time", "location", b"location", "model_version", b"model_version", "reading", b"reading", "revision", b"revision", "stage", b"stage", "travel_direction", b"travel_direction", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees", "best_crop", b"best_crop", "best_crop_box", b"best_crop_box", "best_frame_id", b"best_frame_id", "camera_id", b"camera_id", "emit_time", b"emit_time", "event_id", b"event_id", "first_seen_time", b"first_seen_time", "frame_count", b"frame_count", "last_seen_time", b"last_seen_time", "location", b"location", "model_version", b"model_version", "reading", b"reading", "recording", b"recording", "revision", b"revision", "stage", b"stage", "travel_direction", b"travel_direction", "view_direction_degrees", b"view_direction_degrees"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__view_direction_degrees: _TypeAlias = _typing.Literal["view_direction_degrees"]  # noqa: Y015
     _WhichOneofArgType__view_direction_degrees: _TypeAlias = _typing.Literal["_view_direction_degrees", b"_view_direction_degrees"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__view_direction_degrees) -> _WhichOneofReturnType__view_direction_degrees | None: ...
 
 Global___PlateEvent: _TypeAlias = PlateEvent  # noqa: Y015
+
+@_typing.final
+class RecordingPosition(_message.Message):
+    """A position within an uploaded recording."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDING_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_MS_FIELD_NUMBER: _builtins.int
+    recording_id: _builtins.str
+    """Identifier of the recording, as returned by `IngestService.UploadRecording` (unique per camera)."""
+    offset_ms: _builtins.int
+    """Offset of the frame from the start of the recording, in milliseconds."""
+    def __init__(
+        self,
+        *,
+        recording_id: _builtins.str = ...,
+        offset_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offset_ms", b"offset_ms", "recording_id", b"recording_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingPosition: _TypeAlias = RecordingPosition  # noqa: Y015

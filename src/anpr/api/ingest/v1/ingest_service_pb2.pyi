@@ -13,7 +13,9 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -24,6 +26,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _GpsTrackFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GpsTrackFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GpsTrackFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GPS_TRACK_FORMAT_UNSPECIFIED: _GpsTrackFormat.ValueType  # 0
+    """No track."""
+    GPS_TRACK_FORMAT_GPX: _GpsTrackFormat.ValueType  # 1
+    """GPX 1.0 or 1.1: track points (`trkpt`) with times."""
+    GPS_TRACK_FORMAT_NMEA: _GpsTrackFormat.ValueType  # 2
+    """NMEA 0183 sentences; RMC sentences (which carry date and time) make the track."""
+
+class GpsTrackFormat(_GpsTrackFormat, metaclass=_GpsTrackFormatEnumTypeWrapper):
+    """Format of a GPS track sent with a recording."""
+
+GPS_TRACK_FORMAT_UNSPECIFIED: GpsTrackFormat.ValueType  # 0
+"""No track."""
+GPS_TRACK_FORMAT_GPX: GpsTrackFormat.ValueType  # 1
+"""GPX 1.0 or 1.1: track points (`trkpt`) with times."""
+GPS_TRACK_FORMAT_NMEA: GpsTrackFormat.ValueType  # 2
+"""NMEA 0183 sentences; RMC sentences (which carry date and time) make the track."""
+Global___GpsTrackFormat: _TypeAlias = GpsTrackFormat  # noqa: Y015
 
 @_typing.final
 class RegisterCameraRequest(_message.Message):
@@ -815,3 +841,178 @@ class PurgeDeadLettersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeDeadLettersResponse: _TypeAlias = PurgeDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class RecordingHeader(_message.Message):
+    """First message of an `IngestService.UploadRecording` stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    GPS_TRACK_FORMAT_FIELD_NUMBER: _builtins.int
+    GPS_TRACK_FIELD_NUMBER: _builtins.int
+    camera_id: _builtins.str
+    """Identifier of the registered camera that made the recording."""
+    total_bytes: _builtins.int
+    """Size of the whole video in bytes; required."""
+    upload_id: _builtins.str
+    """Caller-chosen identifier that makes the upload resumable, 1-64 characters from `A-Z a-z 0-9 . _ -`, unique
+    per camera (for example the recording's file name); it becomes the recording id. Empty: not resumable, and the
+    service picks the recording id.
+    """
+    offset: _builtins.int
+    """Where this stream continues the upload: the bytes the service already holds for `upload_id` (0 to start)."""
+    content_type: _builtins.str
+    """Media type of the video, for example `video/mp4`; informational (the content decides)."""
+    gps_track_format: Global___GpsTrackFormat.ValueType
+    """Format of `gps_track`; UNSPECIFIED when there is none."""
+    gps_track: _builtins.str
+    """The GPS track as text (GPX or NMEA), at most 8 MiB; positions are interpolated at each frame's capture time."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the recording started, by the camera's clock; frame capture times are this plus their offset."""
+
+    def __init__(
+        self,
+        *,
+        camera_id: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        total_bytes: _builtins.int = ...,
+        upload_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        content_type: _builtins.str = ...,
+        gps_track_format: Global___GpsTrackFormat.ValueType = ...,
+        gps_track: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "content_type", b"content_type", "gps_track", b"gps_track", "gps_track_format", b"gps_track_format", "offset", b"offset", "start_time", b"start_time", "total_bytes", b"total_bytes", "upload_id", b"upload_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingHeader: _TypeAlias = RecordingHeader  # noqa: Y015
+
+@_typing.final
+class UploadRecordingRequest(_message.Message):
+    """One message of the `IngestService.UploadRecording` request stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the video, in order; at most 4 MiB per message."""
+    @_builtins.property
+    def header(self) -> Global___RecordingHeader:
+        """The header; only in the first message."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___RecordingHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___UploadRecordingRequest: _TypeAlias = UploadRecordingRequest  # noqa: Y015
+
+@_typing.final
+class UploadRecordingResponse(_message.Message):
+    """Response of `IngestService.UploadRecording`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDING_ID_FIELD_NUMBER: _builtins.int
+    BYTES_RECEIVED_FIELD_NUMBER: _builtins.int
+    FRAMES_SAMPLED_FIELD_NUMBER: _builtins.int
+    FRAMES_REJECTED_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    recording_id: _builtins.str
+    """Identifier of the recording: the upload id, or one the service chose. Events read from it carry it."""
+    bytes_received: _builtins.int
+    """Bytes of video the service holds (the whole recording)."""
+    frames_sampled: _builtins.int
+    """Frames sampled from the video and accepted for recognition (duplicates of an earlier try included)."""
+    frames_rejected: _builtins.int
+    """Sampled frames that intake refused (for example too old); see the service log."""
+    duration_ms: _builtins.int
+    """Length of the video in milliseconds (the offset of its last frame)."""
+    def __init__(
+        self,
+        *,
+        recording_id: _builtins.str = ...,
+        bytes_received: _builtins.int = ...,
+        frames_sampled: _builtins.int = ...,
+        frames_rejected: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_received", b"bytes_received", "duration_ms", b"duration_ms", "frames_rejected", b"frames_rejected", "frames_sampled", b"frames_sampled", "recording_id", b"recording_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadRecordingResponse: _TypeAlias = UploadRecordingResponse  # noqa: Y015
+
+@_typing.final
+class GetUploadStatusRequest(_message.Message):
+    """Request of `IngestService.GetUploadStatus`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    camera_id: _builtins.str
+    """Camera of the upload."""
+    upload_id: _builtins.str
+    """The upload's identifier."""
+    def __init__(
+        self,
+        *,
+        camera_id: _builtins.str = ...,
+        upload_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "upload_id", b"upload_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUploadStatusRequest: _TypeAlias = GetUploadStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetUploadStatusResponse(_message.Message):
+    """Response of `IngestService.GetUploadStatus`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BYTES_RECEIVED_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    bytes_received: _builtins.int
+    """Bytes the service holds: the `offset` to resume from."""
+    total_bytes: _builtins.int
+    """Size of the whole video, as the upload's header stated it."""
+    def __init__(
+        self,
+        *,
+        bytes_received: _builtins.int = ...,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_received", b"bytes_received", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUploadStatusResponse: _TypeAlias = GetUploadStatusResponse  # noqa: Y015

@@ -107,6 +107,16 @@ class IngestServiceStub:
                 request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
                 response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.UploadRecording = channel.stream_unary(
+                '/anpr.ingest.v1.IngestService/UploadRecording',
+                request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingRequest.SerializeToString,
+                response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingResponse.FromString,
+                _registered_method=True)
+        self.GetUploadStatus = channel.unary_unary(
+                '/anpr.ingest.v1.IngestService/GetUploadStatus',
+                request_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusRequest.SerializeToString,
+                response_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -225,6 +235,28 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadRecording(self, request_iterator, context):
+        """Uploads a recording (for example from a body-worn camera): the first message is the header, the following
+        messages carry the video in order. When all `total_bytes` arrived, the video is sampled and its frames go
+        through the normal intake (journaled, recognised, tracked) with capture time = recording start + offset and,
+        with a GPS track, the position interpolated at that time; events name the recording and the offset. An upload
+        with an `upload_id` that breaks off is kept for a while: resume it with the same id and `offset` set to the
+        bytes received so far (`GetUploadStatus`); a stream that ends early fails with ABORTED and keeps what came.
+        Bad input (not a video, empty, a bad GPS track, a wrong offset) fails with INVALID_ARGUMENT or
+        FAILED_PRECONDITION, an upload over the size limit with RESOURCE_EXHAUSTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUploadStatus(self, request, context):
+        """How many bytes of a resumable upload the service holds; NOT_FOUND when it holds none (never started, finished
+        or expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +329,16 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.PurgeDeadLetters,
                     request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.FromString,
                     response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.SerializeToString,
+            ),
+            'UploadRecording': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadRecording,
+                    request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingRequest.FromString,
+                    response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingResponse.SerializeToString,
+            ),
+            'GetUploadStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUploadStatus,
+                    request_deserializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusRequest.FromString,
+                    response_serializer=anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -680,6 +722,60 @@ class IngestService:
             '/anpr.ingest.v1.IngestService/PurgeDeadLetters',
             anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersRequest.SerializeToString,
             anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.PurgeDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadRecording(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/anpr.ingest.v1.IngestService/UploadRecording',
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingRequest.SerializeToString,
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.UploadRecordingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUploadStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/anpr.ingest.v1.IngestService/GetUploadStatus',
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusRequest.SerializeToString,
+            anpr_dot_ingest_dot_v1_dot_ingest__service__pb2.GetUploadStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

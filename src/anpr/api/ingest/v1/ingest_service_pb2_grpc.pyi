@@ -83,6 +83,20 @@ class IngestServiceStub:
     """
     PurgeDeadLetters: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]
     """Deletes dead letters for good (retention also deletes them after the configured time)."""
+    UploadRecording: _grpc.StreamUnaryMultiCallable[_ingest_service_pb2.UploadRecordingRequest, _ingest_service_pb2.UploadRecordingResponse]
+    """Uploads a recording (for example from a body-worn camera): the first message is the header, the following
+    messages carry the video in order. When all `total_bytes` arrived, the video is sampled and its frames go
+    through the normal intake (journaled, recognised, tracked) with capture time = recording start + offset and,
+    with a GPS track, the position interpolated at that time; events name the recording and the offset. An upload
+    with an `upload_id` that breaks off is kept for a while: resume it with the same id and `offset` set to the
+    bytes received so far (`GetUploadStatus`); a stream that ends early fails with ABORTED and keeps what came.
+    Bad input (not a video, empty, a bad GPS track, a wrong offset) fails with INVALID_ARGUMENT or
+    FAILED_PRECONDITION, an upload over the size limit with RESOURCE_EXHAUSTED.
+    """
+    GetUploadStatus: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetUploadStatusRequest, _ingest_service_pb2.GetUploadStatusResponse]
+    """How many bytes of a resumable upload the service holds; NOT_FOUND when it holds none (never started, finished
+    or expired).
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -139,6 +153,20 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """
     PurgeDeadLetters: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.PurgeDeadLettersRequest, _ingest_service_pb2.PurgeDeadLettersResponse]  # type: ignore[assignment]
     """Deletes dead letters for good (retention also deletes them after the configured time)."""
+    UploadRecording: _aio.StreamUnaryMultiCallable[_ingest_service_pb2.UploadRecordingRequest, _ingest_service_pb2.UploadRecordingResponse]  # type: ignore[assignment]
+    """Uploads a recording (for example from a body-worn camera): the first message is the header, the following
+    messages carry the video in order. When all `total_bytes` arrived, the video is sampled and its frames go
+    through the normal intake (journaled, recognised, tracked) with capture time = recording start + offset and,
+    with a GPS track, the position interpolated at that time; events name the recording and the offset. An upload
+    with an `upload_id` that breaks off is kept for a while: resume it with the same id and `offset` set to the
+    bytes received so far (`GetUploadStatus`); a stream that ends early fails with ABORTED and keeps what came.
+    Bad input (not a video, empty, a bad GPS track, a wrong offset) fails with INVALID_ARGUMENT or
+    FAILED_PRECONDITION, an upload over the size limit with RESOURCE_EXHAUSTED.
+    """
+    GetUploadStatus: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetUploadStatusRequest, _ingest_service_pb2.GetUploadStatusResponse]  # type: ignore[assignment]
+    """How many bytes of a resumable upload the service holds; NOT_FOUND when it holds none (never started, finished
+    or expired).
+    """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """The front door for every camera: registers cameras, takes frames pushed by cameras and edge agents, pulls frames
@@ -276,5 +304,31 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.PurgeDeadLettersResponse, _abc.Awaitable[_ingest_service_pb2.PurgeDeadLettersResponse]]:
         """Deletes dead letters for good (retention also deletes them after the configured time)."""
+
+    @_abc_1.abstractmethod
+    def UploadRecording(
+        self,
+        request_iterator: _MaybeAsyncIterator[_ingest_service_pb2.UploadRecordingRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.UploadRecordingResponse, _abc.Awaitable[_ingest_service_pb2.UploadRecordingResponse]]:
+        """Uploads a recording (for example from a body-worn camera): the first message is the header, the following
+        messages carry the video in order. When all `total_bytes` arrived, the video is sampled and its frames go
+        through the normal intake (journaled, recognised, tracked) with capture time = recording start + offset and,
+        with a GPS track, the position interpolated at that time; events name the recording and the offset. An upload
+        with an `upload_id` that breaks off is kept for a while: resume it with the same id and `offset` set to the
+        bytes received so far (`GetUploadStatus`); a stream that ends early fails with ABORTED and keeps what came.
+        Bad input (not a video, empty, a bad GPS track, a wrong offset) fails with INVALID_ARGUMENT or
+        FAILED_PRECONDITION, an upload over the size limit with RESOURCE_EXHAUSTED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUploadStatus(
+        self,
+        request: _ingest_service_pb2.GetUploadStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.GetUploadStatusResponse, _abc.Awaitable[_ingest_service_pb2.GetUploadStatusResponse]]:
+        """How many bytes of a resumable upload the service holds; NOT_FOUND when it holds none (never started, finished
+        or expired).
+        """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
