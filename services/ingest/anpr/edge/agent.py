@@ -28,9 +28,10 @@ def open_ingest_channel(settings: EdgeSettings) -> grpc.aio.Channel:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         # gRPC's own reconnection backoff (1 s growing to 120 s by default) would keep a returning link idle for
-        # minutes; follow the agent's settings instead.
+        # minutes; follow the agent's settings instead. Not grpc.min_reconnect_backoff_ms: gRPC core uses it as the
+        # minimum time a connection attempt may take (grpc/grpc#12830), and a TLS handshake over a mobile link can
+        # take longer than the first backoff.
         ("grpc.initial_reconnect_backoff_ms", int(settings.reconnect_initial_seconds * 1000)),
-        ("grpc.min_reconnect_backoff_ms", int(settings.reconnect_initial_seconds * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(settings.reconnect_max_seconds * 1000)),
     ]
     return open_channel(settings.ingest_target, settings.tls, options)
