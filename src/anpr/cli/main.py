@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from anpr.cli import evaluate, hotlist, read, token, up
+from anpr.demo import run as demo
 
 
 def _run_service(name: str) -> None:
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anpr", description="Automatic number plate recognition suite.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up.add_arguments(commands.add_parser("up", help="run ingest, recognize and hotlist locally, supervised"))
+    demo.add_arguments(
+        commands.add_parser("demo", help="anpr up plus a simulated fleet, a demo hotlist and a live view")
+    )
     token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
     read.add_arguments(commands.add_parser("read", help="recognise the plates in image files"))
     evaluate.add_arguments(commands.add_parser("eval", help="score plate recognition on a labelled set"))
@@ -46,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "up":
         raise SystemExit(up.run(args))
+    if args.command == "demo":
+        raise SystemExit(demo.run(args))
     if args.command == "token":
         raise SystemExit(token.run(args))
     if args.command == "read":
