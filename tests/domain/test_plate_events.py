@@ -71,6 +71,7 @@ def test_one_character_reading_is_not_an_event() -> None:
         ("camera_id", "", "camera_id"),
         ("camera_id", "cam\n", "camera_id"),
         ("revision", 0, "revision"),
+        ("revision", 2**32 - 1, "revision"),  # fuzzing: beyond the stored integer, once INTERNAL
     ],
 )
 def test_identity_violations_name_the_field(field: str, value: object, name: str) -> None:

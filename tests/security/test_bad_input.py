@@ -25,6 +25,7 @@ from anpr.runtime.errors import InvalidArgument
 from anpr.runtime.page_tokens import PageTokens
 from anpr.runtime.server import ServiceServer
 from testkit.fuzz_targets import access_policy, seed
+from testkit.hotlist import caller, plate_event
 from testkit.services import StartService
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -314,3 +315,21 @@ def test_page_tokens_round_trip_and_refuse_forgery_and_other_filters() -> None:
     ):
         with pytest.raises(InvalidArgument):
             tokens.decode(bad, filters)
+
+
+async def test_a_revision_beyond_the_stored_integer_is_rejected_alone(
+    start_service: StartService, database_url: str, tokens: dict[str, str]
+) -> None:
+    # Found by the long fuzz run: revision 4294967295 reached PostgreSQL's int4 and the call failed with INTERNAL.
+    server = await start_service("hotlist", database_url=database_url)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        reporter = caller(channel, tokens["ingest-service"])
+        huge = plate_event("CA123456", event_id="huge")
+        huge.revision = 2**32 - 1
+        reply = await reporter.stub.ReportReads(
+            hotlist_pb.ReportReadsRequest(events=[huge, plate_event("CA654321", event_id="fine")]),
+            metadata=reporter.metadata,
+        )
+    rejected, stored = reply.results
+    assert rejected.rejection_message.startswith("revision")
+    assert stored.rejection_message == ""

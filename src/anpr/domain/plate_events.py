@@ -27,6 +27,7 @@ from anpr.runtime.errors import InvalidArgument
 PLATE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 MIN_PLATE_LENGTH = 2
 MAX_PLATE_LENGTH = 10
+MAX_REVISION = 2**31 - 1  # stored as a PostgreSQL integer; a pass never has that many revisions
 MAX_ALTERNATIVES = 20
 MAX_ALTERNATIVE_LENGTH = 32
 # The hotlist service's default limit on stored crops; a larger crop is dropped, not the event.
@@ -132,8 +133,8 @@ def violations(event: plate_event_pb2.PlateEvent, *, require_text: bool = False)
     found: list[str] = []
     if not _EVENT_ID.fullmatch(event.event_id):
         found.append("event_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    if event.revision < 1:
-        found.append("revision must be at least 1")
+    if not 1 <= event.revision <= MAX_REVISION:
+        found.append(f"revision must be 1-{MAX_REVISION}")
     if not _CAMERA_ID.fullmatch(event.camera_id):
         found.append("camera_id must be 1-128 characters of A-Z a-z 0-9 . _ : / -")
     text = event.reading.text

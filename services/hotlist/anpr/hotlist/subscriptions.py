@@ -229,11 +229,15 @@ class AlertHub:
         # Should a cancelled get ever drop an item, the gap check of the caller reads it back.
         get = asyncio.ensure_future(subscription.queue.get())
         closing = asyncio.ensure_future(self._closing.wait())
-        done, _ = await asyncio.wait({get, closing}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED)
-        closing.cancel()
+        try:
+            done, _ = await asyncio.wait({get, closing}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when the subscriber went away mid-wait: no task may be left pending behind the stream.
+            closing.cancel()
+            if not get.done():
+                get.cancel()
         if get in done:
             return get.result()
-        get.cancel()
         self._check_open()
         return None
 

@@ -73,8 +73,10 @@ class StreamDrain:
                     done, _ = await asyncio.wait({read}, timeout=_RECHECK_SECONDS)
                 else:
                     draining: asyncio.Future[Any] = asyncio.ensure_future(self._draining.wait())
-                    done, _ = await asyncio.wait({read, draining}, return_when=asyncio.FIRST_COMPLETED)
-                    draining.cancel()
+                    try:
+                        done, _ = await asyncio.wait({read, draining}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        draining.cancel()
                 if read in done:
                     result: T | None = read.result()
                     return result
