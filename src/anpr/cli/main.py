@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from anpr.cli import evaluate, hotlist, read, token, up
+from anpr.cli import evaluate, hotlist, read, token, up, upload
 from anpr.demo import run as demo
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
     read.add_arguments(commands.add_parser("read", help="recognise the plates in image files"))
     evaluate.add_arguments(commands.add_parser("eval", help="score plate recognition on a labelled set"))
+    upload.add_arguments(commands.add_parser("upload", help="upload a (body-worn) recording to ingest, resumably"))
     for name in ("ingest", "recognize", "hotlist"):
         service = commands.add_parser(
             name, help=f"run the {name} service (settings from ANPR_{name.upper()}_* variables)"
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(read.run(args))
     if args.command == "eval":
         raise SystemExit(evaluate.run(args))
+    if args.command == "upload":
+        raise SystemExit(upload.run(args))
     if args.command == "hotlist" and args.hotlist_command:
         raise SystemExit(hotlist.run(args))
     _run_service(args.command)
