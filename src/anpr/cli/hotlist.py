@@ -15,9 +15,8 @@ import argparse
 import asyncio
 import csv
 import json
-import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -26,9 +25,10 @@ import grpc.aio
 
 from anpr.api.hotlist.v1 import hotlist_pb2, hotlist_service_pb2_grpc, import_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
-from anpr.cli.transport import add_tls_arguments, client_tls
+from anpr.cli import hotlist_admin
+from anpr.cli.calls import run_command
+from anpr.cli.profile import add_connection_arguments, resolve
 from anpr.runtime import tls
-from anpr.runtime.errors import ConfigurationError
 
 COLUMNS = frozenset(
     {
@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     command.add_argument("--list", dest="hotlist", required=True, help="name of the hotlist to import into")
     command.add_argument("--replace", action="store_true", help="make the file the whole list (atomic swap)")
     command.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
-    command.add_argument("--address", default="127.0.0.1:50053", help="host:port of the hotlist service")
-    command.add_argument("--token", default=None, help="bearer token of a hotlist-admin client (default: $ANPR_TOKEN)")
-    add_tls_arguments(command)
+    add_connection_arguments(command)
+    hotlist_admin.add_commands(commands)
 
 
 def _action(value: str, line: int) -> int:
@@ -110,16 +109,20 @@ def entry_of(row: dict[str, str], line: int) -> hotlist_pb2.HotlistEntry:
     return entry
 
 
+def _check_columns(fieldnames: Sequence[str] | None) -> None:
+    header = set(fieldnames or ())
+    unknown = header - COLUMNS
+    if unknown:
+        raise CsvError(f"unknown columns {sorted(unknown)}; known: {sorted(COLUMNS)}")
+    if not header & {"plate", "pattern"}:
+        raise CsvError("the header needs a plate or a pattern column")
+
+
 def read_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[list[import_pb2.ImportRow]]:
     """Rows of the file in batches, numbered by their line in the file."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        header = set(reader.fieldnames or ())
-        unknown = header - COLUMNS
-        if unknown:
-            raise CsvError(f"unknown columns {sorted(unknown)}; known: {sorted(COLUMNS)}")
-        if not header & {"plate", "pattern"}:
-            raise CsvError("the header needs a plate or a pattern column")
+        _check_columns(reader.fieldnames)
         batch: list[import_pb2.ImportRow] = []
         for row in reader:
             batch.append(import_pb2.ImportRow(row_number=reader.line_num, entry=entry_of(row, reader.line_num)))
@@ -148,43 +151,61 @@ async def import_file(
         origin=path.name,
     )
 
+    check_header(path)  # a missing file or a bad header is reported before any call
+    failures: list[CsvError] = []
+
     async def requests() -> AsyncIterator[pb.ImportEntriesRequest]:
         yield pb.ImportEntriesRequest(header=header)
-        for batch in read_batches(path):
-            yield pb.ImportEntriesRequest(rows=batch)
+        try:
+            for batch in read_batches(path):
+                yield pb.ImportEntriesRequest(rows=batch)
+        except CsvError as exc:
+            # grpc turns an exception in the request iterator into a cancelled call: keep the reason to report it.
+            failures.append(exc)
+            raise
 
     async with tls.open_channel(address, client_tls) as channel:
         stub = hotlist_service_pb2_grpc.HotlistServiceStub(channel)
-        response: pb.ImportEntriesResponse = await stub.ImportEntries(
-            requests(), metadata=(("authorization", f"Bearer {token}"),)
-        )
+        try:
+            response: pb.ImportEntriesResponse = await stub.ImportEntries(
+                requests(), metadata=(("authorization", f"Bearer {token}"),)
+            )
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            if failures:
+                raise failures[0] from None
+            raise
         return response
 
 
+def check_header(path: Path) -> None:
+    """Raise OSError for an unreadable file, CsvError for a header that cannot be imported."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        _check_columns(csv.DictReader(handle).fieldnames)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``anpr hotlist import``; prints a JSON summary and the first refused rows."""
-    token = args.token or os.environ.get("ANPR_TOKEN", "")
-    if not token:
-        print("anpr hotlist import: give --token or set ANPR_TOKEN", file=sys.stderr)
-        return 2
-    try:
-        result = asyncio.run(
-            import_file(
-                args.address,
-                token,
-                args.file,
-                args.hotlist,
-                replace=args.replace,
-                dry_run=args.dry_run,
-                client_tls=client_tls(args),
-            )
+    """Run ``anpr hotlist import`` (prints a JSON summary and the first refused rows) or another sub-command."""
+    if args.hotlist_command != "import":
+        return hotlist_admin.run(args)
+
+    async def action() -> int:
+        target = resolve(args, "hotlist", hotlist_admin.ROLE)
+        result = await import_file(
+            target.address,
+            target.token,
+            args.file,
+            args.hotlist,
+            replace=args.replace,
+            dry_run=args.dry_run,
+            client_tls=target.tls,
         )
-    except (OSError, CsvError, ConfigurationError) as exc:
-        print(f"anpr hotlist import: {exc}", file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as exc:
-        print(f"anpr hotlist import: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
+        _report(result)
+        return 0
+
+    return run_command("hotlist import", action)
+
+
+def _report(result: pb.ImportEntriesResponse) -> None:
     summary = {
         "applied": result.applied,
         "received": result.received_count,
@@ -200,4 +221,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"line {error.row_number}: {reason}: {error.message}", file=sys.stderr)
     if result.rejected_count > SHOWN_ERRORS:
         print(f"... {result.rejected_count - SHOWN_ERRORS} more rows refused", file=sys.stderr)
-    return 0

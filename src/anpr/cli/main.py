@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from anpr.cli import evaluate, hotlist, read, token, up, upload
+from anpr.cli import alerts, cameras, evaluate, hotlist, read, records, token, up, upload
 from anpr.demo import run as demo
 
 
@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
     read.add_arguments(commands.add_parser("read", help="recognise the plates in image files"))
     evaluate.add_arguments(commands.add_parser("eval", help="score plate recognition on a labelled set"))
+    cameras.add_arguments(commands.add_parser("cameras", help="register, list and remove cameras (ingest-admin)"))
+    alerts.add_arguments(commands.add_parser("alerts", help="tail and acknowledge alerts (operator)"))
+    records.add_reads_arguments(commands.add_parser("reads", help="search stored plate reads (investigator)"))
+    records.add_audit_arguments(commands.add_parser("audit", help="list hotlist's audit trail (auditor)"))
     upload.add_arguments(commands.add_parser("upload", help="upload a (body-worn) recording to ingest, resumably"))
     for name in ("ingest", "recognize", "hotlist"):
         service = commands.add_parser(
@@ -59,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(read.run(args))
     if args.command == "eval":
         raise SystemExit(evaluate.run(args))
+    if args.command == "cameras":
+        raise SystemExit(cameras.run(args))
+    if args.command == "alerts":
+        raise SystemExit(alerts.run(args))
+    if args.command == "reads":
+        raise SystemExit(records.run_reads(args))
+    if args.command == "audit":
+        raise SystemExit(records.run_audit(args))
     if args.command == "upload":
         raise SystemExit(upload.run(args))
     if args.command == "hotlist" and args.hotlist_command:

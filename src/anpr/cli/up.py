@@ -1,9 +1,11 @@
 """``anpr up``: run the whole suite on one machine, as separate supervised processes, on embedded defaults.
 
-It starts an embedded PostgreSQL unless a database URL is given, writes development tokens (one per role), starts
+It starts an embedded PostgreSQL unless a database URL is given, writes development tokens (one per role, kept
+across restarts: they are read back from the profile), starts
 ingest, recognize and hotlist as child processes, waits until each reports where it listens, prints that (as one
 JSON line with ``--json``), and then supervises: a child that dies is reported with its exit status and the suite
-is stopped, never silently restarted. SIGINT or SIGTERM stops every child gracefully.
+is stopped, never silently restarted. Once up, it writes ``<data-dir>/profile.json`` (mode 0600: addresses, TLS
+files and tokens) for the operator commands (:mod:`anpr.cli.profile`). SIGINT or SIGTERM stops every child gracefully.
 
 Transport security by default: a development CA (kept in ``<data-dir>/tls``) issues a certificate per service and
 one for clients at every start; recognize and hotlist require a client certificate (mutual TLS: ingest presents
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from anpr.cli.devca import DevelopmentCA
+from anpr.cli.profile import write_profile
 from anpr.cli.token import new_token
 from anpr.runtime.auth import Role, token_digest
 from anpr.runtime.database import EmbeddedPostgres
@@ -70,13 +73,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}-metrics-port", type=int, default=0, help=f"metrics port of {name}")
 
 
-def write_dev_tokens(path: Path) -> dict[str, str]:
-    """A fresh token per role, written as a secrets file (digests only) that only the current user can read.
+def write_dev_tokens(path: Path, existing: dict[str, str] | None = None) -> dict[str, str]:
+    """A token per role, written as a secrets file (digests only) that only the current user can read.
+
+    ``existing`` tokens (the previous start's, from the profile) are kept, so that agents and scripts holding them
+    still get in after a restart; only a role without one gets a fresh token.
 
     Each role gets a client of its own, as in production: ingest presents ``ingest-service`` to its peers, and a
     camera token (identity ``dev-camera``) may only submit for cameras labelled ``principal: dev-camera``.
     """
-    tokens = {role.value: new_token() for role in Role}
+    kept = existing or {}
+    tokens = {role.value: kept.get(role.value) or new_token() for role in Role}
     document = {
         "clients": [
             {"identity": f"dev-{role}", "roles": [role], "token_sha256": token_digest(tokens[role])} for role in tokens
@@ -239,16 +246,27 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(f"    export ANPR_TLS_KEY_FILE={tls['client_key_file']}")
     else:
         print("  TLS: off (--plaintext)")
-    print("  development tokens (send as 'authorization: Bearer <token>'):")
+    print(f"  profile    {summary['profile']} (the operator commands read it: anpr cameras, hotlist, alerts, ...)")
+    print("  development tokens (send as 'authorization: Bearer <token>'; kept across restarts):")
     for role, value in summary["tokens"].items():
         print(f"    {role:<14} {value}")
     sys.stdout.flush()
 
 
+def previous_tokens(profile: Path) -> dict[str, str]:
+    """The tokens of the profile an earlier start wrote (empty when there is none or it cannot be read)."""
+    try:
+        tokens = json.loads(profile.read_text()).get("tokens", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in tokens.items() if isinstance(v, str) and v} if isinstance(tokens, dict) else {}
+
+
 async def _supervise(args: argparse.Namespace, database_url: DatabaseUrls | None, database_label: str) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     tokens_file = args.data_dir / "dev-tokens.json"
-    tokens = write_dev_tokens(tokens_file)
+    profile = args.data_dir / "profile.json"
+    tokens = write_dev_tokens(tokens_file, previous_tokens(profile))
     service_token = args.data_dir / "service-token"
     service_token.touch(mode=0o600)
     service_token.write_text(tokens[Role.INGEST_SERVICE.value])
@@ -269,7 +287,10 @@ async def _supervise(args: argparse.Namespace, database_url: DatabaseUrls | None
             )
             await _wait_ready(children[-1])
             peers[name] = children[-1].ready["grpc_address"]
-        _print_summary(_summary(children, tokens, database_label, args.data_dir, ca), args.json)
+        summary = _summary(children, tokens, database_label, args.data_dir, ca)
+        write_profile(profile, {**summary, "profile": str(profile)})  # what the operator commands read
+        summary["profile"] = str(profile)
+        _print_summary(summary, args.json)
         waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
