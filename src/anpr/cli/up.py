@@ -1,11 +1,11 @@
 """``anpr up``: run the whole suite on one machine, as separate supervised processes, on embedded defaults.
 
 It starts an embedded PostgreSQL unless a database URL is given, writes development tokens (one per role, kept
-across restarts: they are read back from the profile), starts
-ingest, recognize and hotlist as child processes, waits until each reports where it listens, prints that (as one
-JSON line with ``--json``), and then supervises: a child that dies is reported with its exit status and the suite
-is stopped, never silently restarted. Once up, it writes ``<data-dir>/profile.json`` (mode 0600: addresses, TLS
-files and tokens) for the operator commands (:mod:`anpr.cli.profile`). SIGINT or SIGTERM stops every child gracefully.
+across restarts: they are read back from the profile), starts ingest, recognize and hotlist as child processes,
+waits until each reports where it listens, prints that (as one JSON line with ``--json``), and then supervises: a
+child that dies is reported with its exit status and the suite is stopped, never silently restarted. Once up, it
+writes ``<data-dir>/profile.json`` (mode 0600: addresses, TLS files and tokens) for the operator commands
+(:mod:`anpr.cli.profile`). SIGINT or SIGTERM stops every child gracefully.
 
 Transport security by default: a development CA (kept in ``<data-dir>/tls``) issues a certificate per service and
 one for clients at every start; recognize and hotlist require a client certificate (mutual TLS: ingest presents
