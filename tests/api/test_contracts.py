@@ -71,6 +71,8 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "ListDeadLetters": UNARY,
         "ReplayDeadLetters": UNARY,
         "PurgeDeadLetters": UNARY,
+        "UploadRecording": CLIENT_STREAM,
+        "GetUploadStatus": UNARY,
     },
     "anpr.hotlist.v1.HotlistService": {
         "CreateHotlist": UNARY,
