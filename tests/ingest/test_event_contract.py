@@ -40,6 +40,7 @@ async def test_an_invalid_gps_fix_is_dropped_from_the_event_and_counted(env: Ing
         # Both revisions (early and final) lost their location; neither became a dead letter.
         assert metric_value(await fetch_text(metrics_url), DROPPED) - before == 2
         dead = await ingest.ListDeadLetters(
-            ingest_service_pb2.ListDeadLettersRequest(), metadata=env.metadata("ingest-admin")
+            ingest_service_pb2.ListDeadLettersRequest(purpose="Checking the contract drops only the fix"),
+            metadata=env.metadata("ingest-admin"),
         )
         assert list(dead.dead_letters) == []
