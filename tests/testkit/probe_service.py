@@ -82,4 +82,4 @@ async def _serve(settings: ProbeSettings) -> None:
 
 
 if __name__ == "__main__":
-    run_service("probe", ProbeSettings, _serve)
+    run_service("probe", ProbeSettings, _serve, purpose="A minimal service for the runtime shutdown tests.")
