@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from anpr.ingest.journal import FrameJournal, FrameLedger
@@ -49,3 +50,12 @@ def test_frames_leave_only_when_no_open_pass_began_at_or_before_them() -> None:
     assert ledger.cameras() == ["cam-2"]
     ledger.processed(pending("cam-3", "unjournaled"))  # seq 0: nothing to release
     assert ledger.cameras() == ["cam-2"]
+
+
+def test_a_pass_open_for_longer_than_the_hold_limit_does_not_pin_the_journal() -> None:
+    # A car parked in view keeps its pass open for hours: its frames may not pile up on disk meanwhile.
+    ledger = FrameLedger(max_hold_seconds=120.0)
+    for seq, frame_id in enumerate(["a", "b", "c"], start=1):
+        ledger.processed(pending("cam-1", frame_id, seq))
+    assert ledger.releasable("cam-1", {"a"}) == []
+    assert ledger.releasable("cam-1", {"a"}, now=time.monotonic() + 121.0) == [1, 2, 3]

@@ -169,21 +169,28 @@ class FrameLedger:
     A frame is still needed while a pass that is open in the tracker began at or before it: replaying from that
     pass's first frame rebuilds the pass whole. Frames of one camera reach the tracker in acceptance order, so per
     camera the processed frames form a queue, and everything before the first frame of the oldest open pass can go.
+
+    A pass may stay open for as long as a plate stays in view (a car parked in front of a fixed camera): frames held
+    longer than ``max_hold_seconds`` go anyway, so the journal cannot grow without bound. The cost: after a crash
+    such a pass is rebuilt from a later frame and gets a second event.
     """
 
-    def __init__(self) -> None:
-        self._processed: dict[str, deque[tuple[int, str]]] = {}
+    def __init__(self, max_hold_seconds: float = 120.0) -> None:
+        self._max_hold = max_hold_seconds
+        self._processed: dict[str, deque[tuple[int, str, float]]] = {}
 
     def processed(self, frame: PendingFrame) -> None:
         """``frame`` went through the tracker."""
         if frame.seq:
-            self._processed.setdefault(frame.camera_id, deque()).append((frame.seq, frame.frame_id))
+            entry = (frame.seq, frame.frame_id, time.monotonic())
+            self._processed.setdefault(frame.camera_id, deque()).append(entry)
 
-    def releasable(self, camera_id: str, open_pass_starts: Collection[str]) -> list[int]:
+    def releasable(self, camera_id: str, open_pass_starts: Collection[str], now: float | None = None) -> list[int]:
         """Sequence numbers of the camera's frames that no open pass needs any more (each returned once)."""
         frames = self._processed.get(camera_id)
         released: list[int] = []
-        while frames and frames[0][1] not in open_pass_starts:
+        oldest_kept = (time.monotonic() if now is None else now) - self._max_hold
+        while frames and (frames[0][1] not in open_pass_starts or frames[0][2] < oldest_kept):
             released.append(frames.popleft()[0])
         if not frames:
             self._processed.pop(camera_id, None)

@@ -63,6 +63,7 @@ class FramePipeline:
         *,
         max_pending: int = 256,
         max_queue_seconds: float = 5.0,
+        journal_max_hold_seconds: float = 120.0,
         batch_size: int = 16,
         batch_wait_seconds: float = 0.02,
         concurrency: int = 4,
@@ -81,7 +82,7 @@ class FramePipeline:
         self._in_flight: asyncio.Queue[_Batch] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._track_lock = asyncio.Lock()  # the sequencer and sweeper both touch the tracker
-        self._ledger = FrameLedger()
+        self._ledger = FrameLedger(journal_max_hold_seconds)
         # Accepted frames not yet through the tracker, oldest first (monotonic acceptance time), and per camera.
         # While a camera has any, its passes must not be ended by the sweeper: their next reads may simply be
         # waiting for recognition (a loaded system).

@@ -173,6 +173,7 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
             journal,
             max_pending=settings.max_pending_frames,
             max_queue_seconds=settings.max_queue_seconds,
+            journal_max_hold_seconds=settings.journal_max_hold_seconds,
             batch_size=settings.recognize_batch_size,
             batch_wait_seconds=settings.recognize_batch_wait_seconds,
             concurrency=settings.recognize_concurrency,

@@ -86,6 +86,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         le=300,
         description="Cameras are throttled while the oldest accepted frame has waited this long for recognition.",
     )
+    journal_max_hold_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="Longest an accepted frame stays journaled for a pass still open (a plate parked in view); after "
+        "a crash a pass open longer than this may get a second event.",
+    )
     frame_journal_path: Path | None = Field(
         None,
         description="SQLite file holding accepted frames until their plate events are spooled; by default "
