@@ -31,6 +31,7 @@ async def test_demo_emits_correct_events_and_alerts(tmp_path: Path) -> None:
     assert set(endpoints["services"]) == {"ingest", "recognize", "hotlist"}
     events = [line for line in lines if line.get("kind") == "event"]
     alerts = [line for line in lines if line.get("kind") == "alert"]
+    uploads = [line for line in lines if line.get("kind") == "upload"]
     summary = lines[-1]
     assert summary["kind"] == "summary"
 
@@ -45,3 +46,16 @@ async def test_demo_emits_correct_events_and_alerts(tmp_path: Path) -> None:
     assert summary["alerts_raised"] >= 1
     assert summary["alerts_expected"] >= summary["alerts_correct"] >= 1
     assert summary["capture_to_alert_p50_seconds"] is not None
+
+    # The body-worn camera recorded a clip and uploaded it partway through.
+    [upload] = uploads
+    assert upload["camera_id"] == "demo-body-07"
+    assert upload["bytes_received"] > 0
+    assert upload["frames_sampled"] > 0
+    assert upload["frames_rejected"] == 0
+    assert upload["vehicle_passes"] > 0
+    recorded = [event for event in events if event["recording"] is not None]
+    assert recorded, "no event from the uploaded recording"
+    assert all(event["camera_id"] == "demo-body-07" for event in recorded)
+    assert all(event["recording"]["recording_id"] == upload["recording_id"] for event in recorded)
+    assert any(event["ground_truth"] == "correct" for event in recorded)

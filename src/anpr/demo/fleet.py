@@ -3,8 +3,9 @@
 Each camera plays its own street: a background from the project's scene renderer (a wall or verge above a grey
 road), and vehicles that approach one after another, their plate (from :func:`anpr.synth.render_plate`, South
 African formats mostly, other countries' in the mix) growing and moving down the frame over several frames, with a
-few empty frames between vehicles. Dash-cams and mobile units move: each frame carries a GPS fix on the unit's
-track (a straight line from its start at its speed and heading, in Cape Town). Everything is deterministic from
+few empty frames between vehicles. Dash-cams, mobile units and the body-worn camera move: each frame carries a GPS
+fix on the unit's track (a straight line from its start at its speed and heading, in Cape Town); the body-worn
+camera's frames go into a recording that is uploaded (:mod:`anpr.demo.bodycam`). Everything is deterministic from
 the seed.
 """
 
@@ -50,8 +51,13 @@ class DemoCamera:
         return self.speed_meters_per_second > 0
 
     @property
+    def records(self) -> bool:
+        """Whether the camera records and uploads its video (body-worn) rather than pushing frames live."""
+        return self.kind == camera_pb2.CAMERA_KIND_BODY
+
+    @property
     def kind_name(self) -> str:
-        """``fixed``, ``dash`` or ``mobile``."""
+        """``fixed``, ``dash``, ``mobile`` or ``body``."""
         return camera_pb2.CameraKind.Name(self.kind).removeprefix("CAMERA_KIND_").lower()  # type: ignore[arg-type]
 
     def position(self, seconds: float) -> tuple[float, float]:
@@ -64,9 +70,10 @@ class DemoCamera:
 
 
 def demo_fleet() -> list[DemoCamera]:
-    """Two fixed cameras, two dash-cams and two mobile units around central Cape Town."""
+    """Two fixed cameras, two dash-cams, two mobile units and an officer's body-worn camera around central Cape Town."""
     lat, lon = CAPE_TOWN
     fixed, dash, mobile = camera_pb2.CAMERA_KIND_FIXED, camera_pb2.CAMERA_KIND_DASH, camera_pb2.CAMERA_KIND_MOBILE
+    body = camera_pb2.CAMERA_KIND_BODY
     return [
         DemoCamera("demo-fixed-n1", fixed, "N1 gantry, Century City", lat + 0.0410, lon + 0.0930),
         DemoCamera("demo-fixed-m3", fixed, "M3 Rhodes Drive", lat - 0.0450, lon + 0.0390),
@@ -74,6 +81,7 @@ def demo_fleet() -> list[DemoCamera]:
         DemoCamera("demo-dash-02", dash, "Patrol car 02 dash-cam", lat - 0.0120, lon + 0.0150, 210.0, 11.0),
         DemoCamera("demo-mobile-01", mobile, "Mobile unit 01 (Sea Point)", lat + 0.0090, lon - 0.0420, 300.0, 9.0),
         DemoCamera("demo-mobile-02", mobile, "Mobile unit 02 (Woodstock)", lat - 0.0020, lon + 0.0260, 95.0, 8.0),
+        DemoCamera("demo-body-07", body, "Officer 07 body-worn (Long Street)", lat + 0.0010, lon - 0.0020, 20.0, 1.4),
     ]
 
 
@@ -86,6 +94,7 @@ class VehiclePass:
     plate_format: str
     frame_count: int
     hotlisted: bool = False
+    recorded: bool = False  # from the body-worn recording: captured earlier than it was uploaded
     first_capture: float = 0.0  # filled in as the frames are sent
     last_capture: float = 0.0
     frames_sent: int = 0
@@ -139,10 +148,15 @@ class StreetVideo:
         return batch
 
     def frames(self) -> Iterator[StreetFrame]:
-        """Vehicles one after another, empty road between them (plans more when the plan runs out)."""
+        """:meth:`images` as JPEG."""
+        for image, vehicle in self.images():
+            yield StreetFrame(encode(image), vehicle)
+
+    def images(self) -> Iterator[tuple[Image, VehiclePass | None]]:
+        """Vehicles one after another, empty road between them (plans more when the plan runs out); RGB images."""
         while True:
             for _ in range(int(self._rng.integers(GAP_FRAMES[0], GAP_FRAMES[1] + 1))):
-                yield StreetFrame(encode(self._background), None)
+                yield self._background, None
             if not self.planned:
                 self.plan(1)
             planned = self.planned.pop(0)
@@ -154,7 +168,7 @@ class StreetVideo:
             for step in range(count):
                 image = self._background.copy()
                 draw_vehicle(image, plate.image, step / max(1, count - 1), lane, body)
-                yield StreetFrame(encode(image), vehicle)
+                yield image, vehicle
 
 
 def street_background(rng: np.random.Generator) -> Image:

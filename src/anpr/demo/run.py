@@ -4,8 +4,9 @@ The suite runs as ``anpr up --json`` in a child process (its service logs go to 
 latest line shows as progress while the database starts and the models load). The demo then acts as the city's
 clients would, over the public gRPC API with the development tokens and client certificate: an ingest admin
 registers the cameras, a hotlist admin fills the demo hotlists, each camera pushes its frames (PushFrames, with
-its own token), an operator subscribes to alerts and acknowledges some, and the live view looks up the demo's own
-(synthetic) plate events with a stated purpose.
+its own token) but the body-worn camera, which records a clip and uploads it partway through (UploadRecording,
+with the same camera token), an operator subscribes to alerts and acknowledges some, and the live view looks up the
+demo's own (synthetic) plate events with a stated purpose.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from google.protobuf import timestamp_pb2
 from anpr.api.common.v1 import geo_pb2, image_pb2, paging_pb2, plate_event_pb2, time_range_pb2
 from anpr.api.hotlist.v1 import alert_pb2, hotlist_pb2, hotlist_service_pb2, hotlist_service_pb2_grpc
 from anpr.api.ingest.v1 import camera_pb2, frame_pb2, ingest_service_pb2, ingest_service_pb2_grpc
+from anpr.cli.upload import upload
+from anpr.demo import bodycam
 from anpr.demo.fleet import DemoCamera, PlannedVehicle, StreetVideo, VehiclePass, demo_fleet
 from anpr.demo.score import SeenAlert, SeenEvent, pass_of, score
 from anpr.demo.view import DemoView
@@ -57,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=None, help="seconds of traffic, then stop (default: until Ctrl-C)"
     )
     parser.add_argument("--json", action="store_true", help="endpoints line, then one JSON line per event and alert")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames per second of each camera (6 cameras)")
+    parser.add_argument("--fps", type=float, default=2.0, help="frames per second of each live camera (6 cameras)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated traffic")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "demo", help="state of the demo suite")
     parser.add_argument("--database-url", default=os.environ.get("ANPR_DATABASE_URL"), help="skip the embedded DB")
@@ -123,7 +126,12 @@ class Demo:
             alerts = asyncio.create_task(self.watch_alerts(hotlist))
             events = asyncio.create_task(self.watch_events(ingest))
             self.view.status = "fleet on the road"
-            drivers = [asyncio.create_task(self.drive(ingest, hotlist, camera)) for camera in self.cameras]
+            drivers = [
+                asyncio.create_task(
+                    self.record_and_upload(camera) if camera.records else self.drive(ingest, hotlist, camera)
+                )
+                for camera in self.cameras
+            ]
             await self.wait_for_end()
             self.view.status = "stopping: the last vehicles finish their pass"
             self.stopping.set()
@@ -277,6 +285,50 @@ class Demo:
             if reply.ack.status == frame_pb2.FRAME_STATUS_ACCEPTED:
                 stats.sent(time.monotonic())
 
+    async def record_and_upload(self, camera: DemoCamera) -> None:
+        """Record the body-worn clip from the demo's start; when it ends (or the demo stops), upload it."""
+        stats = self.view.stats[camera.camera_id]
+        stats.upload = "recording"
+        recording = await asyncio.to_thread(
+            bodycam.record, self.videos[camera.camera_id], self.args.data_dir / "recordings", self.started
+        )
+        while not self.stopping.is_set() and time.time() < recording.start + recording.duration:
+            stats.position = camera.position(time.time() - recording.start)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+        stats.position = camera.position(recording.duration)
+        stats.upload = "uploading"
+        start_time = _stamp(recording.start)
+        header = ingest_service_pb2.RecordingHeader(
+            camera_id=camera.camera_id,
+            start_time=start_time,
+            total_bytes=recording.video.stat().st_size,
+            upload_id=recording.upload_id,
+            content_type="video/x-msvideo",
+            gps_track_format=ingest_service_pb2.GPS_TRACK_FORMAT_GPX,
+            gps_track=recording.track.read_text(encoding="utf-8"),
+        )
+        # The passes count from now: until the upload their frames were on the camera, not due as events.
+        self.passes.extend(recording.passes)
+        stats.passes += len(recording.passes)
+        reply = await upload(self.addresses["ingest"], self.tokens["camera"], recording.video, header, self.tls)
+        stats.frames = reply.frames_sampled
+        self.view.upload(
+            {
+                "camera_id": camera.camera_id,
+                "recording_id": reply.recording_id,
+                "video": str(recording.video),
+                "gps_track": str(recording.track),
+                "start_time": recording.start,
+                "bytes_received": reply.bytes_received,
+                "frames_sampled": reply.frames_sampled,
+                "frames_rejected": reply.frames_rejected,
+                "duration_ms": reply.duration_ms,
+                "vehicle_passes": len(recording.passes),
+                "synthetic": True,
+            }
+        )
+
     async def watch_events(self, ingest: ingest_service_pb2_grpc.IngestServiceAsyncStub) -> None:
         while True:
             await self.poll_events(ingest)
@@ -316,6 +368,7 @@ class Demo:
         vehicle = pass_of(self.passes, seen.camera_id, seen.first_seen, seen.last_seen)
         verdict = "correct" if vehicle is not None and vehicle.plate == seen.plate else "junk"
         location = event.location.position if event.HasField("location") else None
+        recording = event.recording if event.HasField("recording") else None
         self.view.event(
             {
                 "event_id": event.event_id,
@@ -328,6 +381,9 @@ class Demo:
                 "last_seen": seen.last_seen,
                 "frame_count": event.frame_count,
                 "location": f"{location.latitude:.5f}, {location.longitude:.5f}" if location else None,
+                "recording": (
+                    {"recording_id": recording.recording_id, "offset_ms": recording.offset_ms} if recording else None
+                ),
                 "synthetic": True,
             },
             verdict,

@@ -3,7 +3,8 @@
 An event belongs to the pass of its camera whose frames' capture times overlap the event's first and last seen
 times. Per pass the first such event with the pass's plate is correct; an event with another text, a second event
 for the same pass, or one that overlaps no pass is junk. Capture-to-alert latency runs from the capture of the
-pass's first frame to the moment the demo's subscriber received the alert.
+pass's first frame to the moment the demo's subscriber received the alert; alerts from the body-worn recording
+count as correct or not like the others but stay out of the latency (their frames were captured before the upload).
 """
 
 from __future__ import annotations
@@ -103,5 +104,6 @@ def score(passes: list[VehiclePass], events: list[SeenEvent], alerts: list[SeenA
         vehicle = pass_of(passes, alert.camera_id, alert.first_seen, alert.first_seen)
         if vehicle is not None and vehicle.hotlisted and vehicle.plate == alert.plate:
             summary.alerts_correct += 1
-            summary.latencies.append(alert.received - vehicle.first_capture)
+            if not vehicle.recorded:
+                summary.latencies.append(alert.received - vehicle.first_capture)
     return summary

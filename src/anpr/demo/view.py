@@ -1,8 +1,10 @@
 """What the demo shows: a live terminal view (rich) or, with ``--json``, one JSON object per line.
 
-The live view has the fleet (per-camera frame rate, frames, vehicles, position), the latest plate events (marked
-against the ground truth) and the latest alerts with their priority and acknowledgement. JSON lines carry
-``"kind": "event"``, ``"alert"`` (raised or acknowledged) and, last, ``"summary"``.
+The live view has the fleet (per-camera frame rate, frames, vehicles, position; for the body-worn camera the state
+of its recording and upload), the latest plate events (marked against the ground truth, and marked ``rec`` with the
+offset when read from the uploaded recording) and the latest alerts with their priority and acknowledgement. JSON
+lines carry ``"kind": "event"``, ``"alert"`` (raised or acknowledged), ``"upload"`` (the body-worn recording) and,
+last, ``"summary"``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class CameraStats:
     frames: int = 0
     passes: int = 0
     position: tuple[float, float] | None = None
+    upload: str | None = None  # body-worn: recording, uploading, or what the upload did
     recent: deque[float] = field(default_factory=deque)
 
     def sent(self, at: float) -> None:
@@ -90,11 +93,25 @@ class DemoView:
                 time.strftime("%H:%M:%S"),
                 document["camera_id"],
                 f"[bold]{document['plate']}[/]",
-                document["stage"].lower(),
+                document["stage"].lower()
+                + (
+                    f" [magenta]rec +{document['recording']['offset_ms'] / 1000:.1f} s[/]"
+                    if document.get("recording")
+                    else ""
+                ),
                 f"{document['confidence']:.2f}",
                 document["location"] or "",
                 mark,
             )
+        )
+
+    def upload(self, document: dict[str, Any]) -> None:
+        """The body-worn recording was uploaded."""
+        self.line({"kind": "upload", **document})
+        stats = self.stats[document["camera_id"]]
+        stats.upload = (
+            f"uploaded {document['bytes_received'] / 1e6:.1f} MB, {document['frames_sampled']} frames sampled"
+            + (f", {document['frames_rejected']} refused" if document["frames_rejected"] else "")
         )
 
     def alert(self, document: dict[str, Any]) -> None:
@@ -132,7 +149,7 @@ class DemoView:
                 camera.camera_id,
                 camera.kind_name,
                 camera.display_name,
-                f"{stats.rate(now):.1f}",
+                stats.upload if stats.upload is not None else f"{stats.rate(now):.1f}",
                 str(stats.frames),
                 str(stats.passes),
                 where,
