@@ -1,4 +1,4 @@
-"""Verification of a service's tamper-evident audit trail (``<schema>.audit_log``, a hash chain).
+"""A service's tamper-evident audit trail (``<schema>.audit_log``, a hash chain): appending rows and verifying them.
 
 Each service that keeps an audit trail chains its rows in the database (see the migration that creates
 ``audit_log_chain``): ``row_hash = sha256(previous_hash || content)``, numbered by ``chain_position``. The trail is
@@ -10,9 +10,12 @@ shorter chain that is still consistent.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from anpr.runtime.context import current_principal, current_request_id
 from anpr.runtime.database import Connection
 from anpr.runtime.errors import ConfigurationError
 
@@ -23,6 +26,47 @@ def _schema(schema: str) -> str:
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ConfigurationError(f"invalid schema name {schema!r}")
     return schema
+
+
+SYSTEM_ACTOR = "system"
+
+
+def actor() -> tuple[str, list[str]]:
+    """Identity and roles of the caller, or the service itself outside a call."""
+    principal = current_principal()
+    if principal is None:
+        return SYSTEM_ACTOR, []
+    return principal.identity, sorted(principal.roles)
+
+
+async def append(
+    connection: Connection,
+    schema: str,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: str = "",
+    purpose: str = "",
+    case_reference: str = "",
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Append one row for the current caller to ``<schema>.audit_log`` (the database chains it); returns its id."""
+    identity, roles = actor()
+    audit_id: int = await connection.fetchval(
+        f"""INSERT INTO {_schema(schema)}.audit_log
+               (actor, actor_roles, action, target_type, target_id, purpose, case_reference, request_id, details)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING audit_id""",  # noqa: S608 - checked name
+        identity,
+        roles,
+        action,
+        target_type,
+        target_id,
+        purpose,
+        case_reference,
+        current_request_id() or "",
+        json.dumps(details or {}),
+    )
+    return audit_id
 
 
 @dataclass(frozen=True)

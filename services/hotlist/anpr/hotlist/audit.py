@@ -14,10 +14,8 @@ from typing import Any
 
 from anpr.hotlist.db import Connection, Pool
 from anpr.hotlist.paging import decode_token, encode_token
-from anpr.runtime.context import current_principal, current_request_id
+from anpr.runtime import audit_chain
 from anpr.runtime.errors import InvalidArgument
-
-SYSTEM_ACTOR = "system"
 
 ACTIONS = (
     "HOTLIST_CREATED",
@@ -33,12 +31,8 @@ ACTIONS = (
 )
 
 
-def actor() -> tuple[str, list[str]]:
-    """Identity and roles of the caller, or the service itself outside a call."""
-    principal = current_principal()
-    if principal is None:
-        return SYSTEM_ACTOR, []
-    return principal.identity, sorted(principal.roles)
+# The caller as the trail records it (other modules name who changed a list or an alert the same way).
+actor = audit_chain.actor
 
 
 @dataclass(frozen=True)
@@ -68,23 +62,17 @@ async def record(
     case_reference: str = "",
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Append one row for the current caller; returns its id."""
-    identity, roles = actor()
-    audit_id: int = await connection.fetchval(
-        """INSERT INTO hotlist.audit_log
-               (actor, actor_roles, action, target_type, target_id, purpose, case_reference, request_id, details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING audit_id""",
-        identity,
-        roles,
+    """Append one row for the current caller to ``hotlist.audit_log``; returns its id."""
+    return await audit_chain.append(
+        connection,
+        "hotlist",
         action,
-        target_type,
-        target_id,
-        purpose,
-        case_reference,
-        current_request_id() or "",
-        json.dumps(details or {}),
+        target_type=target_type,
+        target_id=target_id,
+        purpose=purpose,
+        case_reference=case_reference,
+        details=details,
     )
-    return audit_id
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,11 @@ is the one that holds the events. Actions use the names of hotlist's trail where
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from anpr.runtime.context import current_principal, current_request_id
+from anpr.runtime import audit_chain
 from anpr.runtime.database import Connection
 
-SYSTEM_ACTOR = "system"
 PLATE_EVENTS_READ = "PLATE_EVENTS_READ"
 DEAD_LETTERS_READ = "DEAD_LETTERS_READ"
 
@@ -29,21 +27,14 @@ async def record(
     case_reference: str = "",
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Append one row for the current caller; returns its id."""
-    principal = current_principal()
-    identity, roles = (SYSTEM_ACTOR, []) if principal is None else (principal.identity, sorted(principal.roles))
-    audit_id: int = await connection.fetchval(
-        """INSERT INTO ingest.audit_log
-               (actor, actor_roles, action, target_type, target_id, purpose, case_reference, request_id, details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING audit_id""",
-        identity,
-        roles,
+    """Append one row for the current caller to ``ingest.audit_log``; returns its id."""
+    return await audit_chain.append(
+        connection,
+        "ingest",
         action,
-        target_type,
-        target_id,
-        purpose,
-        case_reference,
-        current_request_id() or "",
-        json.dumps(details or {}),
+        target_type=target_type,
+        target_id=target_id,
+        purpose=purpose,
+        case_reference=case_reference,
+        details=details,
     )
-    return audit_id
