@@ -28,7 +28,8 @@ class StreamDrain:
 
     def __init__(self, camera_busy: Callable[[str], bool]) -> None:
         self._camera_busy = camera_busy
-        self._draining = asyncio.Event()
+        # One future for every stream to wait on (a per-frame task waiting on an Event would cost a task per frame).
+        self._started: asyncio.Future[None] | None = None
         self._streams = 0
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -37,11 +38,11 @@ class StreamDrain:
     @property
     def draining(self) -> bool:
         """Shutdown has begun."""
-        return self._draining.is_set()
+        return self._started is not None and self._started.done()
 
     def may_accept(self, camera_id: str) -> bool:
         """Whether a frame of the camera is still taken (always, unless draining and the camera is between passes)."""
-        return not self._draining.is_set() or (not self._expired and self._camera_busy(camera_id))
+        return not self.draining or (not self._expired and self._camera_busy(camera_id))
 
     def check(self, camera_id: str) -> None:
         """Raise Unavailable when the camera's frames must go to another replica."""
@@ -60,6 +61,11 @@ class StreamDrain:
             if self._streams == 0:
                 self._all_closed.set()
 
+    def _start(self) -> asyncio.Future[None]:
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+        return self._started
+
     async def next_request(self, requests: AsyncIterator[T], camera_id: str) -> T | None:
         """The stream's next message (None at its end); Unavailable once the camera is to be sent away.
 
@@ -69,14 +75,10 @@ class StreamDrain:
         read: asyncio.Future[Any] = asyncio.ensure_future(anext(requests, None))
         try:
             while True:
-                if self._draining.is_set():
+                if self.draining:
                     done, _ = await asyncio.wait({read}, timeout=_RECHECK_SECONDS)
                 else:
-                    draining: asyncio.Future[Any] = asyncio.ensure_future(self._draining.wait())
-                    try:
-                        done, _ = await asyncio.wait({read, draining}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        draining.cancel()
+                    done, _ = await asyncio.wait({read, self._start()}, return_when=asyncio.FIRST_COMPLETED)
                 if read in done:
                     result: T | None = read.result()
                     return result
@@ -87,7 +89,9 @@ class StreamDrain:
 
     async def drain(self, budget_seconds: float) -> None:
         """Start draining; return when every stream has closed or the budget is spent (then close the rest)."""
-        self._draining.set()
+        started = self._start()
+        if not started.done():
+            started.set_result(None)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_closed.wait(), budget_seconds)
         self._expired = True
