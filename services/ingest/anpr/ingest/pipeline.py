@@ -115,8 +115,13 @@ class FramePipeline:
         return self.oldest_pending_seconds() > self._max_queue_seconds
 
     def camera_busy(self, camera_id: str) -> bool:
-        """The camera has frames in recognition or a pass in progress (its next frames belong to that pass)."""
-        return camera_id in self._unprocessed or self._tracker.active_tracks(camera_id) > 0
+        """The camera has frames on their way or a pass in progress (its next frames belong to that pass)."""
+        return self._frames_outstanding(camera_id) or self._tracker.active_tracks(camera_id) > 0
+
+    def _frames_outstanding(self, camera_id: str) -> bool:
+        # Frames in recognition, or held at the camera after a THROTTLED answer: either way the time since its last
+        # accepted frame is no sign that a plate left.
+        return camera_id in self._unprocessed or self._holding_frames(camera_id)
 
     def camera_held(self, camera_id: str) -> None:
         """The camera was told to keep its frames and send them later (THROTTLED)."""
@@ -305,7 +310,7 @@ class FramePipeline:
                 events = []
                 expired = []
                 for camera_id in self._tracker.cameras():
-                    if camera_id in self._unprocessed or self._holding_frames(camera_id):
+                    if self._frames_outstanding(camera_id):
                         continue
                     last = self._directory.last_frame(camera_id)
                     if last is None:
