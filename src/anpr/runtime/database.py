@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
+from anpr.runtime import metrics
 from anpr.runtime.errors import ConfigurationError, Unavailable
 from anpr.runtime.settings import DatabaseSettings
 
@@ -93,6 +94,9 @@ async def connect_pool(url: str, settings: DatabaseSettings) -> AsyncIterator[Po
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
             command_timeout=settings.database_command_timeout_seconds,
+            # Failed statements and logins feed anpr_database_errors_total (the AnprDatabaseErrors alert).
+            connect=metrics.counting_connect,
+            init=metrics.watch_database_connection,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc

@@ -8,9 +8,12 @@ frame ids or event ids.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import asyncpg
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
@@ -35,6 +38,58 @@ TOKENS_RELOAD_FAILURES = Counter(
 BUILD_INFO = Gauge(
     "anpr_build_info", "Constant 1, labelled with the running service and version.", ("service", "version")
 )
+DATABASE_ERRORS = Counter(
+    "anpr_database_errors_total",
+    "PostgreSQL statements or connection attempts that failed, by kind (connect, connection, timeout, query).",
+    ("error",),
+)
+# Background jobs that delete what is past its retention period. A job that only one replica runs at a time (an
+# advisory lock) sets the timestamp on the replica that ran it: max over replicas is the fleet's last success.
+RETENTION_LAST_SUCCESS = Gauge(
+    "anpr_retention_last_success_timestamp_seconds",
+    "Unix time of the last successful run of a retention job.",
+    ("job",),
+)
+RETENTION_INTERVAL = Gauge(
+    "anpr_retention_interval_seconds", "How often a retention job is meant to run (for staleness alerts).", ("job",)
+)
+RETENTION_FAILURES = Counter("anpr_retention_failures_total", "Failed runs of a retention job.", ("job",))
+
+
+def retention_succeeded(job: str) -> None:
+    """Record a successful run of ``job`` now."""
+    RETENTION_LAST_SUCCESS.labels(job).set(time.time())
+
+
+def database_error_kind(exc: BaseException) -> str:
+    """A bounded label for a failed statement: the connection broke, it timed out, or PostgreSQL refused it."""
+    if isinstance(exc, TimeoutError | asyncpg.QueryCanceledError):
+        return "timeout"
+    if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError | asyncpg.InterfaceError):
+        return "connection"
+    return "query"
+
+
+def _count_failed_statement(record: Any) -> None:
+    exc = record.exception
+    # A cancelled statement is the caller giving up (shutdown, a client deadline), not a database fault.
+    if exc is not None and isinstance(exc, Exception):
+        DATABASE_ERRORS.labels(database_error_kind(exc)).inc()
+
+
+async def watch_database_connection(connection: asyncpg.Connection[Any]) -> None:
+    """Pool ``init`` hook: count every failed statement on the connection in ``anpr_database_errors_total``."""
+    connection.add_query_logger(_count_failed_statement)
+
+
+async def counting_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection[Any]:
+    """Pool ``connect`` hook: ``asyncpg.connect``, counting failures (PostgreSQL down or refusing logins)."""
+    try:
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(*args, **kwargs)
+    except Exception:
+        DATABASE_ERRORS.labels("connect").inc()
+        raise
+    return connection
 
 
 @dataclass

@@ -165,7 +165,6 @@ async def raise_or_suppress(
         json.dumps(hit_to_json(hit)),
     )
     metrics.ALERTS_RAISED.inc()
-    metrics.OPEN_ALERTS.inc()
     return alert_id, Change.RAISED
 
 
@@ -216,7 +215,6 @@ async def acknowledge(pool: Pool, alert_id: int, outcome: int, rejection_reason:
         await append_changes(connection, [(alert_id, Change.ACKNOWLEDGED)])
         alert = (await alerts_by_id(connection, [alert_id]))[alert_id]
     metrics.ALERTS_ACKNOWLEDGED.labels(OUTCOME_STATE[outcome].name.lower()).inc()
-    metrics.OPEN_ALERTS.dec()
     return alert, True
 
 

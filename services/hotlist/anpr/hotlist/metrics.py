@@ -32,8 +32,17 @@ ALERTS_SUPPRESSED = Counter(
 ALERTS_ACKNOWLEDGED = Counter(
     "anpr_hotlist_alerts_acknowledged_total", "Alert verdicts recorded, by outcome.", ("outcome",)
 )
-OPEN_ALERTS = Gauge("anpr_hotlist_open_alerts", "Alerts raised and not yet acknowledged (whole database).")
-SUBSCRIBERS = Gauge("anpr_hotlist_subscribers", "Alert subscriptions open on this replica.")
+# Read from PostgreSQL every ~10 s by every replica (the same fleet-wide value on each: take max over replicas).
+OPEN_ALERTS = Gauge(
+    "anpr_hotlist_open_alerts",
+    "Alerts raised and not yet acknowledged, in the whole database (every replica exports the same value).",
+)
+SUBSCRIBERS = Gauge("anpr_hotlist_subscribers", "Alert subscriptions open on this replica (sum over replicas).")
+CAPTURE_TO_ALERT_SECONDS = Histogram(
+    "anpr_hotlist_capture_to_alert_seconds",
+    "From the capture time of the newest frame of a read to the commit of the alert it raised.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+)
 SUBSCRIBERS_CUT_OFF = Counter(
     "anpr_hotlist_subscribers_cut_off_total", "Subscriptions ended because the subscriber fell too far behind."
 )

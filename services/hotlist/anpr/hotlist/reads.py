@@ -10,6 +10,7 @@ ingest service's retries safe.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,6 +161,10 @@ class ReadRecorder:
                 found = await alerts_by_id(connection, [a for ids in raised.values() for a in ids])
                 for i, ids in raised.items():
                     outcomes[i].alerts = [found[a] for a in ids]
+        committed = time.time()
+        for i, ids in raised.items():
+            for _ in ids:
+                metrics.CAPTURE_TO_ALERT_SECONDS.observe(max(0.0, committed - events[i].last_seen.timestamp()))
 
     async def _windows(self, connection: Connection) -> dict[int, float | None]:
         rows = await connection.fetch("SELECT hotlist_id, suppression_seconds FROM hotlist.hotlists")

@@ -17,10 +17,12 @@ from datetime import timedelta
 
 from anpr.hotlist import audit, metrics
 from anpr.hotlist.db import Connection, Pool
+from anpr.runtime import metrics as runtime_metrics
 
 log = logging.getLogger(__name__)
 _LOCK_KEY = 0x616E70725F726574  # "anpr_ret"
 TOMBSTONE_KEEP = timedelta(days=7)
+RETENTION_JOB = "hotlist_reads"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class RetentionJob:
         metrics.RETENTION_DELETED.labels("reads_with_hits").inc(counts.reads_with_hits)
         metrics.RETENTION_DELETED.labels("alerts").inc(counts.alerts)
         metrics.RETENTION_RUN_SECONDS.observe(time.perf_counter() - started)
+        # Only the replica that held the lock ran: max over replicas is the fleet's last success.
+        runtime_metrics.retention_succeeded(RETENTION_JOB)
         return counts
 
     async def _purge_reads(self, connection: Connection, has_hits: bool, keep: timedelta) -> int:
@@ -119,6 +123,7 @@ class RetentionJob:
 
     def start(self) -> None:
         """Run every interval in the background."""
+        runtime_metrics.RETENTION_INTERVAL.labels(RETENTION_JOB).set(self._interval)
         self._task = asyncio.create_task(self._run(), name="hotlist-retention")
 
     async def _run(self) -> None:
@@ -131,6 +136,7 @@ class RetentionJob:
                         extra={"without_hits": counts.reads_without_hits, "with_hits": counts.reads_with_hits},
                     )
             except Exception:
+                runtime_metrics.RETENTION_FAILURES.labels(RETENTION_JOB).inc()
                 log.exception("retention run failed; retrying next interval")
             await asyncio.sleep(self._interval)
 

@@ -20,6 +20,7 @@ from anpr.api.common.v1 import plate_event_pb2
 from anpr.domain import plate_events
 from anpr.ingest import metrics
 from anpr.ingest.spool import Spool
+from anpr.runtime import metrics as runtime_metrics
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,15 @@ class DeadLetters:
 
     async def run(self, interval_seconds: float) -> None:
         """Expire old dead letters and refresh the gauge every ``interval_seconds`` until cancelled."""
+        runtime_metrics.RETENTION_INTERVAL.labels("ingest_dead_letters").set(interval_seconds)
         while True:
             try:
                 expired = await self.expire()
                 if expired:
                     log.info("expired dead letters past retention", extra={"events": expired})
+                runtime_metrics.retention_succeeded("ingest_dead_letters")
             except sqlite3.Error as exc:
+                runtime_metrics.RETENTION_FAILURES.labels("ingest_dead_letters").inc()
                 log.warning("dead-letter retention failed; retrying later: %s", exc)
             await asyncio.sleep(interval_seconds)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 from anpr.api.ingest.v1 import camera_pb2
-from anpr.ingest import metrics
 from anpr.ingest.cameras import CameraRepository
 from anpr.ingest.store_catch_up import DATABASE_ERRORS
 
@@ -24,6 +23,7 @@ class CameraDirectory:
         self._online_window = online_window
         self._cache: dict[str, tuple[float, camera_pb2.Camera | None]] = {}
         self._last_frame: dict[str, tuple[float, float]] = {}  # camera -> (capture time, monotonic arrival)
+        self._arrivals: dict[str, float] = {}  # camera -> monotonic arrival, not yet published (see liveness)
 
     async def get(self, camera_id: str) -> camera_pb2.Camera | None:
         """The camera, or None when it is not registered."""
@@ -51,7 +51,19 @@ class CameraDirectory:
 
     def frame_arrived(self, camera_id: str, capture_time: float) -> None:
         """Record an accepted frame."""
-        self._last_frame[camera_id] = (capture_time, time.monotonic())
+        arrival = time.monotonic()
+        self._last_frame[camera_id] = (capture_time, arrival)
+        self._arrivals[camera_id] = arrival
+
+    def take_arrivals(self) -> dict[str, float]:
+        """The cameras heard from since the last call, with their latest monotonic arrival times."""
+        arrivals, self._arrivals = self._arrivals, {}
+        return arrivals
+
+    def restore_arrivals(self, arrivals: dict[str, float]) -> None:
+        """Put back arrivals that could not be published (newer ones recorded meanwhile win)."""
+        for camera_id, arrival in arrivals.items():
+            self._arrivals[camera_id] = max(arrival, self._arrivals.get(camera_id, arrival))
 
     def last_frame(self, camera_id: str) -> tuple[float, float] | None:
         """(capture time, monotonic arrival) of the camera's last accepted frame."""
@@ -63,12 +75,6 @@ class CameraDirectory:
         if last is None:
             return None
         return time.monotonic() - last[1] <= self._online_window
-
-    def refresh_gauges(self) -> None:
-        """Update the cameras-by-state gauge (called periodically)."""
-        online = sum(1 for camera_id in list(self._last_frame) if self.is_online(camera_id))
-        metrics.CAMERAS_BY_STATE.labels("online").set(online)
-        metrics.CAMERAS_BY_STATE.labels("offline").set(len(self._last_frame) - online)
 
     def decorate(self, camera: camera_pb2.Camera) -> camera_pb2.Camera:
         """Fill the output-only liveness fields of a camera."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anpr.api.ingest.v1 import frame_pb2
+from anpr.api.ingest.v1 import camera_pb2, frame_pb2
 from anpr.ingest import metrics
 from anpr.ingest.admission import (
     ACCEPTED,
@@ -22,6 +22,8 @@ from anpr.ingest.settings import IngestSettings
 REASON_LABELS = {
     value: name.removeprefix("FRAME_REJECT_REASON_").lower() for name, value in frame_pb2.FrameRejectReason.items()
 }
+KIND_LABELS = {value: name.removeprefix("CAMERA_KIND_").lower() for name, value in camera_pb2.CameraKind.items()}
+STATUS_LABELS = {value: name.removeprefix("FRAME_STATUS_").lower() for name, value in frame_pb2.FrameStatus.items()}
 
 
 # Not the camera's fault: it keeps the frame and sends it again after retry_after.
@@ -52,7 +54,8 @@ class FrameIntake:
     async def submit(self, frame: frame_pb2.Frame, transport: str, wait: bool = True) -> frame_pb2.FrameAck:
         """Admit one frame; the acknowledgement says what happened."""
         metrics.FRAMES_RECEIVED.labels(transport).inc()
-        decision = await self._decide(frame, wait)
+        camera = await self._directory.get(frame.camera_id) if frame.camera_id else None
+        decision = await self._decide(frame, camera, wait)
         if decision.verdict is Verdict.THROTTLE:
             self._pipeline.camera_held(frame.camera_id)
         ack = frame_pb2.FrameAck(camera_id=frame.camera_id, frame_id=frame.frame_id, message=decision.message)
@@ -72,11 +75,12 @@ class FrameIntake:
             metrics.FRAMES_REJECTED.labels(REASON_LABELS.get(decision.reason, "unknown")).inc()
             if decision.retry_after > 0:
                 ack.retry_after.FromNanoseconds(round(decision.retry_after * 1e9))
+        kind = "unregistered" if camera is None else KIND_LABELS.get(camera.kind, "unspecified")
+        metrics.CAMERA_FRAMES.labels(kind, STATUS_LABELS.get(ack.status, "unspecified")).inc()
         return ack
 
-    async def _decide(self, frame: frame_pb2.Frame, wait: bool) -> Decision:
+    async def _decide(self, frame: frame_pb2.Frame, camera: camera_pb2.Camera | None, wait: bool) -> Decision:
         settings = self._settings
-        camera = await self._directory.get(frame.camera_id) if frame.camera_id else None
         refusal = check_frame(
             frame,
             camera,

@@ -1,7 +1,8 @@
 """Prometheus metrics of the ingest service (``anpr_ingest_`` prefix, base units, no plate text or ids as labels).
 
-Camera ids do appear as a label of the online gauge: they name equipment, not people or vehicles, and the number
-of cameras is bounded by registration.
+Most series are this replica's own (sum them over replicas). ``anpr_ingest_cameras`` is the exception: it is read
+from PostgreSQL and every replica exports the same fleet-wide numbers (take ``max``; see :mod:`anpr.ingest.liveness`).
+``camera_kind`` is the registered kind (fixed, mobile, dash, body), or ``unregistered`` for frames of unknown cameras.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ FRAMES_RECEIVED = Counter("anpr_ingest_frames_received_total", "Frames received,
 FRAMES_ACCEPTED = Counter("anpr_ingest_frames_accepted_total", "Frames accepted for recognition.")
 FRAMES_DUPLICATE = Counter("anpr_ingest_frames_duplicate_total", "Frames acknowledged as duplicates.")
 FRAMES_REJECTED = Counter("anpr_ingest_frames_rejected_total", "Frames refused or throttled, by reason.", ("reason",))
+CAMERA_FRAMES = Counter(
+    "anpr_ingest_camera_frames_total",
+    "Frames answered, by the kind of camera that sent them and the answer (accepted, duplicate, throttled, rejected).",
+    ("camera_kind", "status"),
+)
 PENDING_FRAMES = Gauge("anpr_ingest_pending_frames", "Frames accepted and waiting for recognition.")
 FRAMES_UNRECOGNISED = Counter(
     "anpr_ingest_frames_unrecognised_total",
@@ -52,10 +58,13 @@ DELIVERY_FAILURES = Counter(
 EVENTS_DEAD_LETTERED = Counter(
     "anpr_ingest_events_dead_lettered_total", "Events the hotlist service refused as invalid (kept aside, not retried)."
 )
-# Counts by state, not one series per camera: camera ids as labels would grow without bound with the fleet.
-# Which camera is offline is in ListCameras (connectivity) and in ListSources for pulled streams.
+# Counts by kind and state, not one series per camera: camera ids as labels would grow without bound with the
+# fleet. Which camera is offline is in ListCameras (connectivity) and in ListSources for pulled streams.
 CAMERAS_BY_STATE = Gauge(
-    "anpr_ingest_cameras", "Cameras that have sent frames, by state (online: a frame within the window).", ("state",)
+    "anpr_ingest_cameras",
+    "Enabled cameras of the whole fleet (from PostgreSQL; every replica exports the same value), by kind and state: "
+    "online (a frame within the online window), offline (frames before, none since), silent (never sent one).",
+    ("camera_kind", "state"),
 )
 SOURCES_BY_STATE = Gauge("anpr_ingest_sources", "Pulled sources, by state.", ("state",))
 SOURCE_RECONNECTS = Counter("anpr_ingest_source_reconnects_total", "Reconnection attempts of pulled sources.")

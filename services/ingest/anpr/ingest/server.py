@@ -27,6 +27,7 @@ from anpr.ingest.emitter import EventEmitter
 from anpr.ingest.event_store import EventStore
 from anpr.ingest.intake import FrameIntake
 from anpr.ingest.journal import FrameJournal
+from anpr.ingest.liveness import CameraLiveness
 from anpr.ingest.pipeline import FramePipeline
 from anpr.ingest.recognition import RecognitionClient
 from anpr.ingest.recordings import RecordingStore
@@ -36,6 +37,7 @@ from anpr.ingest.sources import SourceManager
 from anpr.ingest.spool import Spool, SpooledEvent
 from anpr.ingest.store_catch_up import StoreCatchUp
 from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
+from anpr.runtime import metrics as runtime_metrics
 from anpr.runtime.entrypoint import run_service
 from anpr.runtime.provisioning import open_service_database
 from anpr.runtime.server import ServiceServer
@@ -62,12 +64,15 @@ def tracker_config(settings: IngestSettings) -> TrackerConfig:
 
 
 async def _retention(store: EventStore, keep_seconds: float) -> None:
+    runtime_metrics.RETENTION_INTERVAL.labels("ingest_plate_events").set(RETENTION_INTERVAL_SECONDS)
     while True:
         try:
             purged = await store.purge(keep_seconds)
             if purged:
                 log.info("purged old plate events", extra={"events": purged})
+            runtime_metrics.retention_succeeded("ingest_plate_events")
         except (OSError, asyncpg.PostgresError) as exc:
+            runtime_metrics.RETENTION_FAILURES.labels("ingest_plate_events").inc()
             log.warning("plate event retention failed; retrying later: %s", exc)
         await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
 
@@ -157,6 +162,12 @@ async def build(settings: IngestSettings) -> AsyncIterator[ServiceServer]:
         )
         await resources.enter_async_context(
             _background("retention", asyncio.create_task(_retention(store, settings.event_retention_seconds)))
+        )
+        liveness = CameraLiveness(pool, directory, settings.camera_online_window_seconds)
+        # Well inside the online window, so a camera streaming to another replica never reads as offline.
+        liveness_interval = min(5.0, settings.camera_online_window_seconds / 3)
+        await resources.enter_async_context(
+            _background("camera liveness", asyncio.create_task(liveness.run(liveness_interval)))
         )
 
         recognition = RecognitionClient(
