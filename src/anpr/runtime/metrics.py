@@ -40,20 +40,24 @@ BUILD_INFO = Gauge(
 )
 DATABASE_ERRORS = Counter(
     "anpr_database_errors_total",
-    "PostgreSQL statements or connection attempts that failed, by kind (connect, connection, timeout, query).",
+    "PostgreSQL statements or connection attempts that failed, by kind: connect, connection (lost), timeout, query "
+    "(refused), conflict (serialization or deadlock, retried) or constraint (a unique or foreign key, expected).",
     ("error",),
 )
 # Background jobs that delete what is past its retention period. A job that only one replica runs at a time (an
 # advisory lock) sets the timestamp on the replica that ran it: max over replicas is the fleet's last success.
+# The label is not called "job": Prometheus' own target label of that name would rename it to exported_job.
 RETENTION_LAST_SUCCESS = Gauge(
     "anpr_retention_last_success_timestamp_seconds",
     "Unix time of the last successful run of a retention job.",
-    ("job",),
+    ("retention_job",),
 )
 RETENTION_INTERVAL = Gauge(
-    "anpr_retention_interval_seconds", "How often a retention job is meant to run (for staleness alerts).", ("job",)
+    "anpr_retention_interval_seconds",
+    "How often a retention job is meant to run (for staleness alerts).",
+    ("retention_job",),
 )
-RETENTION_FAILURES = Counter("anpr_retention_failures_total", "Failed runs of a retention job.", ("job",))
+RETENTION_FAILURES = Counter("anpr_retention_failures_total", "Failed runs of a retention job.", ("retention_job",))
 
 
 def retention_succeeded(job: str) -> None:
@@ -67,6 +71,11 @@ def database_error_kind(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError | asyncpg.InterfaceError):
         return "connection"
+    # Outcomes the services handle as part of their logic (AlreadyExists, Aborted), not database faults.
+    if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
+        return "conflict"
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return "constraint"
     return "query"
 
 
