@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from anpr.cli.profile import Target, UsageError
 from anpr.runtime import tls
 from anpr.runtime.errors import ConfigurationError
+from anpr.runtime.retries import service_config
 
 EXIT_FAILED_CALL = 1
 EXIT_USAGE = 2
@@ -30,9 +31,18 @@ def metadata(target: Target) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {target.token}"),)
 
 
+# An operator command has no retry loop of its own: gRPC retries a call refused as UNAVAILABLE (a service restarting)
+# a few times, throttled (see anpr.runtime.retries).
+CALL_ATTEMPTS = 3
+
+
 def channel(target: Target) -> grpc.aio.Channel:
-    """A channel to the target (TLS when the target has it)."""
-    return tls.open_channel(target.address, target.tls)
+    """A channel to the target (TLS when the target has it), retrying calls that find the service unavailable."""
+    return tls.open_channel(
+        target.address,
+        target.tls,
+        options=[("grpc.service_config", service_config(retry_attempts=CALL_ATTEMPTS)), ("grpc.enable_retries", 1)],
+    )
 
 
 def print_message(message: Message) -> None:

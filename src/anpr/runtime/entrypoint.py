@@ -11,6 +11,7 @@ from anpr.runtime.command_line import parse_command_line
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.logs import configure_logging
 from anpr.runtime.settings import ServiceSettings, load_settings
+from anpr.runtime.tracing import tracing
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -33,7 +34,9 @@ def run_service(
     try:
         settings = load_settings(settings_class)
         configure_logging(name, settings.log_level, settings.log_format)
-        asyncio.run(serve(settings))
+        # Spans still buffered when the service has stopped are exported on the way out.
+        with tracing(name, settings.otlp_endpoint, settings.trace_sample_ratio):
+            asyncio.run(serve(settings))
     except ConfigurationError as exc:
         print(f"anpr-{name}: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIGURATION) from None

@@ -3,6 +3,8 @@
 Each concern is an async context manager wrapped around every handler, so it works the same for unary and
 streaming methods. :class:`CallPipeline` enters them in order, outermost first:
 
+0. the trace span (continuing the caller's W3C trace context; a no-op while tracing is off, see
+   :mod:`anpr.runtime.tracing`),
 1. request id (so every log line and error below carries it),
 2. metrics and access log (so refused and failed calls are counted),
 3. authentication and authorisation,
@@ -12,6 +14,13 @@ Requests are decoded and checked (:mod:`anpr.runtime.validation`) by a wrapped d
 a body that is not a valid message, or one with values no handler can use, becomes a :class:`BadRequest` that the
 handler wrapper turns into INVALID_ARGUMENT inside the error boundary, after authentication. gRPC itself would
 answer UNKNOWN and log a traceback for every such request, anonymous ones included.
+
+Client side, :func:`client_interceptors` forwards the current request id (and, with tracing on, the trace context)
+on every call a service makes to another.
+
+The server span is a concern here rather than opentelemetry-instrumentation-grpc's aio server interceptor: that
+one cannot wrap handlers that write with ``context.write()``, records every abort as an exception event (its
+message included), and would see a different status than the one this pipeline's error boundary settles on.
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
-from anpr.runtime import metrics
+from anpr.runtime import metrics, tracing
 from anpr.runtime.auth import AccessPolicy, TokensFileInvalid, TokenStore, bearer_token
-from anpr.runtime.context import principal_var, request_id_var
+from anpr.runtime.context import current_request_id, principal_var, request_id_var
 from anpr.runtime.errors import AnprError, InvalidArgument
 from anpr.runtime.validation import request_problem
 
@@ -73,8 +84,16 @@ class RpcInfo:
 
 if TYPE_CHECKING:  # generic only in grpc-stubs
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+    _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+    _StreamUnaryClient = grpc.aio.StreamUnaryClientInterceptor[Any, Any]
+    _StreamStreamClient = grpc.aio.StreamStreamClientInterceptor[Any, Any]
 else:
     _ServerInterceptor = grpc.aio.ServerInterceptor
+    _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor
+    _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor
+    _StreamUnaryClient = grpc.aio.StreamUnaryClientInterceptor
+    _StreamStreamClient = grpc.aio.StreamStreamClientInterceptor
 
 Concern = Callable[[RpcInfo, grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
 
@@ -178,6 +197,48 @@ def _wrap(
     return grpc.stream_stream_rpc_method_handler(streamed_result(handler.stream_stream), **options)
 
 
+# Server span status per the OpenTelemetry RPC conventions: codes that say the client erred are not server errors.
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+@asynccontextmanager
+async def trace_call(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """A server span for the call, continuing the caller's ``traceparent``; current for everything below."""
+    if not tracing.enabled():
+        yield
+        return
+    span = tracing.tracer().start_span(
+        info.full_method.lstrip("/"),
+        context=tracing.extract(context.invocation_metadata() or ()),
+        kind=trace.SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": info.service, "rpc.method": info.method},
+    )
+    # Not detached afterwards, as for the request id: every RPC runs in its own task and context.
+    otel_context.attach(trace.set_span_in_context(span))
+    failure: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        code = _code_of(failure, context)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_ERRORS:
+            # The code name only: details may quote what the caller sent.
+            span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
+        span.end()
+
+
 @asynccontextmanager
 async def request_id(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     """Take the caller's ``x-request-id`` (or make one), expose it to logs, and return it in trailing metadata."""
@@ -277,4 +338,49 @@ async def map_errors(info: RpcInfo, context: grpc.aio.ServicerContext[Any, Any])
 
 def standard_pipeline(tokens: TokenStore, policy: AccessPolicy) -> CallPipeline:
     """The pipeline every service installs."""
-    return CallPipeline([request_id, observe, authenticate(tokens, policy), map_errors])
+    return CallPipeline([trace_call, request_id, observe, authenticate(tokens, policy), map_errors])
+
+
+def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    value = current_request_id()
+    if value is None:
+        return details
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    if "x-request-id" not in metadata:
+        metadata["x-request-id"] = value
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _ForwardUnaryUnary(_UnaryUnaryClient):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(_with_request_id(client_call_details), request)
+
+
+class _ForwardUnaryStream(_UnaryStreamClient):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(_with_request_id(client_call_details), request)
+
+
+class _ForwardStreamUnary(_StreamUnaryClient):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_request_id(client_call_details), request_iterator)
+
+
+class _ForwardStreamStream(_StreamStreamClient):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_request_id(client_call_details), request_iterator)
+
+
+def client_interceptors() -> list[Any]:  # grpc-stubs leaves grpc.aio.ClientInterceptor unusable as a type
+    """For a channel from one service to another: the request id forwarded as ``x-request-id`` on every call,
+    and, with tracing on, a client span whose context travels as ``traceparent``."""
+    forward: list[Any] = [
+        _ForwardUnaryUnary(),
+        _ForwardUnaryStream(),
+        _ForwardStreamUnary(),
+        _ForwardStreamStream(),
+    ]
+    # Tracing first (outermost), so the request id sits beside the trace context in the metadata it sends.
+    return [*tracing.client_interceptors(), *forward]

@@ -83,6 +83,19 @@ class ServiceSettings(BaseSettings):
     ready_file: Path | None = Field(
         None, description="When set, the bound addresses are written here as JSON once the service is serving."
     )
+    otlp_endpoint: str = Field(
+        "",
+        description="OpenTelemetry collector to export trace spans to over OTLP/gRPC, e.g. http://otel-collector:4317 "
+        "(https:// for TLS; OTEL_EXPORTER_OTLP_* variables tune the exporter). Empty: tracing off (no spans, no "
+        "traceparent forwarded; request ids are forwarded either way).",
+    )
+    trace_sample_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of new traces (in ingest: of frames) recorded when tracing is on; a call that arrives "
+        "with a sampled traceparent is always recorded.",
+    )
 
     @model_validator(mode="after")
     def _check_files(self) -> ServiceSettings:

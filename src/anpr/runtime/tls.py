@@ -232,15 +232,23 @@ class ClientTls:
         return []
 
 
-def open_channel(target: str, tls: ClientTls | None, options: ChannelOptions = ()) -> grpc.aio.Channel:
+def open_channel(
+    target: str,
+    tls: ClientTls | None,
+    options: ChannelOptions = (),
+    interceptors: Sequence[Any] = (),  # grpc.aio client interceptors (untyped in grpc-stubs)
+) -> grpc.aio.Channel:
     """A channel to ``target``: plaintext without ``tls``, else TLS that follows its files (:class:`ReloadingChannel`).
 
     Unreadable or mismatched files raise :class:`ConfigurationError` here, at start-up.
     """
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=list(options))
+        return grpc.aio.insecure_channel(target, options=list(options), interceptors=list(interceptors))
     return ReloadingChannel(
-        lambda: grpc.aio.secure_channel(target, tls.credentials(), [*options, *tls.options()]), tls.files
+        lambda: grpc.aio.secure_channel(
+            target, tls.credentials(), [*options, *tls.options()], interceptors=list(interceptors)
+        ),
+        tls.files,
     )
 
 

@@ -1,15 +1,18 @@
-"""Client channels from ingest to other services: balancing, retries and the service token.
+"""Client channels from ingest (and the edge agent) to other services: balancing, retries, the service token.
 
 A ``dns:///name:port`` target resolves to every replica (a Kubernetes headless service); ``round_robin`` spreads
-calls over all of them instead of pinning to the first address. The retry policy makes gRPC transparently retry
-calls that failed with UNAVAILABLE (a replica restarting) on another replica. With TLS settings the channel
-verifies the server (and presents ingest's client certificate for mutual TLS), and re-opens itself when the
-certificate files change (:class:`anpr.runtime.tls.ReloadingChannel`).
+calls over all of them instead of pinning to the first address. With TLS settings the channel verifies the server
+(and presents ingest's client certificate for mutual TLS), and re-opens itself when the certificate files change
+(:class:`anpr.runtime.tls.ReloadingChannel`). Every call forwards the request id and, with tracing on, the trace
+context (:func:`anpr.runtime.interceptors.client_interceptors`).
+
+Retries live in one layer per call (see :mod:`anpr.runtime.retries`): ingest's Recognize and ReportReads calls and
+the edge agent's PushFrames stream each have their own loop that never gives up (the frames and events are durable
+on disk until answered), so their channels carry no gRPC retry policy.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import grpc
@@ -17,39 +20,27 @@ import grpc.aio
 
 from anpr.runtime import tls
 from anpr.runtime.errors import ConfigurationError
+from anpr.runtime.interceptors import client_interceptors
+from anpr.runtime.retries import service_config
 
-
-def service_config(service: str, attempts: int = 4) -> str:
-    """Service config JSON: round-robin over all resolved addresses, retries on UNAVAILABLE with backoff."""
-    return json.dumps(
-        {
-            "loadBalancingConfig": [{"round_robin": {}}],
-            "methodConfig": [
-                {
-                    "name": [{"service": service}],
-                    "retryPolicy": {
-                        "maxAttempts": max(2, min(attempts, 5)),  # gRPC caps maxAttempts at 5
-                        "initialBackoff": "0.1s",
-                        "maxBackoff": "2s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ],
-        }
-    )
+__all__ = ["open_channel", "service_config", "token_metadata"]
 
 
 def open_channel(
-    target: str, service: str, max_message_bytes: int, attempts: int = 4, client_tls: tls.ClientTls | None = None
+    target: str,
+    service: str,
+    max_message_bytes: int,
+    retry_attempts: int = 0,
+    client_tls: tls.ClientTls | None = None,
 ) -> grpc.aio.Channel:
-    """A channel to ``target`` with balancing and retries for ``service`` (full proto name); TLS with ``client_tls``,
-    plaintext without."""
+    """A channel to ``target`` balancing calls to ``service`` (full proto name); gRPC retries only with
+    ``retry_attempts`` > 1 (see the module's note); TLS with ``client_tls``, plaintext without."""
     return tls.open_channel(
         target,
         client_tls,
+        interceptors=client_interceptors(),
         options=[
-            ("grpc.service_config", service_config(service, attempts)),
+            ("grpc.service_config", service_config(service, retry_attempts)),
             ("grpc.enable_retries", 1),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),

@@ -7,6 +7,9 @@ hotlist service judges events one by one: an event it REJECTED is set aside as a
 (a hotlist service with a smaller batch limit, or an older one that refused whole batches) is retried one event at
 a time so that only a bad event is set aside. Duplicates (a batch re-sent after a lost reply) are harmless: the
 receiver keeps the highest revision per event id.
+
+Each ReportReads call runs in a span under the span that emitted its first event, linked to the others' (the
+emitting spans are remembered in memory only: after a restart the spooled events go out untraced).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
@@ -23,10 +27,14 @@ from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2, hotlist_service_pb2_grpc, read_pb2
 from anpr.ingest import metrics
 from anpr.ingest.spool import Spool, SpooledEvent
+from anpr.runtime import tracing
+from anpr.runtime.tracing import Origin
 
 log = logging.getLogger(__name__)
 
 OnDelivered = Callable[[Sequence[SpooledEvent]], Awaitable[None]]
+# Emitting spans remembered for events not yet delivered; beyond this (a long hotlist outage) the oldest go untraced.
+MAX_TRACED_EVENTS = 10_000
 
 # Codes after which the same batch may succeed later; anything else means the data itself is refused.
 _RETRYABLE = frozenset(
@@ -72,18 +80,30 @@ class Delivery:
         self._wake = asyncio.Event()
         self._spool_empty = asyncio.Event()  # set by the sender when it found nothing to send
         self._singles = 0  # events still to send one at a time after an INVALID_ARGUMENT batch
+        self._origins: OrderedDict[tuple[str, int], Origin] = OrderedDict()
 
-    async def submit(self, events: Sequence[plate_event_pb2.PlateEvent], *, owed_to_store: bool = False) -> None:
+    async def submit(
+        self,
+        events: Sequence[plate_event_pb2.PlateEvent],
+        *,
+        owed_to_store: bool = False,
+        origin: Origin | None = None,
+    ) -> None:
         """Spool event revisions durably and wake the sender; returns once they are on disk.
 
         ``owed_to_store``: their event table rows could not be written; the spool notes that in the same
-        transaction (see :mod:`anpr.ingest.store_catch_up`).
+        transaction (see :mod:`anpr.ingest.store_catch_up`). ``origin``: the request and span that emitted them.
         """
         self._spool_empty.clear()
         await self._spool.append(
             [(e.event_id, e.revision, e.SerializeToString()) for e in events], owed_to_store=owed_to_store
         )
         metrics.SPOOL_DEPTH.inc(len(events))
+        if origin is not None:
+            for event in events:
+                self._origins[event.event_id, event.revision] = origin
+            while len(self._origins) > MAX_TRACED_EVENTS:
+                self._origins.popitem(last=False)
         self._wake.set()
 
     def wake(self) -> None:
@@ -126,6 +146,11 @@ class Delivery:
         request = hotlist_service_pb2.ReportReadsRequest(
             events=[plate_event_pb2.PlateEvent.FromString(entry.payload) for entry in batch]
         )
+        origins = [self._origins.get((entry.event_id, entry.revision)) for entry in batch]
+        with tracing.batch_span("ingest.deliver_events", origins, {"anpr.events": len(batch)}):
+            return await self._report(batch, request)
+
+    async def _report(self, batch: list[SpooledEvent], request: hotlist_service_pb2.ReportReadsRequest) -> bool:
         try:
             reply = await self._stub.ReportReads(request, timeout=self._deadline, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
@@ -160,6 +185,8 @@ class Delivery:
 
     async def _settle(self, delivered: list[SpooledEvent], dead: list[tuple[SpooledEvent, str]]) -> None:
         await self._spool.settle([entry.seq for entry in delivered], dead)
+        for entry in (*delivered, *(entry for entry, _ in dead)):
+            self._origins.pop((entry.event_id, entry.revision), None)
         metrics.SPOOL_DEPTH.dec(len(delivered) + len(dead))
         metrics.EVENTS_DELIVERED.inc(len(delivered))
         if dead:

@@ -19,6 +19,8 @@ from anpr.ingest.delivery import Delivery
 from anpr.ingest.directory import CameraDirectory
 from anpr.ingest.store_catch_up import StoreCatchUp
 from anpr.ingest.tracking.model import PassEvent
+from anpr.runtime import tracing
+from anpr.runtime.tracing import Origin
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,16 @@ class EventEmitter:
         self._store = store
         self._delivery = delivery
 
-    async def emit(self, events: Sequence[PassEvent]) -> list[plate_event_pb2.PlateEvent]:
-        """Store and spool the events; returns the messages."""
+    async def emit(
+        self, events: Sequence[PassEvent], origins: Sequence[Origin | None] = ()
+    ) -> list[plate_event_pb2.PlateEvent]:
+        """Store and spool the events; returns the messages. ``origins``: the frames they came from, for tracing."""
         if not events:
             return []
+        with tracing.batch_span("ingest.emit_events", origins, {"anpr.events": len(events)}) as origin:
+            return await self._emit(events, origin)
+
+    async def _emit(self, events: Sequence[PassEvent], origin: Origin) -> list[plate_event_pb2.PlateEvent]:
         now = time.time()
         messages = []
         for event in events:
@@ -54,7 +62,7 @@ class EventEmitter:
         # The store first: a delivery acknowledged before the row exists would otherwise be lost as "pending".
         # When the database fails, the rows are owed: spooled together with the events, written when it is back.
         stored = await self._store.save(messages)
-        await self._delivery.submit(messages, owed_to_store=not stored)
+        await self._delivery.submit(messages, owed_to_store=not stored, origin=origin)
         if not stored:
             self._store.owed(len(messages))
         return messages

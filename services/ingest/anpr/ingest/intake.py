@@ -18,6 +18,7 @@ from anpr.ingest.directory import CameraDirectory
 from anpr.ingest.pipeline import FramePipeline, JournalUnavailable
 from anpr.ingest.recognition import PendingFrame
 from anpr.ingest.settings import IngestSettings
+from anpr.runtime import tracing
 
 REASON_LABELS = {
     value: name.removeprefix("FRAME_REJECT_REASON_").lower() for name, value in frame_pb2.FrameRejectReason.items()
@@ -112,20 +113,22 @@ class FrameIntake:
         # Remember before queueing: a resubmission racing this one is then a duplicate, not a second pass read.
         self._dedupe.remember(frame.camera_id, frame.frame_id)
         captured = frame.capture_time.ToNanoseconds() / 1e9
-        pending = PendingFrame(
-            camera_id=frame.camera_id,
-            frame_id=frame.frame_id,
-            capture_time=captured,
-            image=frame.image.data,
-            encoding=frame.image.encoding,
-            gps=gps_from_proto(frame.gps) if frame.HasField("gps") else None,
-            plate_regions=tuple(camera.plate_regions),
-            plate_crop=camera.sends_plate_crops,
-        )
-        try:
-            accepted = await self._pipeline.accept(pending, settings.overload_wait_seconds if wait else 0.0)
-        except JournalUnavailable:
-            accepted = False
+        with tracing.frame_span(frame.camera_id, frame.frame_id) as origin:
+            pending = PendingFrame(
+                camera_id=frame.camera_id,
+                frame_id=frame.frame_id,
+                capture_time=captured,
+                image=frame.image.data,
+                encoding=frame.image.encoding,
+                gps=gps_from_proto(frame.gps) if frame.HasField("gps") else None,
+                plate_regions=tuple(camera.plate_regions),
+                plate_crop=camera.sends_plate_crops,
+                origin=origin,
+            )
+            try:
+                accepted = await self._pipeline.accept(pending, settings.overload_wait_seconds if wait else 0.0)
+            except JournalUnavailable:
+                accepted = False
         if not accepted:
             self._dedupe.forget(frame.camera_id, frame.frame_id)
             return _OVERLOADED

@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from anpr.api.recognize.v1 import recognition_pb2
 from anpr.ingest import metrics
@@ -36,6 +36,8 @@ from anpr.ingest.journal import FrameJournal, FrameLedger
 from anpr.ingest.recognition import PendingFrame, RecognitionClient, RecognitionFailed
 from anpr.ingest.tracking.model import PassEvent
 from anpr.ingest.tracking.tracker import PassTracker
+from anpr.runtime import tracing
+from anpr.runtime.tracing import Origin
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +242,8 @@ class FramePipeline:
                     )
                 except (asyncio.QueueEmpty, TimeoutError):
                     break
+            for frame in frames:
+                tracing.record_span("ingest.queue_wait", frame.origin)
             await self._slots.acquire()
             call = asyncio.create_task(self._recognise(frames))
             call.add_done_callback(lambda _: self._slots.release())
@@ -267,6 +271,7 @@ class FramePipeline:
             outcomes = await call
             async with self._track_lock:
                 events = []
+                origins = []  # the frame each event came from, for its trace
                 for frame, result, model in outcomes:
                     if result is None:
                         continue
@@ -274,14 +279,16 @@ class FramePipeline:
                         metrics.FRAMES_UNRECOGNISED.labels(f"image_error_{result.error.reason}").inc()
                         continue
                     reads = frame_reads(frame.camera_id, frame.frame_id, frame.capture_time, result, frame.gps, model)
-                    events.extend(self._tracker.observe(reads))
+                    observed = self._tracker.observe(reads)
+                    events.extend(observed)
+                    origins.extend([frame.origin] * len(observed))
                 self._processed(frames)
-                if await self._emit(events):
+                if await self._emit(events, origins):
                     await self._release({frame.camera_id for frame in frames})
 
-    async def _emit(self, events: list[PassEvent]) -> bool:
+    async def _emit(self, events: list[PassEvent], origins: Sequence[Origin | None] = ()) -> bool:
         try:
-            await self._emitter.emit(events)
+            await self._emitter.emit(events, origins)
         except Exception:
             # Keep the pipeline alive; the frames stay journaled, so a restart emits these events again.
             log.exception("could not emit %d plate events", len(events))

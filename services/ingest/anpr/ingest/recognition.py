@@ -1,8 +1,11 @@
 """Client of ``RecognizeService.Recognize``: one batch per call, deadlines, retries with backoff.
 
-The channel (see :mod:`anpr.ingest.channels`) already retries UNAVAILABLE transparently and spreads calls over
-every replica; the retries here cover every replica being gone or overloaded for a while: accepted frames are
-never given up because recognize is away, only because recognize refuses them.
+The retries here are the only ones (the channel has no gRPC retry policy, see :mod:`anpr.runtime.retries`); the
+channel spreads calls over every replica, so the next attempt after a replica went away goes to another one.
+Accepted frames are never given up because recognize is away, only because recognize refuses them.
+
+Each batch is a span under its first frame's span, linked to the others' (:func:`anpr.runtime.tracing.batch_span`);
+every attempt is a client span below it, and the first frame's request id goes with the call.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from anpr.api.common.v1 import image_pb2
 from anpr.api.recognize.v1 import recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
 from anpr.ingest import metrics
 from anpr.ingest.tracking.model import Gps
+from anpr.runtime import tracing
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class PendingFrame:
     plate_regions: tuple[str, ...] = ()  # the camera's expected plate regions
     plate_crop: bool = False  # the camera sends plate crops, not scenes
     seq: int = 0  # its place in the frame journal (0: not journaled)
+    origin: tracing.Origin | None = None  # the request and frame span it came with (none after a restart)
 
 
 class RecognitionFailed(Exception):
@@ -99,6 +104,12 @@ class RecognitionClient:
             options=self._options,
         )
         metrics.RECOGNITION_BATCH_SIZE.observe(len(frames))
+        with tracing.batch_span("ingest.recognition_batch", [f.origin for f in frames], {"anpr.frames": len(frames)}):
+            return await self._recognize(request, len(frames))
+
+    async def _recognize(
+        self, request: recognize_service_pb2.RecognizeRequest, count: int
+    ) -> recognize_service_pb2.RecognizeResponse:
         started = time.perf_counter()
         delay = self._backoff
         suspect_failures = 0
@@ -117,8 +128,6 @@ class RecognitionClient:
                 delay = min(delay * 2, self._backoff_max)
                 continue
             metrics.RECOGNITION_SECONDS.observe(time.perf_counter() - started)
-            if len(response.results) != len(frames):
-                raise RecognitionFailed(
-                    grpc.StatusCode.INTERNAL, f"{len(response.results)} results for {len(frames)} images"
-                )
+            if len(response.results) != count:
+                raise RecognitionFailed(grpc.StatusCode.INTERNAL, f"{len(response.results)} results for {count} images")
             return response
