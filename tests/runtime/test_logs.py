@@ -88,7 +88,7 @@ def test_outside_a_call_the_ids_are_empty_and_the_time_still_utc(
     logging.getLogger("anpr.test").info("between calls", extra={"events": 3})
     (line,) = _lines(capsys.readouterr().err)
     assert (line["message"], line["events"]) == ("between calls", 3)
-    assert line["request_id"] is None and line["trace_id"] is None and line["span_id"] is None
+    assert (line["request_id"], line["trace_id"], line["span_id"]) == (None, None, None)
     assert UTC_ISO.fullmatch(str(line["time"]))
 
 

@@ -100,7 +100,7 @@ async def test_calls_in_a_batch_forward_its_trace_and_first_request_id(
             call = _call(channel, "WhoAmI")(b"", metadata=metadata)
             assert await call == b"test-operator req-first"
         # Outside any request, nothing is forwarded and the server makes its own id.
-        identity, generated = (await _call(channel, "WhoAmI")(b"", metadata=metadata)).decode().split()
+        _, generated = (await _call(channel, "WhoAmI")(b"", metadata=metadata)).decode().split()
         assert len(generated) == 32
     spans = await _flushed(receiver)
     batch = next(s for s in spans if s.name == "test.batch")

@@ -46,7 +46,7 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
 
-    def Export(  # noqa: N802  # the proto's method name
+    def Export(  # the proto's method name
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         received = []
@@ -91,7 +91,7 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     """Serve OTLP trace export on a free loopback port for the life of the block."""
     receiver = _Receiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
