@@ -1,11 +1,11 @@
 """The backup and restore procedure of docs/operations.md, run for real: ``pg_dump -Fc`` of the ``hotlist`` and
-``ingest`` schemas as their owner role, ``pg_restore`` into a fresh database as the same role, and the services
-serving from the copy.
+``ingest`` schemas, each as its owner role, ``pg_restore`` of each into a fresh database as the same role, and the
+services serving from the copy.
 
-The source is filled through the services themselves (lists, entries, reads, alerts, cameras, events, and audited
-searches), so every table the migrations make takes part. The copy must hold the same rows in every table, the same
+The source is filled through the services themselves (lists, entries, a deletion, reads, alerts, a camera, events,
+audited searches), so all but two tables hold rows. The copy must hold the same rows in every table, the same
 sequence positions, owners and grants; both audit trails must still verify as hash chains with the same head, and
-keep chaining when the restored services append to them; the serving role must still be unable to rewrite them.
+keep chaining when the restored services append to them; the serving roles must still be unable to rewrite them.
 """
 
 from __future__ import annotations
@@ -87,14 +87,28 @@ def with_database(url: str, database: str) -> str:
 
 @dataclass(frozen=True)
 class Site:
-    """An owner and a serving role, a source database and an empty one to restore into (both owned by the owner,
-    as docs/operations.md has the database administrator create them)."""
+    """Per service an owner and a serving role (as the prod overlay's CloudNativePG cluster makes them), a source
+    database and an empty one to restore into, in which the owners may create schemas."""
 
-    owner: str
-    runtime: str
-    source: str
-    target: str
+    suffix: str
     server_url: str
+
+    @property
+    def source(self) -> str:
+        return f"anpr_bk_src_{self.suffix}"
+
+    @property
+    def target(self) -> str:
+        return f"anpr_bk_dst_{self.suffix}"
+
+    def owner(self, service: str) -> str:
+        return f"anpr_bk_{service}_owner_{self.suffix}"
+
+    def runtime(self, service: str) -> str:
+        return f"anpr_bk_{service}_{self.suffix}"
+
+    def roles(self) -> list[str]:
+        return [role for service in SCHEMAS for role in (self.runtime(service), self.owner(service))]
 
     def url(self, database: str, role: str) -> str:
         return with_user(with_database(self.server_url, database), role)
@@ -102,26 +116,25 @@ class Site:
 
 @pytest.fixture
 async def site(postgres_server_url: str) -> AsyncIterator[Site]:
-    suffix = uuid.uuid4().hex[:10]
-    created = Site(
-        f"anpr_bk_owner_{suffix}", f"anpr_bk_app_{suffix}", f"anpr_bk_src_{suffix}", f"anpr_bk_dst_{suffix}", ""
-    )
+    created = Site(uuid.uuid4().hex[:10], postgres_server_url)
     admin = await asyncpg.connect(postgres_server_url)
     try:
-        await admin.execute(f"CREATE ROLE {created.owner} LOGIN")
-        await admin.execute(f"CREATE ROLE {created.runtime} LOGIN")
+        for role in created.roles():
+            await admin.execute(f"CREATE ROLE {role} LOGIN")
+        owners = ", ".join(created.owner(service) for service in SCHEMAS)
         for database in (created.source, created.target):
-            await admin.execute(f'CREATE DATABASE "{database}" OWNER {created.owner}')
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            await admin.execute(f'GRANT CREATE ON DATABASE "{database}" TO {owners}')
     finally:
         await admin.close()
     try:
-        yield Site(created.owner, created.runtime, created.source, created.target, postgres_server_url)
+        yield created
     finally:
         admin = await asyncpg.connect(postgres_server_url)
         try:
             for database in (created.source, created.target):
                 await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            for role in (created.runtime, created.owner):
+            for role in created.roles():
                 await admin.execute(f"DROP ROLE IF EXISTS {role}")
         finally:
             await admin.close()
@@ -183,10 +196,10 @@ async def assert_trails_intact(url: str) -> dict[str, ChainHead]:
         await connection.close()
 
 
-async def assert_serving_role_cannot_rewrite(url: str, runtime_role: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        for schema in SCHEMAS:
+async def assert_serving_roles_cannot_rewrite(site: Site, database: str) -> None:
+    for schema in SCHEMAS:
+        connection = await asyncpg.connect(site.url(database, site.runtime(schema)))
+        try:
             for statement in (
                 f"UPDATE {schema}.audit_log SET purpose = 'rewritten'",
                 f"DELETE FROM {schema}.audit_log",
@@ -195,9 +208,9 @@ async def assert_serving_role_cannot_rewrite(url: str, runtime_role: str) -> Non
             ):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await connection.execute(statement)
-            assert await owned_objects(connection, schema, runtime_role) == []
-    finally:
-        await connection.close()
+            assert await owned_objects(connection, schema, site.runtime(schema)) == []
+        finally:
+            await connection.close()
 
 
 # The services -------------------------------------------------------------------------------------------------
@@ -217,12 +230,18 @@ def stored_event(plate: str, camera_id: str, last_seen: float) -> plate_event_pb
 async def start_suite(
     start_service: StartService, site: Site, database: str, spool: Path
 ) -> tuple[ServiceServer, ServiceServer]:
-    """Hotlist and ingest serving ``database`` as the runtime role, migrating and granting as the owner."""
-    urls = {"database_url": site.url(database, site.runtime), "migration_database_url": site.url(database, site.owner)}
+    """Hotlist and ingest serving ``database`` as their runtime roles, migrating and granting as their owners."""
+
+    def urls(service: str) -> dict[str, str]:
+        return {
+            "database_url": site.url(database, site.runtime(service)),
+            "migration_database_url": site.url(database, site.owner(service)),
+        }
+
     nowhere = f"dns:///127.0.0.1:{unused_port()}"  # no frames are sent: recognize and hotlist are never called
-    hotlist = await start_service("hotlist", **urls)
+    hotlist = await start_service("hotlist", **urls("hotlist"))
     ingest = await start_service(
-        "ingest", **urls, recognize_target=nowhere, hotlist_target=nowhere, spool_path=str(spool)
+        "ingest", **urls("ingest"), recognize_target=nowhere, hotlist_target=nowhere, spool_path=str(spool)
     )
     return hotlist, ingest
 
@@ -252,7 +271,7 @@ async def fill(hotlist: ServiceServer, ingest: ServiceServer, site: Site, tokens
             ingest_service_pb2.RegisterCameraRequest(camera=fixed_camera("cam-n1-04")),
             metadata=(("authorization", f"Bearer {tokens['ingest-admin']}"),),
         )
-        pool = await asyncpg.create_pool(site.url(site.source, site.runtime), min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(site.url(site.source, site.runtime("ingest")), min_size=1, max_size=2)
         try:
             now = time.time()
             await EventStore(pool).save([stored_event(p, "cam-n1-04", now - i) for i, p in enumerate(("CA1", "GP111"))])
@@ -298,27 +317,31 @@ async def test_dump_and_restore_keeps_data_grants_and_audit_chains(
     assert [table for table, (count, _) in before["rows"].items() if not count] == EMPTY_TABLES
     assert all(head.position > 0 for head in before["heads"].values())
 
-    # As in docs/operations.md: dump as the schemas' owner, restore as the owner into an empty database it owns.
-    archive = tmp_path / "anpr.dump"
-    dump = [str(pg_dump), "--format=custom", "--file", str(archive)]
-    dump += [f"--schema={schema}" for schema in SCHEMAS]
-    await asyncio.to_thread(
-        subprocess.run, [*dump, "--dbname", site.url(site.source, site.owner)], check=True, capture_output=True
-    )
-    restore = [
-        str(pg_restore),
-        "--exit-on-error",
-        "--single-transaction",
-        "--dbname",
-        site.url(site.target, site.owner),
-    ]
-    result = await asyncio.to_thread(subprocess.run, [*restore, str(archive)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    # As in docs/operations.md: each schema dumped by its owner, and restored by its owner into an empty database
+    # in which the owners may create schemas (the roles are the cluster's, not the dump's).
+    for schema in SCHEMAS:
+        archive = tmp_path / f"{schema}.dump"
+        dump = [str(pg_dump), "--format=custom", f"--schema={schema}", "--file", str(archive)]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [*dump, "--dbname", site.url(site.source, site.owner(schema))],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        restore = [str(pg_restore), "--exit-on-error", "--single-transaction"]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [*restore, "--dbname", site.url(site.target, site.owner(schema)), str(archive)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
 
     after = await contents(with_database(site.server_url, site.target))
     assert after == before
     await assert_trails_intact(with_database(site.server_url, site.target))
-    await assert_serving_role_cannot_rewrite(site.url(site.target, site.runtime), site.runtime)
+    await assert_serving_roles_cannot_rewrite(site, site.target)
 
     # The restored suite serves the old data and keeps appending to the same chains.
     hotlist, ingest = await start_suite(start_service, site, site.target, tmp_path / "spool-target.sqlite3")
@@ -346,4 +369,4 @@ async def test_dump_and_restore_keeps_data_grants_and_audit_chains(
     heads = await assert_trails_intact(with_database(site.server_url, site.target))
     for schema in SCHEMAS:
         assert heads[schema].position > before["heads"][schema].position, schema
-    await assert_serving_role_cannot_rewrite(site.url(site.target, site.runtime), site.runtime)
+    await assert_serving_roles_cannot_rewrite(site, site.target)
