@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
 from pathlib import Path
@@ -13,11 +12,9 @@ import cv2
 import numpy as np
 import torch
 
-from anpr.training.contracts import DETECTOR_SIZE, LETTERBOX_COLOUR, MODELS_DIR
+from anpr.training.contracts import DETECTOR_SIZE, LETTERBOX_COLOUR, MODELS_DIR, WORK_DIR
 
-__all__ = ["DETECTOR_SIZE", "LETTERBOX_COLOUR", "MODELS_DIR"]
-# Scratch space for checkpoints and logs, outside the repository.
-WORK_DIR = Path(os.environ.get("ANPR_TRAIN_DIR", "/tmp/anpr-train"))  # noqa: S108
+__all__ = ["DETECTOR_SIZE", "LETTERBOX_COLOUR", "MODELS_DIR", "WORK_DIR"]
 
 
 def setup(seed: int, threads: int) -> None:

@@ -3,6 +3,9 @@ this)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from anpr.recognition.models import MODELS_DIR as SHIPPED_MODELS_DIR
 
 DETECTOR_SIZE = 384  # the detector's training input
@@ -11,3 +14,5 @@ DETECTOR_SIZE = 384  # the detector's training input
 SERVING_DETECTOR_SIZE = 512
 LETTERBOX_COLOUR = 114
 MODELS_DIR = SHIPPED_MODELS_DIR
+# Scratch space for checkpoints, downloads and logs, outside the repository.
+WORK_DIR = Path(os.environ.get("ANPR_TRAIN_DIR", "/tmp/anpr-train"))  # noqa: S108
