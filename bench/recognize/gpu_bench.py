@@ -6,16 +6,17 @@ reports (``GetModelInfo``) must be the one asked for, or the run is marked ``fel
 the provider's. Client processes then send seeded synthetic 1920x1080 JPEG scenes (1-3 plates, rendered and
 encoded once by ``anpr.synth``) with ``--concurrency`` calls in flight, ``--images-per-call`` frames per
 ``Recognize`` call (ingest batches the same way); the service decodes every JPEG itself. Reported per run: frames/s,
-call latency p50/p95/p99, the service's own per-stage times (from its ``anpr_recognize_stage_seconds``), its CPU
-use, GPU utilisation and memory (when ``nvidia-smi`` is there), and the time to become ready (the TensorRT engine
-build on a cold cache). Before the runs, the CPU JPEG decode capacity of the service's CPUs is measured in-process
-(the same decode call the service makes), so a run that stops at that ceiling shows decode as the bound.
+call latency p50/p95/p99, the service's own per-stage times (from its ``anpr_recognize_stage_seconds``; they
+include waiting for a thread or a batch), its CPU use, GPU utilisation and memory (when ``nvidia-smi`` is there),
+and the time to become ready (the TensorRT engine build on a cold cache). Before the runs, the CPU JPEG decode
+capacity of the service's CPUs is measured in-process (the same decode call the service makes), so a run that
+stops at that ceiling shows decode as the bound.
 
 On a GPU machine (one H100, issue 21 target >= 3,000 frames/s; the two TensorRT runs build engines on first start,
 minutes, then reuse ``--trt-cache``):
 
     python bench/recognize/gpu_bench.py --provider tensorrt cuda --precision fp16 fp32 \\
-        --seconds 30 --concurrency 32 128 512 --images-per-call 8 --client-processes 4 \\
+        --seconds 30 --concurrency 32 128 512 --images-per-call 8 --client-processes 4 --server-cpus 0-11 \\
         --out bench/results/recognize_gpu_$(date +%F).json
 
 Smoke check on a CPU-only machine (proves the script works; not a throughput figure):
@@ -242,7 +243,10 @@ def service_environment(run: Run, args: argparse.Namespace, workdir: Path, token
         "ANPR_RECOGNIZE_LOG_LEVEL": "WARNING",
     }
     if run.provider == "tensorrt":
-        env["ANPR_RECOGNIZE_TENSORRT_CACHE_DIR"] = str(args.trt_cache / run.precision)
+        # One cache per precision: an fp16 and an fp32 engine of the same model must not overwrite each other.
+        cache = args.trt_cache / run.precision
+        cache.mkdir(parents=True, exist_ok=True)
+        env["ANPR_RECOGNIZE_TENSORRT_CACHE_DIR"] = str(cache)
     for setting in ("intra_op_threads", "inference_workers", "decode_workers", "detect_batch_size", "read_batch_size"):
         value = getattr(args, setting)
         if value is not None:
