@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv with everything the suite and its checks need.
 # Idempotent and quiet; used by tools/demo and tools/test, so a fresh machine needs only Python 3.11+.
+# Versions come from the lock requirements/dev.txt (hash-checked); VENV=<dir> builds another environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv
+venv=${VENV:-.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
 fi
-stamp=.venv/.installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+stamp=$venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/dev.txt -nt "$stamp" ]; then
+  "${pip[@]}" install --upgrade pip
+  # onnxruntime-gpu and onnxruntime install the same module: an environment made before the extras split holds the
+  # GPU build, which the CPU build of the lock must replace, not overlay.
+  if "$venv/bin/python" -m pip show --quiet onnxruntime-gpu >/dev/null 2>&1; then
+    "${pip[@]}" uninstall --yes onnxruntime-gpu onnxruntime
+  fi
+  # Exactly the locked versions first (every platform's pins are in the file; markers pick this machine's) ...
+  "${pip[@]}" install --require-hashes --no-deps -r requirements/dev.txt
+  # ... then the project itself; a requirement added to pyproject.toml but not yet locked still installs here,
+  # and the check below says the lock needs refreshing.
+  "${pip[@]}" install --no-build-isolation -e '.[dev]'
+  if ! "$venv/bin/python" tools/lock.py --check; then
+    echo "tools/setup.sh: installed, but requirements/ does not match pyproject.toml (see above)" >&2
+  fi
   touch "$stamp"
 fi

@@ -12,7 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from anpr.cli import alerts, cameras, evaluate, hotlist, read, records, token, up, upload
-from anpr.demo import run as demo
+from anpr.demo import options as demo_options
+from anpr.runtime.extras import MissingExtraError, require
+
+# The optional parts of the install (pyproject's extras) each command needs; checked before it starts, so that a
+# service-only install answers with the `pip install` line instead of an ImportError halfway through.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "up": ("recognize",),
+    "demo": ("demo", "recognize"),
+    "read": ("recognize",),
+    "eval": ("recognize",),
+    "recognize": ("recognize",),
+}
 
 
 def _run_service(name: str) -> None:
@@ -30,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anpr", description="Automatic number plate recognition suite.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up.add_arguments(commands.add_parser("up", help="run ingest, recognize and hotlist locally, supervised"))
-    demo.add_arguments(
+    demo_options.add_arguments(
         commands.add_parser("demo", help="anpr up plus a simulated fleet, a demo hotlist and a live view")
     )
     token.add_arguments(commands.add_parser("token", help="make a bearer token and its secrets-file entry"))
@@ -53,9 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``anpr`` console script."""
     args = build_parser().parse_args(argv)
+    extras = NEEDS.get(args.command, ())
+    if args.command in ("up", "demo") and not args.database_url:
+        extras += ("embedded-db",)
+    try:
+        for extra in extras:
+            require(extra, f"anpr {args.command}")
+    except MissingExtraError as exc:
+        print(f"anpr: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.command == "up":
         raise SystemExit(up.run(args))
     if args.command == "demo":
+        from anpr.demo import run as demo  # rich, Pillow and the plate renderer: the demo extra
+
         raise SystemExit(demo.run(args))
     if args.command == "token":
         raise SystemExit(token.run(args))

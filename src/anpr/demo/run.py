@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
@@ -35,7 +34,6 @@ from anpr.demo import bodycam
 from anpr.demo.fleet import DemoCamera, PlannedVehicle, StreetVideo, VehiclePass, demo_fleet
 from anpr.demo.score import SeenAlert, SeenEvent, pass_of, score
 from anpr.demo.view import DemoView
-from anpr.runtime.settings import DEFAULT_DATA_DIR
 from anpr.runtime.tls import ClientTls, open_channel
 
 CAMERA_IDENTITY = "dev-camera"  # the identity of the camera token `anpr up` writes
@@ -52,19 +50,6 @@ HOTLISTS = (
 
 class DemoError(Exception):
     """The demo could not run; the message says why."""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``anpr demo``."""
-    parser.add_argument(
-        "--duration", type=float, default=None, help="seconds of traffic, then stop (default: until Ctrl-C)"
-    )
-    parser.add_argument("--json", action="store_true", help="endpoints line, then one JSON line per event and alert")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames per second of each live camera (6 cameras)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated traffic")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "demo", help="state of the demo suite")
-    parser.add_argument("--database-url", default=os.environ.get("ANPR_DATABASE_URL"), help="skip the embedded DB")
-    parser.add_argument("--plaintext", action="store_true", help="no TLS between the demo and the services")
 
 
 def _stamp(seconds: float) -> timestamp_pb2.Timestamp:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import numpy.typing as npt
-import simplejpeg  # type: ignore[import-untyped,unused-ignore]
 
 from anpr.recognition.errors import (
     CorruptImage,
@@ -34,6 +33,12 @@ from anpr.recognition.errors import (
 )
 from anpr.recognition.header import read_header
 from anpr.recognition.types import Box
+from anpr.runtime.extras import MissingExtraError
+
+try:
+    import simplejpeg  # type: ignore[import-untyped,unused-ignore]
+except ImportError as exc:  # part of the recognize extra, like ONNX Runtime
+    raise MissingExtraError("recognize", "plate recognition", "simplejpeg") from exc
 
 logger = logging.getLogger(__name__)
 

