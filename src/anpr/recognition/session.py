@@ -2,11 +2,19 @@
 
 Automatic order is TensorRT, then CUDA, then CPU, restricted to what the installed onnxruntime offers. GPU
 providers are only tried when an NVIDIA device is visible: the GPU wheel lists them even on CPU-only hosts, and
-trying them there costs a failed library load and an error in the log for every session.
+trying them there costs a failed library load and an error in the log for every session. TensorRT is tried only
+when its library loads too: the recognize-gpu extra brings CUDA and cuDNN, TensorRT is a separate install.
+
+With the GPU wheel, CUDA and cuDNN come from NVIDIA's PyPI packages (onnxruntime-gpu's ``cuda`` and ``cudnn``
+extras), which are not on the loader's search path: :func:`create_session` preloads them before the first GPU
+session. TensorRT builds an engine per model and input shape, which takes minutes; with a cache directory on a
+persistent volume the engines and the timing cache survive restarts, so only the first start on a GPU model pays.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -14,16 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# No stubs or py.typed upstream; "unused-ignore" keeps this valid if pyproject later ignores the module.
-import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
-
 from anpr.recognition.errors import ModelError
 from anpr.runtime.cpus import usable_cpus
+from anpr.runtime.extras import MissingExtraError
+
+try:
+    # No stubs or py.typed upstream; "unused-ignore" keeps this valid if pyproject later ignores the module.
+    import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
+except ImportError as exc:  # the core install (ingest, hotlist) leaves the inference runtime out
+    raise MissingExtraError("recognize", "plate recognition", "onnxruntime") from exc
 
 logger = logging.getLogger(__name__)
 
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _GPU_PROVIDERS = frozenset({"TensorrtExecutionProvider", "CUDAExecutionProvider"})
+# The TensorRT major version onnxruntime-gpu 1.31 links (pyproject's `tensorrt` extra pins the same major).
+_TENSORRT_LIBRARY = "libnvinfer.so.10"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,24 @@ def _gpu_visible() -> bool:
     return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
 
 
+@functools.cache
+def _tensorrt_loadable() -> bool:
+    try:
+        ctypes.CDLL(_TENSORRT_LIBRARY)
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def _preload_gpu_libraries() -> None:
+    # onnxruntime >= 1.21: loads CUDA and cuDNN from the nvidia-* wheels in site-packages (directory="": those
+    # first, then the system's); without it the CUDA provider fails to load and sessions fall back to the CPU.
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload(directory="")
+
+
 def choose_providers(requested: Sequence[str] = ()) -> list[str]:
     """Providers to use: ``requested`` (validated) or the automatic order; CPU is always the last resort."""
     available = ort.get_available_providers()
@@ -57,9 +89,31 @@ def choose_providers(requested: Sequence[str] = ()) -> list[str]:
     else:
         gpu = _gpu_visible()
         chosen = [name for name in AUTO_ORDER if name in available and (gpu or name not in _GPU_PROVIDERS)]
+        if "TensorrtExecutionProvider" in chosen and not _tensorrt_loadable():
+            chosen.remove("TensorrtExecutionProvider")
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
+
+
+def provider_options(name: str, options: SessionOptions) -> dict[str, Any]:
+    """The options ONNX Runtime gets for provider ``name`` (empty: its defaults).
+
+    TensorRT: fp16 as ``options.fp16`` says; with ``options.trt_cache_dir``, built engines and the timing cache
+    (kernel timings, which make later builds of other shapes faster) are kept there across restarts.
+    """
+    if name != "TensorrtExecutionProvider":
+        return {}
+    trt: dict[str, Any] = {"trt_fp16_enable": options.fp16}
+    if options.trt_cache_dir is not None:
+        cache = str(options.trt_cache_dir)
+        trt |= {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": cache,
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": cache,
+        }
+    return trt
 
 
 def create_session(path: Path, options: SessionOptions | None = None) -> ort.InferenceSession:
@@ -73,15 +127,15 @@ def create_session(path: Path, options: SessionOptions | None = None) -> ort.Inf
     # One inter-op thread: the pipeline parallelises across calls (executor threads), not inside one graph.
     session_options.inter_op_num_threads = 1
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers: list[str | tuple[str, dict[str, Any]]] = []
-    for name in choose_providers(options.providers):
-        if name == "TensorrtExecutionProvider":
-            trt: dict[str, Any] = {"trt_fp16_enable": options.fp16}
-            if options.trt_cache_dir is not None:
-                trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(options.trt_cache_dir)}
-            providers.append((name, trt))
-        else:
-            providers.append(name)
+    chosen = choose_providers(options.providers)
+    if _GPU_PROVIDERS.intersection(chosen):
+        _preload_gpu_libraries()
+    if "TensorrtExecutionProvider" in chosen and options.trt_cache_dir is not None:
+        try:
+            options.trt_cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelError(f"TensorRT cache directory {options.trt_cache_dir} cannot be created: {exc}") from exc
+    providers = [(name, provider_options(name, options)) for name in chosen]
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for malformed graphs

@@ -35,7 +35,11 @@ class RecognizeSettings(ServiceSettings):
         1, ge=0, le=256, description="Threads per model call (0: the CPUs the process may use)."
     )
     fp16: bool = Field(True, description="Half precision where the provider supports it (TensorRT).")
-    tensorrt_cache_dir: Path | None = Field(None, description="Where TensorRT keeps built engines across restarts.")
+    tensorrt_cache_dir: Path | None = Field(
+        None,
+        description="Where TensorRT keeps built engines and its timing cache across restarts: a persistent volume "
+        "(the GPU image sets /var/cache/anpr/tensorrt). Empty: every start builds the engines again (minutes).",
+    )
     inference_workers: int = Field(
         0, ge=0, le=64, description="Model batches run at once per stage (0: one per usable CPU, 1 on a GPU)."
     )
