@@ -228,8 +228,10 @@ def service_environment(run: Run, args: argparse.Namespace, workdir: Path, token
     digest = hashlib.sha256(token.encode()).hexdigest()
     client = {"identity": "bench", "roles": ["ingest-service"], "token_sha256": digest}
     tokens.write_text(json.dumps({"clients": [client]}))
+    # Recognize settings of the caller's shell would blur which run measured what: each run sets its own.
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("ANPR_RECOGNIZE_")}
     env = {
-        **os.environ,
+        **inherited,
         "ANPR_RECOGNIZE_GRPC_PORT": "0",
         "ANPR_RECOGNIZE_METRICS_PORT": "0",
         "ANPR_RECOGNIZE_AUTH_TOKENS_FILE": str(tokens),
