@@ -28,3 +28,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/dev.tx
   fi
   touch "$stamp"
 fi
+# The CRD models that tests/deploy/test_render.py validates custom resources with (skipped without node, outside CI).
+# npm ci writes node_modules/.package-lock.json, so an absent or older copy means a missing or stale install.
+crd_models=tests/deploy/crd_models
+if command -v npm >/dev/null && [ "$crd_models/package-lock.json" -nt "$crd_models/node_modules/.package-lock.json" ]; then
+  npm ci --silent --no-audit --no-fund --prefix "$crd_models"
+fi

@@ -2,7 +2,8 @@
 
 ``kubectl kustomize`` builds deploy/k8s/overlays/{dev,prod}; every object must validate against the Kubernetes
 JSON schemas (kubernetes-validate, strict: unknown fields fail) of the oldest and newest supported releases, and
-custom resources against the CRD schemas vendored in tests/deploy/schemas. Then each workload's environment, built
+every custom resource against its operator's model from the kubernetes-models npm packages (tests/deploy/crd_models:
+the generated JSON schema, and TypeScript's check that refuses unknown fields). Then each workload's environment, built
 from the ConfigMaps and Secrets of the same render (prod's operator-supplied Secrets from their *.example.yaml,
 Secrets that cert-manager and CloudNativePG write from the objects that make them), goes through the service's own
 settings loader with every mounted file in place, and every target address must name a Service of the render.
@@ -11,20 +12,21 @@ settings loader with every mounted file in place, and every target address must 
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -41,7 +43,7 @@ Resource = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+CRD_MODELS = Path(__file__).resolve().parent / "crd_models"
 KUBERNETES_VERSIONS = ("1.30", "1.37")
 NAMESPACE = "anpr"
 CLUSTER_DOMAIN = "cluster.local"
@@ -57,19 +59,6 @@ IMAGES = {
     "anpr-hotlist": "ghcr.io/anpr-suite/anpr-hotlist",
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-# Custom resources and the vendored CRD schema (tests/deploy/schemas/README.md) each validates against.
-CRD_SCHEMAS = {
-    ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobject.json",
-    ("postgresql.cnpg.io/v1", "ScheduledBackup"): "postgresql.cnpg.io_scheduledbackup.json",
-}
-# Custom resources the render may hold whose schemas are not vendored yet: only their apiVersion is checked.
-UNVALIDATED_CRDS = {
-    ("postgresql.cnpg.io/v1", "Cluster"),
-    ("cert-manager.io/v1", "Certificate"),
-    ("cert-manager.io/v1", "Issuer"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
-}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) renders the overlays"
@@ -151,68 +140,122 @@ def pod_specs(overlay: str) -> Iterator[tuple[Resource, Resource]]:
 # --- schemas ---------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def is_custom_resource(api_version: str, kind: str) -> bool:
+    """Whether the Kubernetes schemas lack the kind, so that an operator's CRD must define it."""
+    probe = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "probe"}}
+    try:
+        kubernetes_validate.validate(probe, KUBERNETES_VERSIONS[-1], strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return True
+    except kubernetes_validate.ValidationError:
+        pass  # a known kind; this empty probe only lacks its required fields
+    return False
+
+
+def custom_resources(overlay: str) -> list[Resource]:
+    return [r for r in render(overlay) if is_custom_resource(r["apiVersion"], r["kind"])]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_validates_against_the_kubernetes_schemas(overlay: str, version: str) -> None:
     for resource in render(overlay):
-        key = (resource["apiVersion"], resource["kind"])
         where = f"{overlay}: {resource['kind']}/{resource['metadata']['name']}"
-        if key in CRD_SCHEMAS or key in UNVALIDATED_CRDS:
-            continue
+        if is_custom_resource(resource["apiVersion"], resource["kind"]):
+            continue  # test_custom_resources_validate_against_their_models
         try:
             kubernetes_validate.validate(resource, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
             pytest.fail(f"{where} is invalid in Kubernetes {version}: {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError:
-            pytest.fail(f"{where}: no Kubernetes {version} schema for {key}; vendor its CRD schema")
+            pytest.fail(f"{where}: Kubernetes {version} has no {resource['apiVersion']} {resource['kind']}")
 
 
-def closed(schema: Any) -> Any:
-    """A CRD's structural schema with unknown fields refused, as the API server's strict field validation does."""
-    if isinstance(schema, dict):
-        schema = {k: closed(v) for k, v in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [closed(item) for item in schema]
-    return schema
+def crd_models_missing() -> str | None:
+    """Why the CRD model packages cannot run here, or None; an install of other versions counts as missing."""
+    install = "npm ci --prefix tests/deploy/crd_models (tools/setup.sh runs it where npm exists)"
+    if shutil.which("node") is None:
+        return f"node is not installed (Debian/Ubuntu: apt-get install nodejs npm), then {install}"
+    wanted: dict[str, str] = json.loads((CRD_MODELS / "package.json").read_text())["dependencies"]
+    for package, version in wanted.items():
+        manifest = CRD_MODELS / "node_modules" / package / "package.json"
+        if not manifest.is_file() or json.loads(manifest.read_text())["version"] != version:
+            return f"{package} {version} is not installed in {CRD_MODELS.relative_to(ROOT)}: {install}"
+    return None
+
+
+def validate_with_crd_models(resources: Sequence[Resource]) -> list[dict[str, Any]]:
+    """One result per object from tests/deploy/crd_models/validate.js: the packages modelling it and its errors."""
+    missing = crd_models_missing()
+    if missing is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    result = subprocess.run(
+        ["node", str(CRD_MODELS / "validate.js")],
+        input=json.dumps(list(resources)),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    results = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["apiVersion"], r["kind"]) for r in results] == [(r["apiVersion"], r["kind"]) for r in resources]
+    return results
 
 
 @functools.cache
-def crd_validator(filename: str) -> Any:
-    schema = closed(json.loads((SCHEMAS / filename).read_text()))
-    # metadata is the API server's to check (ObjectMeta); the CRD schema leaves it open.
-    schema["properties"]["metadata"] = {"type": "object"}
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return validator_class(schema)
+def crd_model_results() -> dict[str, list[dict[str, Any]]]:
+    """Every overlay's custom resources through the models, in one run (the type check takes seconds)."""
+    resources = {overlay: custom_resources(overlay) for overlay in OVERLAYS}
+    results = validate_with_crd_models([r for overlay in OVERLAYS for r in resources[overlay]])
+    split: dict[str, list[dict[str, Any]]] = {}
+    for overlay in OVERLAYS:
+        split[overlay], results = results[: len(resources[overlay])], results[len(resources[overlay]) :]
+    return split
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_custom_resources_validate_against_their_crds(overlay: str) -> None:
-    for resource in render(overlay):
-        key = (resource["apiVersion"], resource["kind"])
-        if key in CRD_SCHEMAS:
-            errors = sorted(crd_validator(CRD_SCHEMAS[key]).iter_errors(resource), key=str)
-            assert not errors, f"{resource['kind']}/{resource['metadata']['name']}: {errors[0].message}"
+def test_custom_resources_validate_against_their_models(overlay: str) -> None:
+    for result in crd_model_results()[overlay]:
+        where = f"{overlay}: {result['apiVersion']} {result['kind']}/{result['name']}"
+        assert result["models"], f"{where}: no CRD model; add its package to tests/deploy/crd_models"
+        assert not result["errors"], f"{where}: " + "; ".join(result["errors"])
 
 
-def test_crd_validation_refuses_unknown_and_mistyped_fields() -> None:
-    validator = crd_validator(CRD_SCHEMAS[("keda.sh/v1alpha1", "ScaledObject")])
-    good: Resource = {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "x"},
-        "spec": {"scaleTargetRef": {"name": "x"}, "triggers": [{"type": "cpu", "metadata": {"value": "70"}}]},
-    }
-    assert validator.is_valid(good)
-    assert not validator.is_valid({**good, "spec": {**good["spec"], "minReplicas": 2}})
-    assert not validator.is_valid({**good, "spec": {**good["spec"], "maxReplicaCount": "12"}})
+def test_prod_holds_the_operators_custom_resources() -> None:
+    kinds = {(r["apiVersion"], r["kind"]) for r in custom_resources("prod")}
+    assert {
+        ("postgresql.cnpg.io/v1", "Cluster"),
+        ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
+        ("cert-manager.io/v1", "Certificate"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    } <= kinds
+
+
+def test_crd_models_refuse_mistyped_and_unknown_fields_and_unmodelled_kinds() -> None:
+    originals = custom_resources("prod")
+    mistyped = [{**copy.deepcopy(r), "spec": "not-an-object"} for r in originals]
+    unknown = [copy.deepcopy(r) for r in originals]
+    for resource in unknown:
+        resource["spec"]["anprUnknownField"] = True
+    (cluster,) = [copy.deepcopy(r) for r in originals if r["kind"] == "Cluster"]
+    cluster["spec"]["instances"] = "three"
+    widget = {"apiVersion": "widgets.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    results = validate_with_crd_models([*originals, *mistyped, *unknown, cluster, widget])
+    n = len(originals)
+    assert n >= 5
+    assert all(r["models"] and not r["errors"] for r in results[:n])
+    for result in results[n : 2 * n]:
+        assert any(e.startswith("data/spec must be object") for e in result["errors"]), result
+    for result in results[2 * n : 3 * n]:
+        assert any(e.startswith("data/spec/anprUnknownField ") for e in result["errors"]), result
+    assert "data/spec/instances must be integer" in results[3 * n]["errors"]
+    assert results[3 * n + 1]["models"] == []
 
 
 # --- workloads and their environment ---------------------------------------------------------------------------
