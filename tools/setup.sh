@@ -34,3 +34,12 @@ crd_models=tests/deploy/crd_models
 if command -v npm >/dev/null && [ "$crd_models/package-lock.json" -nt "$crd_models/node_modules/.package-lock.json" ]; then
   npm ci --silent --no-audit --no-fund --prefix "$crd_models"
 fi
+# Prometheus and promtool (Debian's package): the alert-rule unit tests and the live monitoring test run the real
+# ones (tests/observability; skipped without them, failed under CI=true).
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get install -y -q prometheus >/dev/null 2>&1 ||
+    { "${sudo[@]}" apt-get update -q >/dev/null 2>&1 && "${sudo[@]}" apt-get install -y -q prometheus >/dev/null 2>&1; } ||
+    echo "tools/setup.sh: could not install Debian's prometheus package; tests/observability needs it" >&2
+fi
