@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from anpr.recognition.scoring import FEATURES
-from anpr.training.calibrate import Reading, curve, floor_keeping, operating_point, recall_preserving_point
+from anpr.training.calibrate import (
+    Reading,
+    curve,
+    floor_keeping,
+    hotlist_point,
+    operating_point,
+    recall_preserving_point,
+)
 from anpr.training.evaluate import EncodedScene
 
 
@@ -75,3 +82,16 @@ def test_the_recall_preserving_point_keeps_the_share_of_right_readings_asked() -
     assert recall_preserving_point(points, 0.99)["floor"] == 0.1  # 0.895 >= 0.99 * 0.9
     assert recall_preserving_point(points, 0.9)["floor"] == 0.4
     assert recall_preserving_point([], 0.99)["floor"] == 0.0
+
+
+def test_the_hotlist_point_raises_the_floor_when_too_few_readings_lie_on_a_plate() -> None:
+    points = [
+        {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
+        {"floor": 0.4, "precision": 0.9, "plate_precision": 0.99, "recall": 0.85, "readings": 10},
+        {"floor": 0.1, "precision": 0.8, "plate_precision": 0.95, "recall": 0.895, "readings": 12},
+        {"floor": 0.0, "precision": 0.5, "plate_precision": 0.6, "recall": 0.9, "readings": 20},
+    ]
+    # 99 % of the right readings are kept at 0.1, where only 95 % of the readings lie on a plate.
+    assert hotlist_point(points, 0.99, 0.97)["floor"] == 0.4
+    assert hotlist_point(points, 0.99, 0.95)["floor"] == 0.1  # the guard is met: the recall-preserving point
+    assert hotlist_point(points, 0.9, 0.97)["floor"] == 0.4

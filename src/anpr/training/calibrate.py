@@ -5,7 +5,11 @@ scenes only.
 serving pipeline with nothing filtered: every reading it would return, and whether its text is exactly the text of
 the labelled plate under it. A logistic regression (scikit-learn) fitted on the first set turns a reading's
 features into the probability that it is right. On the second set the default floor is chosen for a hotlist
-system: the highest floor that still reads ``--keep-right`` (99 %) of the plates read right with no floor at all.
+system: the highest floor that still reads ``--keep-right`` (99 %) of the plates read right with no floor at all,
+unless fewer than ``--min-plate-precision`` (97 %) of the readings it reports lie on a plate: then the lowest floor
+that reaches that share. (Without that guard, a reader whose right readings have a long tail of low scores pulls
+the floor down until junk passes: the interpolated reader of 2026-12-07 would have got a floor of 0.09 at 93.9 % on
+a plate; 97 % is what the previous operating point gave on the same synthetic scenes.)
 A reading that is no plate (a badge, a sticker, a timestamp) becomes a junk event, a stored personal read and a
 candidate false hit; a plate not reported is a stolen vehicle missed: junk goes, at most 1 % of the right readings
 with it. (Chosen by precision instead, say 99 % of the readings exactly right, the floor would drop most real plates:
@@ -177,6 +181,15 @@ def recall_preserving_point(points: Sequence[dict[str, float]], keep: float) -> 
     return next(p for p in points if p["recall"] >= target)  # points run from the highest floor down
 
 
+def hotlist_point(points: Sequence[dict[str, float]], keep: float, min_plate_precision: float) -> dict[str, float]:
+    """The default operating point: :func:`recall_preserving_point`, raised to the lowest floor at which
+    ``min_plate_precision`` of the readings reported lie on a plate when it falls short of that."""
+    chosen = recall_preserving_point(points, keep)
+    if chosen["plate_precision"] >= min_plate_precision:
+        return chosen
+    return operating_point(points, min_plate_precision)
+
+
 def floor_keeping(right: Sequence[Reading], feature: str, keep: float) -> float:
     """The highest score (the logistic of a ``*_logit`` ``feature``) below which at most ``1 - keep`` of the
     ``right`` readings' boxes lie."""
@@ -238,7 +251,7 @@ def run(args: argparse.Namespace) -> None:
         return scorer.probability(dict(zip(FEATURES, row.values, strict=True)))
 
     points = curve(valid, valid_scenes, calibrated)
-    chosen = recall_preserving_point(points, args.keep_right)
+    chosen = hotlist_point(points, args.keep_right, args.min_plate_precision)
     reported_right = [r for r in train if r.correct and calibrated(r) >= chosen["floor"]]
     scorer = replace(
         scorer,
@@ -284,6 +297,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.99,
         help="share of the right readings (with no floor) that the default floor must keep",
+    )
+    p.add_argument(
+        "--min-plate-precision",
+        type=float,
+        default=0.97,
+        help="share of the readings reported at the default floor that must lie on a plate (raises the floor)",
     )
     p.add_argument("--version", default="", help="the scorer's version in the manifest (default: the reader's)")
     p.add_argument(
