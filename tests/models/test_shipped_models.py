@@ -75,7 +75,8 @@ def test_manifest_and_files(manifest: dict[str, Any]) -> None:
     # The scorer fitted on these very models (a new model set needs `python -m anpr.training calibrate`).
     assert loaded.scoring is not None
     assert 0 < loaded.scoring.min_confidence < 1
-    assert loaded.scoring.version == manifest["reader"]["version"] == manifest["detector"]["version"]
+    # The scorer takes the version of the reader it was fitted with (a new detector gets a new reader version too).
+    assert loaded.scoring.version == manifest["reader"]["version"]
 
 
 def test_reader_contract(reader: ort.InferenceSession) -> None:

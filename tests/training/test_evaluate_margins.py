@@ -16,12 +16,12 @@ def test_margins_are_parsed() -> None:
     assert parser.parse_args([]).margins == []
 
 
-def test_each_margin_reads_the_same_detections() -> None:
+def test_each_margin_reads_the_same_scenes() -> None:
     rows = crop_margins(load_manifest(MODELS_DIR), end_to_end_scenes(2), [0.0, 0.3])
     assert [r["crop_margin"] for r in rows] == [0.0, 0.3]
-    # The margin changes what is read, never what is found: the same scenes, plates and detections.
+    # The same scenes and plates at every margin. (What is reported may differ: the margin changes the reading,
+    # and with it whether the reading passes the model set's floor.)
     assert rows[0]["plates"] == rows[1]["plates"] > 0
-    assert rows[0]["detection_recall"] == rows[1]["detection_recall"]
     for row in rows:
         assert 0.0 <= row["exact"] <= row["folded"] <= row["detection_recall"] <= 1.0
 

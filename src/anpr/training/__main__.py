@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> None:
         "export": "anpr.training.export",
         "calibrate": "anpr.training.calibrate",
         "fuse": "anpr.training.fuse",
+        "interpolate": "anpr.training.interpolate",
         "evaluate": "anpr.training.evaluate",
     }
     for name, module in stages.items():
