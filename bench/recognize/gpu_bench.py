@@ -46,10 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import grpc
 import grpc.aio
-import numpy as np
 import onnxruntime as ort
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -58,8 +56,7 @@ from anpr.api.recognize.v1 import recognition_pb2, recognize_service_pb2, recogn
 from anpr.recognition.models import MODELS_DIR
 from anpr.recognition.pipeline import RecognitionPipeline
 from anpr.recognition.session import SessionOptions
-from anpr.synth.formats import Rng
-from anpr.synth.scene import render_scene
+from anpr.synth.scene import jpeg_scenes
 
 # What each --provider asks the service for. TensorRT keeps CUDA behind it for any operator TensorRT cannot run
 # (ONNX Runtime's recommended order); the service appends the CPU provider as the last resort itself.
@@ -83,20 +80,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.provider}-{self.precision}"
-
-
-def make_frames(count: int, seed: int) -> list[bytes]:
-    """Seeded 1920x1080 JPEG scenes (quality 90) with one to three plates each."""
-    rng: Rng = np.random.default_rng(seed)
-    frames: list[bytes] = []
-    while len(frames) < count:
-        scene = render_scene(rng, max_plates=3)
-        if not 1 <= len(scene.labels) <= 3:
-            continue
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR), (cv2.IMWRITE_JPEG_QUALITY, 90))
-        if ok:
-            frames.append(data.tobytes())
-    return frames
 
 
 def parse_cpus(text: str | None) -> set[int] | None:
@@ -478,7 +461,7 @@ async def measure_run(
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     server_cpus = parse_cpus(args.server_cpus)
-    frames = make_frames(args.frames, args.seed)
+    frames = jpeg_scenes(args.frames, args.seed)
     own = os.sched_getaffinity(0)
     if server_cpus:
         os.sched_setaffinity(0, server_cpus)

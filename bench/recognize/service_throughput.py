@@ -27,29 +27,13 @@ from typing import Any
 import cv2
 import grpc
 import grpc.aio
-import numpy as np
 
 from anpr.api.common.v1 import image_pb2
 from anpr.api.recognize.v1 import recognition_pb2, recognize_service_pb2, recognize_service_pb2_grpc
 from anpr.recognition.models import MODELS_DIR
 from anpr.recognition.pipeline import RecognitionPipeline
 from anpr.recognition.session import SessionOptions
-from anpr.synth.formats import Rng
-from anpr.synth.scene import render_scene
-
-
-def make_frames(count: int, seed: int) -> list[bytes]:
-    """Seeded 1920x1080 JPEG scenes with one to three plates each."""
-    rng: Rng = np.random.default_rng(seed)
-    frames: list[bytes] = []
-    while len(frames) < count:
-        scene = render_scene(rng, max_plates=3)
-        if not 1 <= len(scene.labels) <= 3:
-            continue
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR), (cv2.IMWRITE_JPEG_QUALITY, 90))
-        if ok:
-            frames.append(data.tobytes())
-    return frames
+from anpr.synth.scene import jpeg_scenes
 
 
 def in_process_fps(models: Path, frames: list[bytes], seconds: float, core: int) -> float:
@@ -140,7 +124,7 @@ async def drive(address: str, token: str, frames: list[bytes], concurrency: int,
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    frames = make_frames(args.frames, args.seed)
+    frames = jpeg_scenes(args.frames, args.seed)
     baseline = in_process_fps(args.models, frames, args.seconds, args.server_core)
     client_cores = (os.sched_getaffinity(0) - {args.server_core}) or {args.server_core}
     os.sched_setaffinity(0, client_cores)

@@ -247,3 +247,20 @@ def render_scene(
     img = degrade(img, rng, 1.0, detail=min((b[3] - b[1] for b in boxes), default=40.0))
     arr = np.array(boxes, np.float32).reshape(-1, 4)
     return Scene(img, arr, tuple(labels), tuple(occluded))
+
+
+def jpeg_scenes(count: int, seed: int, *, quality: int = 90) -> list[bytes]:
+    """``count`` seeded synthetic scenes with one to three plates each, as JPEG files (the load the recognize
+    benchmarks send)."""
+    rng: Rng = np.random.default_rng(seed)
+    frames: list[bytes] = []
+    while len(frames) < count:
+        scene = render_scene(rng, max_plates=3)
+        if not 1 <= len(scene.labels) <= 3:
+            continue
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR), (cv2.IMWRITE_JPEG_QUALITY, quality)
+        )
+        if ok:
+            frames.append(data.tobytes())
+    return frames
