@@ -41,7 +41,7 @@ class RecognizeSettings(ServiceSettings):
         "(the GPU image sets /var/cache/anpr/tensorrt). Empty: every start builds the engines again (minutes).",
     )
     inference_workers: int = Field(
-        0, ge=0, le=64, description="Model batches run at once per stage (0: one per CPU the process may use, on a GPU too)."
+        0, ge=0, le=64, description="Model batches run at once per stage (0: one per CPU the process may use)."
     )
     decode_workers: int = Field(
         0, ge=0, le=256, description="Threads decoding images (0: one per CPU the process may use)."
