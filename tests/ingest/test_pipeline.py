@@ -134,11 +134,11 @@ async def test_recognition_is_batched_retried_and_spread_over_replicas(
             await register(stub(channel), env, fixed_camera("cam-1"))
             await register(stub(channel), env, fixed_camera("cam-2"))
         script = PassScript()
-        script.add_pass("CA444444", 0, 29)
+        script.add_pass("CA434343", 0, 29)
         a_before = await scrape_value(local_metrics, IMAGES)
         batches_before = await scrape_value(local_metrics, "anpr_ingest_recognition_batch_frames_count")
         await push(env, server.address, pass_frames("cam-1", script, 30, time.time() - 5))
-        await env.wait_for_finals(["CA444444"])
+        await env.wait_for_finals(["CA434343"])
         a_images = await scrape_value(local_metrics, IMAGES) - a_before
         b_images = await scrape_value(replica_b.metrics_url, IMAGES)
         assert a_images > 0  # round robin used both replicas
