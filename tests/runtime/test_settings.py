@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from anpr.hotlist.settings import HotlistSettings
+from anpr.recognize.settings import RecognizeSettings
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.settings import load_settings
 from testkit.probe_service import ProbeSettings
@@ -67,3 +68,26 @@ def test_service_exits_2_with_a_readable_message_on_bad_settings(tmp_path: Path)
     assert result.stderr.startswith("anpr-hotlist: invalid HotlistSettings settings:")
     assert "ANPR_HOTLIST_GRPC_PORT: Input should be greater than or equal to 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_given_mapping_is_parsed_like_the_process_environment(
+    tokens_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists are JSON in a real environment; a given mapping (the manifests' render test) must read them alike."""
+    environ = {
+        "ANPR_RECOGNIZE_AUTH_TOKENS_FILE": str(tokens_file),
+        "ANPR_RECOGNIZE_PROVIDERS": '["CPUExecutionProvider"]',
+    }
+    from_mapping = load_settings(RecognizeSettings, environ=environ)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    from_process = load_settings(RecognizeSettings)
+    assert from_mapping.providers == from_process.providers == ["CPUExecutionProvider"]
+
+
+def test_a_list_that_is_not_json_is_a_configuration_error(tokens_file: Path) -> None:
+    environ = {"ANPR_RECOGNIZE_AUTH_TOKENS_FILE": str(tokens_file), "ANPR_RECOGNIZE_PROVIDERS": "CPUExecutionProvider"}
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(RecognizeSettings, environ=environ)
+    assert '"providers"' in str(error.value)
+    assert "JSON" in str(error.value)

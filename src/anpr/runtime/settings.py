@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from anpr.runtime.errors import ConfigurationError
 from anpr.runtime.tls import is_loopback_host
@@ -172,15 +174,25 @@ def load_settings(cls: type[SettingsT], environ: dict[str, str] | None = None, *
             return _from_mapping(cls, env, prefix, overrides)
         except ValidationError as exc:
             problems.extend(_describe(error, prefix) for error in exc.errors())
+        except SettingsError as exc:  # a list or other complex value that is not JSON
+            problems.append(f'{exc} (write lists as JSON, e.g. \'["a", "b"]\')')
     raise ConfigurationError(f"invalid {cls.__name__} settings:\n  " + "\n  ".join(problems))
 
 
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' own environment source reading a given mapping instead of ``os.environ``, so values are
+    parsed exactly as in a real environment (JSON for lists and other complex fields)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], mapping: Mapping[str, str]) -> None:
+        self._mapping = mapping  # read by _load_env_vars, which the base class calls from its __init__
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
 def _from_mapping(cls: type[SettingsT], env: dict[str, str], prefix: str, overrides: dict[str, Any]) -> SettingsT:
-    values: dict[str, Any] = {}
-    for name in cls.model_fields:
-        key = prefix + name.upper()
-        if key in env:
-            values[name] = env[key]
+    values: dict[str, Any] = _MappingSource(cls, env)()
     values.update(overrides)
     # Only explicit values: bypass reading os.environ so a given mapping is the whole truth.
     return cls.model_validate(values)
