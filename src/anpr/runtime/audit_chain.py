@@ -39,34 +39,44 @@ def actor() -> tuple[str, list[str]]:
     return principal.identity, sorted(principal.roles)
 
 
-async def append(
-    connection: Connection,
-    schema: str,
-    action: str,
-    *,
-    target_type: str = "",
-    target_id: str = "",
-    purpose: str = "",
-    case_reference: str = "",
-    details: dict[str, Any] | None = None,
-) -> int:
-    """Append one row for the current caller to ``<schema>.audit_log`` (the database chains it); returns its id."""
-    identity, roles = actor()
-    audit_id: int = await connection.fetchval(
-        f"""INSERT INTO {_schema(schema)}.audit_log
-               (actor, actor_roles, action, target_type, target_id, purpose, case_reference, request_id, details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING audit_id""",  # noqa: S608 - checked name
-        identity,
-        roles,
-        action,
-        target_type,
-        target_id,
-        purpose,
-        case_reference,
-        current_request_id() or "",
-        json.dumps(details or {}),
-    )
-    return audit_id
+@dataclass(frozen=True)
+class AuditTrail:
+    """The audit trail of one service's schema: ``AuditTrail("hotlist").record(...)`` appends to
+    ``hotlist.audit_log``."""
+
+    schema: str
+
+    def __post_init__(self) -> None:
+        _schema(self.schema)
+
+    async def record(
+        self,
+        connection: Connection,
+        action: str,
+        *,
+        target_type: str = "",
+        target_id: str = "",
+        purpose: str = "",
+        case_reference: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one row for the current caller (the database chains it); returns its id."""
+        identity, roles = actor()
+        audit_id: int = await connection.fetchval(
+            f"""INSERT INTO {self.schema}.audit_log
+                   (actor, actor_roles, action, target_type, target_id, purpose, case_reference, request_id, details)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING audit_id""",  # noqa: S608 - checked name
+            identity,
+            roles,
+            action,
+            target_type,
+            target_id,
+            purpose,
+            case_reference,
+            current_request_id() or "",
+            json.dumps(details or {}),
+        )
+        return audit_id
 
 
 @dataclass(frozen=True)

@@ -52,27 +52,8 @@ class AuditRecord:
     details: dict[str, Any]
 
 
-async def record(
-    connection: Connection,
-    action: str,
-    *,
-    target_type: str = "",
-    target_id: str = "",
-    purpose: str = "",
-    case_reference: str = "",
-    details: dict[str, Any] | None = None,
-) -> int:
-    """Append one row for the current caller to ``hotlist.audit_log``; returns its id."""
-    return await audit_chain.append(
-        connection,
-        "hotlist",
-        action,
-        target_type=target_type,
-        target_id=target_id,
-        purpose=purpose,
-        case_reference=case_reference,
-        details=details,
-    )
+# Append one row for the current caller to ``hotlist.audit_log``; returns its id.
+record = audit_chain.AuditTrail("hotlist").record
 
 
 @dataclass(frozen=True)

@@ -8,33 +8,11 @@ is the one that holds the events. Actions use the names of hotlist's trail where
 
 from __future__ import annotations
 
-from typing import Any
-
 from anpr.runtime import audit_chain
-from anpr.runtime.database import Connection
 
 PLATE_EVENTS_READ = "PLATE_EVENTS_READ"
 DEAD_LETTERS_READ = "DEAD_LETTERS_READ"
 
 
-async def record(
-    connection: Connection,
-    action: str,
-    *,
-    target_type: str = "",
-    target_id: str = "",
-    purpose: str = "",
-    case_reference: str = "",
-    details: dict[str, Any] | None = None,
-) -> int:
-    """Append one row for the current caller to ``ingest.audit_log``; returns its id."""
-    return await audit_chain.append(
-        connection,
-        "ingest",
-        action,
-        target_type=target_type,
-        target_id=target_id,
-        purpose=purpose,
-        case_reference=case_reference,
-        details=details,
-    )
+# Append one row for the current caller to ``ingest.audit_log``; returns its id.
+record = audit_chain.AuditTrail("ingest").record
