@@ -22,7 +22,7 @@ import pytest
 from anpr.api.hotlist.v1 import alert_pb2, hotlist_service_pb2
 from testkit.faults.alerts import AlertSubscriber
 from testkit.faults.load import Fleet, Ledger, LoadShape, plan
-from testkit.faults.report import build_report, spool_counts, stored_events
+from testkit.faults.report import build_report, count_alerts, spool_counts, stored_events
 from testkit.faults.scenarios import (
     METADATA,
     FaultEnvironment,
@@ -58,15 +58,6 @@ def vehicles() -> Ledger:
     for extra in listed[HOTLISTED:]:
         extra.hotlisted = False  # its plate stays off the list (and differs from every listed one in two places)
     return ledger
-
-
-async def count_alerts(database_url: str) -> int:
-    """Alerts hotlist stored (the environment is this test's own: every row is this run's)."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        return int(await connection.fetchval("SELECT count(*) FROM hotlist.alerts"))
-    finally:
-        await connection.close()
 
 
 async def all_reads(database_url: str) -> list[tuple[str, str]]:

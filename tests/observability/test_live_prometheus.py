@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import yaml
 
 from testkit.faults.alerts import AlertSubscriber
 from testkit.faults.load import Fleet, LoadShape, plan
+from testkit.faults.report import count_alerts
 from testkit.faults.scenarios import METADATA, FaultEnvironment, fault_environment, hotlist_plates, register_cameras
 from testkit.ingest_env import unused_port
 from testkit.polling import wait_until_async
@@ -155,14 +155,6 @@ async def prometheus(tmp_path: Path, suite: FaultEnvironment) -> AsyncIterator[P
         yield server
     finally:
         await asyncio.to_thread(server.stop)
-
-
-async def count_alerts(database_url: str) -> int:
-    connection = await asyncpg.connect(database_url)
-    try:
-        return int(await connection.fetchval("SELECT count(*) FROM hotlist.alerts"))
-    finally:
-        await connection.close()
 
 
 async def has_data(prometheus: Prometheus, expr: str) -> bool:

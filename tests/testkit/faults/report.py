@@ -71,6 +71,15 @@ async def stored_events(database_url: str, camera_ids: list[str]) -> list[Stored
     ]
 
 
+async def count_alerts(database_url: str) -> int:
+    """Alerts hotlist stored (the environment is the caller's own: every row is its run's)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM hotlist.alerts"))
+    finally:
+        await connection.close()
+
+
 def _seconds(moment: datetime) -> float:
     return moment.timestamp()
 
