@@ -9,6 +9,7 @@ import cv2
 import pytest
 
 from anpr.cli import evaluate
+from anpr.cli.losses import STAGES
 from anpr.cli.main import main
 from anpr.recognition.models import MODELS_DIR
 from testkit.plate_models import DATA_DIR, build_content_detector, plate_frame, write_shipped_reader_manifest
@@ -89,6 +90,41 @@ def test_eval_json(cli_models: Path, dataset: Path, capsys: pytest.CaptureFixtur
     for key in ("detection_recall", "exact_accuracy", "folded_accuracy", "one_edit_accuracy"):
         assert figures[key] == 1.0, key
     assert 0 < figures["median_seconds"] <= figures["p95_seconds"]
+
+
+def test_eval_losses_say_where_each_plate_went(
+    cli_models: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The rendered set relabelled: a right label, a wrong one, and a label where the frame shows no plate.
+    (first, second), root = PLATES, tmp_path / "relabelled"
+    root.mkdir()
+    (root / "images").symlink_to(dataset / "images")
+    labels = [
+        ("images/0.jpg", first[1], first[0], first[2]),
+        ("images/1.jpg", second[1], "ZZ99ZZGP", second[2]),
+        ("images/0.jpg", first[1], "CA123456", (100, 100, 320, 80)),
+    ]
+    (root / "labels.jsonl").write_text(
+        "".join(
+            json.dumps({"image": name, "size": list(size), "plates": [{"text": text, "box": list(box)}]}) + "\n"
+            for name, size, text, box in labels
+        )
+    )
+    code, out = _run(["eval", "--json", "--losses", "--models", str(cli_models), str(root)], capsys)
+    assert code == 0
+    losses = json.loads(out)["losses"]
+    assert set(losses) == set(STAGES)
+    assert {k: v for k, v in losses.items() if v} == {"read_right": 1, "read_wrong": 1, "not_detected": 1}
+    # Asked for readings nobody is that sure of, the right ones are lost below the reading floor.
+    code, out = _run(
+        ["eval", "--json", "--losses", "--min-confidence", "1", "--models", str(cli_models), str(dataset)], capsys
+    )
+    figures = json.loads(out)
+    assert (code, figures["folded_accuracy"]) == (0, 0.0)
+    assert {k: v for k, v in figures["losses"].items() if v} == {"right_below_reading_floor": 2}
+    # Without the flag there is no second pass and no such figure.
+    code, out = _run(["eval", "--json", "--models", str(cli_models), str(dataset)], capsys)
+    assert "losses" not in json.loads(out)
 
 
 def test_eval_crops_mode(cli_models: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,9 @@ Reads ``DATASET_DIR/labels.jsonl`` (one object per image: ``{"image": "images/x.
   reading matched to a labelled plate (the sets label one plate per image, so a readable plate of another car
   counts as extra too: an upper bound on junk); ``extra_plausible_per_image``: the extra readings that look like a
   plate of another car (4 to 8 characters fitting a plate format that constrains its characters);
-- ``median_seconds`` and ``p95_seconds``: recognition time per image.
+- ``median_seconds`` and ``p95_seconds``: recognition time per image;
+- with ``--losses`` (end-to-end mode): ``losses``, the labelled plates counted by the stage where each was read or
+  lost (:mod:`anpr.cli.losses`).
 
 A plate that was not detected counts as wrongly read. In crop mode (``--crops``, or automatically when every
 labelled box is the whole image) the labelled box is cut out and only the reader runs: that scores reading alone.
@@ -22,15 +24,18 @@ Only aggregate figures are printed, never plate text.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anpr.cli.losses import STAGES, floors, stage, unfiltered
 from anpr.cli.read import add_model_arguments, load_pipeline
 
 IOU_THRESHOLD = 0.3
@@ -63,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the labelled boxes directly (reading stage only); automatic when every box is the whole image",
     )
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N images")
+    parser.add_argument(
+        "--losses",
+        action="store_true",
+        help="also say where each labelled plate was lost (no box, below a floor, read wrong; a second pass with "
+        "every floor off, about twice the time)",
+    )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory holding labels.jsonl")
 
 
@@ -92,6 +103,11 @@ def load_labels(dataset: Path) -> list[LabelledImage]:
 def fold(text: str) -> str:
     """O -> 0 and I -> 1: US plates often draw them alike and their labels are not consistent."""
     return text.replace("O", "0").replace("I", "1")
+
+
+def same_folded(label: str, text: str) -> bool:
+    """``text`` reads as ``label`` once both are folded."""
+    return fold(text) == fold(label)
 
 
 def within_one_edit(a: str, b: str) -> bool:
@@ -143,11 +159,15 @@ def evaluate(
     crops: bool,
     hints: tuple[str, ...] = (),
     min_confidence: float | None = None,
+    losses: bool = False,
 ) -> dict[str, Any]:
     """Run the pipeline over ``images`` and compute the figures (see the module docstring)."""
     from anpr.recognition import Box, ImageInputError, RecognitionOptions, decode_image
 
     options = RecognitionOptions(format_hints=hints, min_reading_confidence=min_confidence)
+    losses = losses and not crops
+    stages: Counter[str] = Counter(dict.fromkeys(STAGES, 0))
+    limits = floors(pipeline, options) if losses else None
 
     plates = detected = exact = folded = one_edit = raw_exact = returned = extra = extra_plausible = 0
     seconds: list[float] = []
@@ -162,6 +182,7 @@ def evaluate(
     for image in images:
         data = image.path.read_bytes()
         readings: list[tuple[Any, str, str]] = []  # (box, text, raw text)
+        reported: list[Any] = []  # the PlateResults behind them (end-to-end mode)
         plausible: list[bool] = []  # per reading: 4-8 characters in a specific plate format
         start = time.perf_counter()
         if crops:
@@ -179,9 +200,24 @@ def evaluate(
         else:
             result = pipeline.recognize([data], options)[0]
             error = result.error is not None
-            readings = [(p.box, p.reading.text, p.reading.raw_text) for p in result.plates]
-            plausible = [_plausible(p.reading) for p in result.plates]
+            reported = list(result.plates)
+            readings = [(p.box, p.reading.text, p.reading.raw_text) for p in reported]
+            plausible = [_plausible(p.reading) for p in reported]
         seconds.append(time.perf_counter() - start)
+        if limits is not None:
+            candidates = [] if error else list(pipeline.recognize([data], unfiltered(options))[0].plates)
+            for label in image.plates:
+                target = Box(*label.box)
+                mine = best_match([p.box for p in reported], target)
+                theirs = best_match([p.box for p in candidates], target)
+                stages[
+                    stage(
+                        reported[mine] if mine is not None else None,
+                        candidates[theirs] if theirs is not None else None,
+                        functools.partial(same_folded, label.text),
+                        limits,
+                    )
+                ] += 1
         unreadable += error
         returned += len(readings)
         matched: set[int] = set()
@@ -207,7 +243,7 @@ def evaluate(
     def per_image(count: int) -> float:
         return round(count / len(images), 3) if images else 0.0
 
-    return {
+    figures: dict[str, Any] = {
         "mode": "crops" if crops else "end-to-end",
         "images": len(images),
         "plates": plates,
@@ -223,6 +259,9 @@ def evaluate(
         "median_seconds": round(statistics.median(seconds), 6) if seconds else 0.0,
         "p95_seconds": round(_percentile(seconds, 0.95), 6),
     }
+    if losses:
+        figures["losses"] = dict(stages)
+    return figures
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,7 +284,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"anpr eval: {exc}", file=sys.stderr)
         return 2
     figures = {"dataset": str(args.dataset), "models": f"{pipeline.info.name} {pipeline.info.version}"}
-    figures |= evaluate(pipeline, images, crops=crops, hints=args.hints, min_confidence=args.min_confidence)
+    figures |= evaluate(
+        pipeline, images, crops=crops, hints=args.hints, min_confidence=args.min_confidence, losses=args.losses
+    )
     if args.json:
         print(json.dumps(figures))
     else:

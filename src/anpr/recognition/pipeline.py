@@ -296,6 +296,11 @@ class RecognitionPipeline:
         fixed = self.formats.correct(text, rows, alphabet, hints=hints)
         return fixed if fixed.format is not None else None
 
+    def reading_floor(self, options: RecognitionOptions) -> float:
+        """The least confidence a reading needs to be reported: the request's, else the configured, else the model
+        set's operating point."""
+        return options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
+
     def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
         """The detections a request reads (best first): at or above its minimum confidence, at most max_plates
         (with consolidation: plates, each with all its boxes and the union of its pieces; see
@@ -320,7 +325,7 @@ class RecognitionPipeline:
         plate, best detection first, at most max_plates. A plate crop's one reading is returned as it is (the
         caller said it is a plate; there is no detection to calibrate against)."""
         hints = self.hints(options)
-        minimum = options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
+        minimum = self.reading_floor(options)
         scorer = self.manifest.scoring
         kept = []
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
