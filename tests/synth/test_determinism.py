@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from anpr.synth import reader_sample, render_plate, render_scene
-from anpr.synth.fonts import available_fonts
+from anpr.synth.fonts import WANTED, available_fonts, missing_fonts
 from anpr.synth.sheet import write_sheet
 
 
@@ -60,6 +60,13 @@ def test_fonts_found_when_installed() -> None:
 
         pytest.skip("no Debian fonts installed: the renderer falls back to its stroke font")
     assert all(path.is_file() for path in fonts)
+
+
+def test_missing_fonts_are_the_wanted_ones_not_installed() -> None:
+    installed = {path.name for path in available_fonts()}
+    missing = missing_fonts()
+    assert installed.isdisjoint(missing)
+    assert installed | set(missing) == set(WANTED)
 
 
 def test_sheet_writes_png(tmp_path: Path) -> None:

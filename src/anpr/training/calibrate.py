@@ -41,6 +41,7 @@ from anpr.cli.evaluate import IOU_THRESHOLD
 from anpr.recognition import PipelineConfig, PlateResult, RecognitionPipeline, load_manifest
 from anpr.recognition.models import MODELS_DIR
 from anpr.recognition.scoring import FEATURES, PlateScorer, features
+from anpr.synth.fonts import missing_fonts
 from anpr.synth.scene import render_scene
 from anpr.training.evaluate import ONE_CORE, EncodedScene, _jpeg, corner_box
 
@@ -266,6 +267,7 @@ def run(args: argparse.Namespace) -> None:
     raw_points = curve(valid, valid_scenes, lambda row: row.raw_confidence)
     report = {
         "scenes": args.scenes,
+        "missing_fonts": list(missing_fonts()),
         "readings": {"calibration": len(train), "validation": len(valid)},
         "right_share": {"calibration": sum(r.correct for r in train) / max(len(train), 1)},
         "scorer": scorer.as_manifest(),

@@ -45,6 +45,7 @@ from anpr.recognition import (
 )
 from anpr.recognition.models import MODELS_DIR
 from anpr.synth.crops import reader_sample
+from anpr.synth.fonts import missing_fonts
 from anpr.synth.scene import render_scene
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
@@ -379,7 +380,10 @@ def run(args: argparse.Namespace) -> None:
     """Print every figure as one JSON object."""
     pipeline = load(Path(args.models))
     peer = load_peer()
-    report: dict[str, Any] = {"models": f"{pipeline.info.name} {pipeline.info.version}"}
+    report: dict[str, Any] = {
+        "models": f"{pipeline.info.name} {pipeline.info.version}",
+        "missing_fonts": list(missing_fonts()),
+    }
     synthetic = synthetic_crops(args.synthetic)
     report["synthetic_reader"] = score_reader(pipeline, synthetic)
     report["synthetic_detector"] = synthetic_detector(pipeline, args.scenes)
