@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``python -m anpr.training calibrate``."""
     p.add_argument("--models", default=str(MODELS_DIR), help="model directory whose manifest gets the scorer")
-    p.add_argument("--scenes", type=int, default=600, help="synthetic scenes in each of the two sets")
+    p.add_argument("--scenes", type=int, default=1500, help="synthetic scenes in each of the two sets")
     p.add_argument(
         "--keep-right",
         type=float,
