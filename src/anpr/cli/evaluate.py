@@ -232,7 +232,7 @@ def evaluate(
             _, text, raw = readings[index]
             exact += text == label.text
             raw_exact += raw == label.text
-            folded += fold(text) == fold(label.text)
+            folded += same_folded(label.text, text)
             one_edit += within_one_edit(text, label.text)
         extra += len(readings) - len(matched)
         extra_plausible += sum(plausible[i] for i in range(len(plausible)) if i not in matched)
