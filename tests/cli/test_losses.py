@@ -56,3 +56,11 @@ def test_floors_are_the_ones_the_pipeline_applies() -> None:
     assert options.min_detection_confidence == DIAGNOSTIC_DETECTION_FLOOR < pipeline.detection_floor
     assert 0 < (options.min_reading_confidence or 0) < 1e-6
     assert (options.max_plates or 0) > pipeline.config.max_plates
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "manifest.yaml").is_file(), reason="shipped default models not present")
+def test_floors_follow_a_request_below_the_operating_point() -> None:
+    pipeline = RecognitionPipeline.load(MODELS_DIR)
+    # Asked for unsure readings, every refined box is read; asked for weaker boxes, the detector keeps them.
+    unsure = floors(pipeline, RecognitionOptions(min_reading_confidence=0.01, min_detection_confidence=0.1))
+    assert (unsure.refined, unsure.detection, unsure.reading) == (0.0, 0.1, 0.01)

@@ -50,10 +50,9 @@ class Floors:
 
 def floors(pipeline: RecognitionPipeline, options: RecognitionOptions) -> Floors:
     """The floors ``pipeline`` applies to a request with ``options``."""
-    scoring = pipeline.manifest.scoring
-    refined = scoring.min_refined_confidence if scoring is not None and pipeline.refiner is not None else 0.0
-    detection = max(options.min_detection_confidence or 0.0, pipeline.detection_floor)
-    return Floors(detection, refined, pipeline.reading_floor(options))
+    return Floors(
+        pipeline.detection_floor_for(options), pipeline.refined_floor(options), pipeline.reading_floor(options)
+    )
 
 
 def unfiltered(options: RecognitionOptions) -> RecognitionOptions:

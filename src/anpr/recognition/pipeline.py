@@ -203,14 +203,24 @@ class RecognitionPipeline:
         return refine_boxes(self.refiner, items, self.manifest.refiner.context)
 
     def worth_reading(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
-        """The refined detections to read: those the refiner's second look scores at or above the model set's floor
-        (a request asking for unsure readings, with a lower reading floor than the default, gets them all)."""
+        """The refined detections to read: those the refiner's second look scores at or above
+        :meth:`refined_floor`."""
+        floor = self.refined_floor(options)
+        return [d for d in detections if d.refined is None or d.refined >= floor]
+
+    def detection_floor_for(self, options: RecognitionOptions) -> float:
+        """The least detector score a box needs to be looked at: the request's, else the model set's floor."""
+        asked = options.min_detection_confidence
+        return self.detection_floor if asked is None else asked
+
+    def refined_floor(self, options: RecognitionOptions) -> float:
+        """The least refiner score a box needs to be read: the model set's floor, 0 without a scorer or a refiner
+        and for a request asking for unsure readings (a lower reading floor than the default: it gets them all)."""
         scoring = self.manifest.scoring
         asked = options.min_reading_confidence
-        if scoring is None or (asked is not None and asked < scoring.min_confidence):
-            return list(detections)
-        floor = scoring.min_refined_confidence
-        return [d for d in detections if d.refined is None or d.refined >= floor]
+        if scoring is None or self.refiner is None or (asked is not None and asked < scoring.min_confidence):
+            return 0.0
+        return scoring.min_refined_confidence
 
     def crop(self, image: DecodedImage, detection: Detection) -> ImageArray:
         """The plate's pixels for the reader (full resolution where the reduced frame is too coarse)."""
@@ -370,7 +380,7 @@ class RecognitionPipeline:
         scenes = [(i, image) for i, image in enumerate(decoded) if image is not None and not crop[i]]
         start = time.perf_counter()
         found = (
-            self.detect([image for _, image in scenes], min_score=options.min_detection_confidence) if scenes else []
+            self.detect([image for _, image in scenes], min_score=self.detection_floor_for(options)) if scenes else []
         )
         detect_share = (time.perf_counter() - start) / max(len(scenes), 1)
         detections = {i: self.select(d, options) for (i, _), d in zip(scenes, found, strict=True)}
