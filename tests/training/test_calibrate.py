@@ -72,25 +72,24 @@ def test_the_detection_floor_keeps_the_share_of_right_readings_asked() -> None:
     assert floor_keeping([], "detection_logit", 0.99) == 0.0
 
 
+# A curve from the highest floor down: 99 % of the right readings are kept at 0.1, where 95 % lie on a plate.
+_FOUR_FLOORS = [
+    {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
+    {"floor": 0.4, "precision": 0.9, "plate_precision": 0.99, "recall": 0.85, "readings": 10},
+    {"floor": 0.1, "precision": 0.8, "plate_precision": 0.95, "recall": 0.895, "readings": 12},
+    {"floor": 0.0, "precision": 0.5, "plate_precision": 0.6, "recall": 0.9, "readings": 20},
+]
+
+
 def test_the_recall_preserving_point_keeps_the_share_of_right_readings_asked() -> None:
-    points = [
-        {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
-        {"floor": 0.4, "precision": 0.9, "plate_precision": 0.99, "recall": 0.85, "readings": 10},
-        {"floor": 0.1, "precision": 0.8, "plate_precision": 0.95, "recall": 0.895, "readings": 12},
-        {"floor": 0.0, "precision": 0.5, "plate_precision": 0.6, "recall": 0.9, "readings": 20},
-    ]
+    points = _FOUR_FLOORS
     assert recall_preserving_point(points, 0.99)["floor"] == 0.1  # 0.895 >= 0.99 * 0.9
     assert recall_preserving_point(points, 0.9)["floor"] == 0.4
     assert recall_preserving_point([], 0.99)["floor"] == 0.0
 
 
 def test_the_hotlist_point_raises_the_floor_when_too_few_readings_lie_on_a_plate() -> None:
-    points = [
-        {"floor": 0.9, "precision": 1.0, "plate_precision": 1.0, "recall": 0.5, "readings": 5},
-        {"floor": 0.4, "precision": 0.9, "plate_precision": 0.99, "recall": 0.85, "readings": 10},
-        {"floor": 0.1, "precision": 0.8, "plate_precision": 0.95, "recall": 0.895, "readings": 12},
-        {"floor": 0.0, "precision": 0.5, "plate_precision": 0.6, "recall": 0.9, "readings": 20},
-    ]
+    points = _FOUR_FLOORS
     # 99 % of the right readings are kept at 0.1, where only 95 % of the readings lie on a plate.
     assert hotlist_point(points, 0.99, 0.97)["floor"] == 0.4
     assert hotlist_point(points, 0.99, 0.95)["floor"] == 0.1  # the guard is met: the recall-preserving point
