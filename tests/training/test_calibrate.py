@@ -14,6 +14,7 @@ from anpr.training.calibrate import (
     floor_keeping,
     hotlist_point,
     operating_point,
+    order_statistic,
     recall_preserving_point,
 )
 from anpr.training.evaluate import EncodedScene
@@ -63,13 +64,28 @@ def test_the_operating_point_is_the_most_recall_at_the_precision_asked() -> None
     assert operating_point(points[2:], 0.99)["floor"] == 0.2  # none reaches it: the most precise there is
 
 
-def test_the_detection_floor_keeps_the_share_of_right_readings_asked() -> None:
-    rows = [_reading(0.9, True, 0, i, detection=d) for i, d in enumerate(np.linspace(0.3, 0.9, 200))]
-    floor = floor_keeping(rows, "detection_logit", 0.99)
+def test_the_detection_floor_keeps_the_share_of_right_readings_asked_with_the_confidence_asked() -> None:
+    rows = [_reading(0.9, True, 0, i, detection=d) for i, d in enumerate(np.linspace(0.3, 0.9, 1000))]
+    floor = floor_keeping(rows, "detection_logit", 0.99, confidence=0.9)
     kept = sum(1 / (1 + math.exp(-r.values[FEATURES.index("detection_logit")])) >= floor for r in rows)
-    assert kept >= 0.99 * len(rows)
-    assert floor > 0.3
+    # Of 1,000 samples, the 6th lowest lies below the 1 % quantile with probability 0.93 (the 7th: 0.87), so the
+    # floor keeps 995 of these boxes, not the 990 a plain empirical quantile would.
+    assert kept == 995
+    assert floor_keeping(rows, "detection_logit", 0.99, confidence=0.5) > floor  # less sure: higher
+    # Too few readings for the confidence asked: the lowest one.
+    assert floor_keeping(rows[::10], "detection_logit", 0.99, confidence=0.9) == pytest.approx(0.3)
     assert floor_keeping([], "detection_logit", 0.99) == 0.0
+
+
+def test_order_statistics_of_a_quantile() -> None:
+    # P(Binomial(1000, 0.01) >= 6) = 0.934 and >= 7: 0.871.
+    assert order_statistic(1000, 0.01, 0.9) == 6
+    assert order_statistic(1000, 0.01, 0.87) == 7
+    assert order_statistic(100, 0.01, 0.9) == 0  # 1 - 0.99^100 = 0.63: not even the lowest is that sure
+    assert order_statistic(2900, 0.001, 0.9) == 1  # the project's calibration: the lowest right reading
+    assert order_statistic(10_000, 0.5, 0.5) == 5000  # the median, and no overflow on the way
+    assert order_statistic(10, 0.0, 0.9) == 0
+    assert order_statistic(10, 1.0, 0.9) == 10
 
 
 # A curve from the highest floor down: 99 % of the right readings are kept at 0.1, where 95 % lie on a plate.
