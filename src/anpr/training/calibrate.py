@@ -16,9 +16,10 @@ with it. (Chosen by precision instead, say 99 % of the readings exactly right, t
 they are read less surely than synthetic ones.) The curve gives the floors for 99 % of readings on a plate and for
 99 % exactly right, for a caller who asks for a stricter minimum. Then the detector and refiner floors: boxes either
 scores below its floor are not read at all, and each keeps ``--keep`` (99.9 %) of the boxes that gave right
-readings reported at the default floor on the first set (every box costs a read, so weak boxes are most of the
-time spent per frame). The scorer and the three floors are written into the
-manifest; the curve goes to ``--curve-json`` and, drawn beside the reader's raw confidence, to ``--curve-png``.
+readings reported at the default floor on both sets, with ``--floor-confidence`` (90 %) (every box costs a read, so
+weak boxes are most of the time spent per frame; see :func:`floor_keeping`). The scorer and the three floors are
+written into the manifest; the curve goes to ``--curve-json`` and, drawn beside the reader's raw confidence, to
+``--curve-png``.
 
 The scenes mix what cameras see: 1080p street scenes with plates of 40-400 px, 720p video frames, close-ups of
 400-900 px, frames without plates, JPEG quality 60-95. No real photo is used.
@@ -207,7 +208,12 @@ def floor_keeping(right: Sequence[Reading], feature: str, keep: float, confidenc
     scores = sorted(1.0 / (1.0 + np.exp(-r.values[FEATURES.index(feature)])) for r in right)
     if not scores:
         return 0.0
-    return float(scores[max(order_statistic(len(scores), 1.0 - keep, confidence), 1) - 1])
+    return float(scores[floor_rank(len(scores), keep, confidence) - 1])
+
+
+def floor_rank(n: int, keep: float, confidence: float) -> int:
+    """Which of n right readings' scores, counted from the lowest (1-based), is the floor of :func:`floor_keeping`."""
+    return max(order_statistic(n, 1.0 - keep, confidence), 1)
 
 
 def order_statistic(n: int, share: float, confidence: float) -> int:
@@ -302,7 +308,7 @@ def run(args: argparse.Namespace) -> None:
             "right_readings": len(reported_right),
             "keep": args.keep,
             "confidence": args.floor_confidence,
-            "order_statistic": max(order_statistic(len(reported_right), 1.0 - args.keep, args.floor_confidence), 1),
+            "order_statistic": floor_rank(len(reported_right), args.keep, args.floor_confidence),
         },
         "scorer": scorer.as_manifest(),
         "operating_point": chosen,
