@@ -129,6 +129,22 @@ def test_two_row_layout_wins_on_the_syntax(fake_manifest: Path) -> None:
     assert plain.postprocess(_raw(plain, "827848", 0.99, other=two_rows)).text == "827848"
 
 
+def test_reported_plates_carry_the_alternatives_of_the_layout_kept(fake_manifest: Path) -> None:
+    # plates() corrects every reading but looks for alternatives only for those it reports: the same as
+    # postprocess(), from the row layout the reading was taken from.
+    pipeline = RecognitionPipeline.load(fake_manifest)
+    frame = encode(plate_frame("X", (640, 360), (200, 150, 160, 40)))
+    (detection,) = pipeline.detect([pipeline.decode(frame)])[0][:1]
+    raws = [_raw(pipeline, "827848", 0.99, other=_raw(pipeline, "ND827848", 0.95)), _raw(pipeline, "CA12345G", 0.9)]
+    for raw in raws:
+        ((_, plate),) = pipeline.plates([detection], [raw], RecognitionOptions(max_alternatives=4))
+        full = pipeline.postprocess(raw, max_alternatives=4)
+        assert plate.reading == replace(full, confidence=plate.reading.confidence)
+        assert plate.reading.alternatives
+    # Below the reading floor nothing is reported, so nothing is left to look alternatives up for.
+    assert pipeline.plates([detection], raws[:1], RecognitionOptions(min_reading_confidence=0.999)) == []
+
+
 def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:
     # A paddleocr-ctc reader that reads CA12345G from a white line (testkit.build_ctc_reader), behind the detector.
     table = ctc_frames([PLATE_ALPHABET.index(ch) + 1 for ch in "CA12345G"], len(PLATE_ALPHABET) + 1)

@@ -238,8 +238,12 @@ class RecognitionPipeline:
         self, raw: RawReading, *, hints: Sequence[str] = (), max_alternatives: int | None = None
     ) -> PlateReading:
         """Syntax-aware correction and alternatives for one raw reading."""
-        reader = self.reader
-        count = self.config.max_alternatives if max_alternatives is None else max_alternatives
+        reading, layout = self.corrected(raw, hints=hints)
+        return self.with_alternatives(reading, layout, hints=hints, count=max_alternatives)
+
+    def corrected(self, raw: RawReading, *, hints: Sequence[str] = ()) -> tuple[PlateReading, RawReading]:
+        """Syntax-aware correction of one raw reading, without alternatives (all the scorer needs), and the row
+        layout's raw reading it was made from."""
         raw, fixed = self._choose_layout(raw, hints)
         text, confidences = raw.text, raw.character_confidences
         confidence = raw.confidence
@@ -249,31 +253,41 @@ class RecognitionPipeline:
             for before, after in zip(raw.character_confidences, confidences, strict=True):
                 if before > 0 and after != before:
                     confidence *= after / before
-        alternatives: list[Alternative] = []
-        if count > 0:
-            seen = {text, ""}
-            slot_alphabet = reader.slot_alphabet
-            for candidate in top_readings(raw.slot_probabilities, slot_alphabet, reader.pad_char, count=count + 2):
-                alt_text = "".join(ch for ch in candidate.text.upper() if ch in _PLATE_CHARS)
-                rows = raw.slot_probabilities[list(candidate.slots)]
-                alt = self._correct(alt_text, rows, hints, slot_alphabet) if alt_text == candidate.text else None
-                if alt is not None:
-                    alt_text = alt.text
-                if alt_text in seen:
-                    continue
-                seen.add(alt_text)
-                alternatives.append(Alternative(alt_text, candidate.confidence, alt.format if alt else None))
-                if len(alternatives) == count:
-                    break
-        return PlateReading(
+        reading = PlateReading(
             text=text,
             raw_text=raw.text,
             confidence=float(confidence),
             character_confidences=confidences,
             display_text=fixed.display_text if fixed is not None else "",
             format=fixed.format if fixed is not None else None,
-            alternatives=tuple(alternatives),
         )
+        return reading, raw
+
+    def with_alternatives(
+        self, reading: PlateReading, layout: RawReading, *, hints: Sequence[str] = (), count: int | None = None
+    ) -> PlateReading:
+        """``reading`` with up to ``count`` other likely texts of ``layout`` (both from :meth:`corrected`), each
+        corrected. Most of post-processing's time goes here (a format match per candidate), so the pipeline spends
+        it on reported readings only."""
+        count = self.config.max_alternatives if count is None else count
+        if count <= 0:
+            return reading
+        alternatives: list[Alternative] = []
+        seen = {reading.text, ""}
+        slot_alphabet = self.reader.slot_alphabet
+        for candidate in top_readings(layout.slot_probabilities, slot_alphabet, self.reader.pad_char, count=count + 2):
+            alt_text = "".join(ch for ch in candidate.text.upper() if ch in _PLATE_CHARS)
+            rows = layout.slot_probabilities[list(candidate.slots)]
+            alt = self._correct(alt_text, rows, hints, slot_alphabet) if alt_text == candidate.text else None
+            if alt is not None:
+                alt_text = alt.text
+            if alt_text in seen:
+                continue
+            seen.add(alt_text)
+            alternatives.append(Alternative(alt_text, candidate.confidence, alt.format if alt else None))
+            if len(alternatives) == count:
+                break
+        return replace(reading, alternatives=tuple(alternatives))
 
     def _choose_layout(self, raw: RawReading, hints: Sequence[str]) -> tuple[RawReading, Correction | None]:
         """The reading to keep of a crop the reader read in two row layouts, and its correction.
@@ -337,19 +351,32 @@ class RecognitionPipeline:
         hints = self.hints(options)
         minimum = self.reading_floor(options)
         scorer = self.manifest.scoring
-        kept = []
+        kept: list[tuple[int, PlateResult]] = []
+        layouts: dict[int, RawReading] = {}
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
-            reading = self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives)
+            reading, layouts[index] = self.corrected(raw, hints=hints)
             plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
             if not plate_crop and scorer is not None:
                 plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
             if plate_crop or plate.reading.confidence >= minimum:
                 kept.append((index, plate))
-        if plate_crop:
-            return kept
-        if self.config.consolidate:
-            return [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
-        return kept[: self._limit(options)]
+        if not plate_crop:
+            if self.config.consolidate:
+                kept = [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
+            else:
+                kept = kept[: self._limit(options)]
+        return [
+            (
+                index,
+                replace(
+                    plate,
+                    reading=self.with_alternatives(
+                        plate.reading, layouts[index], hints=hints, count=options.max_alternatives
+                    ),
+                ),
+            )
+            for index, plate in kept
+        ]
 
     # Whole batches ------------------------------------------------------------------------------------------
 
