@@ -89,6 +89,8 @@ def test_eval_json(cli_models: Path, dataset: Path, capsys: pytest.CaptureFixtur
     assert (figures["images"], figures["plates"]) == (2, 2)
     for key in ("detection_recall", "exact_accuracy", "folded_accuracy", "one_edit_accuracy"):
         assert figures[key] == 1.0, key
+    # Two plates say little: 2 of 2 right is anywhere from 34 % up, at 95 %.
+    assert figures["exact_interval_95"] == figures["folded_interval_95"] == [0.3424, 1.0]
     assert 0 < figures["median_seconds"] <= figures["p95_seconds"]
 
 
@@ -172,6 +174,16 @@ def test_read_with_shipped_defaults(dataset: Path, capsys: pytest.CaptureFixture
 def test_within_one_edit(a: str, b: str, expected: bool) -> None:
     assert evaluate.within_one_edit(a, b) is expected
     assert evaluate.within_one_edit(b, a) is expected
+
+
+def test_share_interval() -> None:
+    # Wilson score intervals at 95 %: the textbook values for 0 and 10 of 10, and a mid-range share.
+    assert evaluate.share_interval(0, 10) == (0.0, 0.2775)
+    assert evaluate.share_interval(10, 10) == (0.7225, 1.0)
+    assert evaluate.share_interval(110, 114) == (0.9132, 0.9863)
+    low, high = evaluate.share_interval(50, 100)
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert evaluate.share_interval(0, 0) == (0.0, 1.0)
 
 
 def test_fold() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import statistics
 import sys
 import time
@@ -120,6 +121,20 @@ def within_one_edit(a: str, b: str) -> bool:
         return sum(x != y for x, y in zip(a, b, strict=True)) == 1
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def share_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share (95 % for ``z`` = 1.96): what a figure measured on ``n`` items can say.
+
+    openalpr-br's 114 plates put 96.5 % exact anywhere in 91.3-98.6 %: one plate moves the figure 0.9 points, and
+    two model sets are told apart by the plates they read differently, not by their shares alone.
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
 def best_match(boxes: Sequence[Any], target: Any) -> int | None:
@@ -250,7 +265,9 @@ def evaluate(
         "unreadable_images": unreadable,
         "detection_recall": None if crops else share(detected),
         "exact_accuracy": share(exact),
+        "exact_interval_95": share_interval(exact, plates),
         "folded_accuracy": share(folded),
+        "folded_interval_95": share_interval(folded, plates),
         "one_edit_accuracy": share(one_edit),
         "raw_exact_accuracy": share(raw_exact),
         "readings_per_image": per_image(returned),
