@@ -11,8 +11,10 @@ in (never written to disk); without that data set, rendered plates on a noise ba
 
 - ``decode``: JPEG to the detection image (reduced decode where the detector's input size allows);
 - ``detect``: letterbox + detector + box mapping (only when the model set has a detector);
-- ``read``: cropping (full resolution where needed), reader and syntax-aware post-processing of the plates
-  the detector found;
+- ``refine``: choosing the boxes to look at, the refiner's second look at each, and its floor;
+- ``read``: cropping (full resolution where needed), reader, syntax-aware post-processing and scoring of the boxes
+  the refiner kept (until 2026-12-07 this row read every detector box above 0.25 and skipped the refiner: it was
+  not the pipeline's own stage);
 - ``end_to_end``: ``RecognitionPipeline.recognize`` on one frame, all of the above;
 - ``read_labelled``: reading the known plate boxes of the frame (the reading stage alone, detector-independent).
 
@@ -40,9 +42,11 @@ import numpy.typing as npt
 
 from anpr.recognition import (
     Box,
+    Detection,
     DetectorSpec,
     PipelineConfig,
     ReaderSpec,
+    RecognitionOptions,
     RecognitionPipeline,
     SessionOptions,
 )
@@ -55,6 +59,9 @@ BR_SET = SHARED / "data" / "openalpr-br"
 PEER = SHARED / "peers" / "fast-plate-ocr-cct-xs-v1-global"
 Image = npt.NDArray[np.uint8]
 Frame = tuple[bytes, list[Box]]
+# The stages of RecognitionPipeline.recognize as it runs them, then the whole call, then the reading stage alone on
+# the labelled boxes.
+STAGES = ("decode", "detect", "refine", "read", "end_to_end", "read_labelled")
 
 
 def _br_scenes() -> list[tuple[Image, Box]]:
@@ -146,25 +153,35 @@ def bench_pipeline(pipeline: RecognitionPipeline, frames: list[Frame]) -> dict[s
         if pipeline.detector is not None:
             pipeline.recognize([data])
         pipeline.read_plates([pipeline.decode(data).crop(box) for box in boxes])
-    stages: dict[str, list[float]] = {"decode": [], "detect": [], "read": [], "end_to_end": [], "read_labelled": []}
-    plates_found = 0
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    options = RecognitionOptions()
+    boxes_refined = boxes_read = plates_found = 0
     full_decodes = 0
+    floor = pipeline.detection_floor_for(options)
     for data, boxes in frames:
         image, seconds = _timed(pipeline.decode, data)
         stages["decode"].append(seconds)
         if pipeline.detector is not None:
-            (found,), seconds = _timed(pipeline.detect, [image])
+            (found,), seconds = _timed(lambda image=image: pipeline.detect([image], min_score=floor))
             stages["detect"].append(seconds)
-            found = found[: pipeline.config.max_plates]
 
-            def read_found(image: Any = image, found: Any = found) -> int:
-                raws = pipeline.read([pipeline.crop(image, d) for d in found])
-                return len([pipeline.postprocess(raw) for raw in raws])
+            def refine(image: Any = image, found: Any = found) -> list[Detection]:
+                selected = pipeline.select(found, options)
+                return pipeline.worth_reading(pipeline.refine([(image, d) for d in selected]), options)
 
-            count, seconds = _timed(read_found)
+            to_read, seconds = _timed(refine)
+            stages["refine"].append(seconds)
+            boxes_refined += len(pipeline.select(found, options))
+            boxes_read += len(to_read)
+
+            def read(image: Any = image, to_read: Any = to_read) -> int:
+                raws = pipeline.read([pipeline.crop(image, d) for d in to_read])
+                return len(pipeline.plates(to_read, raws, options))
+
+            count, seconds = _timed(read)
             plates_found += count
-            full_decodes += image.reduction > 1 and image._full is not None
             stages["read"].append(seconds)
+            full_decodes += image.reduction > 1 and image._full is not None
             _, seconds = _timed(pipeline.recognize, [data])
             stages["end_to_end"].append(seconds)
 
@@ -177,6 +194,8 @@ def bench_pipeline(pipeline: RecognitionPipeline, frames: list[Frame]) -> dict[s
     result: dict[str, Any] = {name: _summary(values) for name, values in stages.items() if values}
     if stages["end_to_end"]:
         result["frames_per_second"] = round(1 / statistics.fmean(stages["end_to_end"]), 2)
+        result["boxes_refined_per_frame"] = round(boxes_refined / len(frames), 2)
+        result["boxes_read_per_frame"] = round(boxes_read / len(frames), 2)
         result["plates_found_per_frame"] = round(plates_found / len(frames), 2)
         result["full_decodes"] = full_decodes
     result["labelled_plates_per_frame"] = round(sum(len(b) for _, b in frames) / len(frames), 2)
@@ -205,7 +224,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "| stage | median ms | mean ms | p90 ms |",
         "|---|---|---|---|",
     ]
-    for stage in ("decode", "detect", "read", "end_to_end", "read_labelled"):
+    for stage in STAGES:
         if stage in report["pipeline"]:
             s = report["pipeline"][stage]
             lines.append(f"| {stage} | {s['median_ms']} | {s['mean_ms']} | {s['p90_ms']} |")
@@ -213,7 +232,8 @@ def _markdown(report: dict[str, Any]) -> str:
     if "frames_per_second" in pipeline:
         lines.append(f"\nFrames per second per core (end to end): {pipeline['frames_per_second']}")
         lines.append(
-            f"Plates per frame: {pipeline['plates_found_per_frame']} found, {pipeline['labelled_plates_per_frame']} "
+            f"Per frame: {pipeline['boxes_refined_per_frame']} boxes refined, {pipeline['boxes_read_per_frame']} read, "
+            f"{pipeline['plates_found_per_frame']} plates reported, {pipeline['labelled_plates_per_frame']} "
             f"pasted/labelled; reduced JPEG decoding down to {report['reduced_decode_side']} px long side; "
             f"full-resolution re-decodes: {pipeline['full_decodes']} of {report['frames']} frames"
         )
