@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from anpr.recognition import load_manifest
+from anpr.recognition import Box, load_manifest
 from anpr.recognition.models import MODELS_DIR
-from anpr.training.evaluate import add_arguments, crop_margins, end_to_end_scenes
+from anpr.training.evaluate import WRONG_KINDS, add_arguments, crop_margins, end_to_end_scenes, wrong_kind
 
 
 def test_margins_are_parsed() -> None:
@@ -46,5 +46,22 @@ def test_close_ups_are_other_scenes_with_wide_plates() -> None:
 def test_close_ups_are_evaluated_by_default() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert parser.parse_args([]).close_ups == 50
+    assert parser.parse_args([]).close_ups == 250
     assert parser.parse_args(["--close-ups", "0"]).close_ups == 0
+
+
+def test_every_reading_not_right_has_a_reason() -> None:
+    row = crop_margins(load_manifest(MODELS_DIR), end_to_end_scenes(30), [0.05])[0]
+    right = round(row["precision"] * row["readings"])
+    assert sum(row["wrong_readings"].values()) == row["readings"] - right
+    assert set(row["wrong_readings"]) == set(WRONG_KINDS)
+    low, high = row["precision_interval_95"]
+    assert low <= row["precision"] <= high
+
+
+def test_wrong_kind_follows_the_plate_the_reading_overlaps_most() -> None:
+    reading = Box(100, 100, 200, 50)
+    legible, hidden = Box(100, 100, 200, 50), Box(150, 100, 200, 50)
+    assert wrong_kind(reading, []) == "no_plate"
+    assert wrong_kind(reading, [(legible, "CA123456", False), (hidden, "CA654321", True)]) == "misread"
+    assert wrong_kind(reading, [(hidden, "CA654321", True)]) == "hidden_characters"
