@@ -9,6 +9,7 @@ import cv2
 import pytest
 
 from anpr.cli import evaluate
+from anpr.cli.compare import Outcome, read_outcomes, write_outcomes
 from anpr.cli.losses import STAGES
 from anpr.cli.main import main
 from anpr.recognition.models import MODELS_DIR
@@ -233,3 +234,35 @@ def test_read_min_confidence_asks_for_unsure_candidates(dataset: Path, capsys: p
     with pytest.raises(SystemExit) as refused:
         main(["read", "--min-confidence", "0", image])
     assert refused.value.code == 2
+
+
+def test_eval_outcomes_and_a_paired_comparison(
+    cli_models: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "now.jsonl"
+    code, _ = _run(["eval", "--json", "--models", str(cli_models), "--outcomes", str(mine), str(dataset)], capsys)
+    assert code == 0
+    written = read_outcomes(mine)
+    # Named as labels.jsonl names the images, so a run from another directory lines up; no plate text.
+    assert [(o.image, o.plate, o.exact, o.folded) for o in written] == [
+        ("images/0.jpg", 0, True, True),
+        ("images/1.jpg", 0, True, True),
+    ]
+    assert "CA123456" not in mine.read_text()
+    earlier = tmp_path / "before.jsonl"
+    write_outcomes(
+        earlier,
+        [
+            Outcome("images/0.jpg", 0, False, True),
+            Outcome("images/1.jpg", 0, True, True),
+            Outcome("gone.jpg", 0, True, True),
+        ],
+    )
+    code, out = _run(["eval", "--json", "--models", str(cli_models), "--against", str(earlier), str(dataset)], capsys)
+    against = json.loads(out)["against"]
+    assert code == 0
+    assert (against["plates"], against["only_in_one_run"]) == (2, 1)
+    assert against["exact"] == {"right_before": 1, "right_now": 2, "only_before": 0, "only_now": 1, "p_value": 1.0}
+    assert against["folded"]["only_now"] == against["folded"]["only_before"] == 0
+    earlier.write_text('{"image": "images/0.jpg", "plate": 0, "exact": "yes", "folded": true}\n')
+    assert _run(["eval", "--against", str(earlier), str(dataset)], capsys)[0] == 2

@@ -14,7 +14,10 @@ Reads ``DATASET_DIR/labels.jsonl`` (one object per image: ``{"image": "images/x.
   plate of another car (4 to 8 characters fitting a plate format that constrains its characters);
 - ``median_seconds`` and ``p95_seconds``: recognition time per image;
 - with ``--losses`` (end-to-end mode): ``losses``, the labelled plates counted by the stage where each was read or
-  lost (:mod:`anpr.cli.losses`).
+  lost (:mod:`anpr.cli.losses`);
+- ``exact_interval_95`` and ``folded_interval_95``: what the set's size lets the two shares say (Wilson, 95 %);
+- with ``--against FILE`` (an earlier run's ``--outcomes FILE``): ``against``, the plates only one of the two runs
+  reads right and the exact McNemar p-value (:mod:`anpr.cli.compare`).
 
 A plate that was not detected counts as wrongly read. In crop mode (``--crops``, or automatically when every
 labelled box is the whole image) the labelled box is cut out and only the reader runs: that scores reading alone.
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anpr.cli.compare import Outcome, compare, read_outcomes, write_outcomes
 from anpr.cli.losses import STAGES, floors, stage, unfiltered
 from anpr.cli.read import add_model_arguments, load_pipeline
 
@@ -57,6 +61,7 @@ class LabelledImage:
     path: Path
     size: tuple[int, int] | None
     plates: tuple[LabelledPlate, ...]
+    name: str = ""  # as labels.jsonl names it (``images/x.jpg``): the same across runs from other directories
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also say where each labelled plate was lost (no box, below a floor, read wrong; a second pass with "
         "every floor off, about twice the time)",
+    )
+    parser.add_argument(
+        "--outcomes",
+        type=Path,
+        metavar="FILE",
+        help="also write whether each labelled plate was read right (JSON lines, no plate text) for --against",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="FILE",
+        help="compare with an earlier run's --outcomes file, plate by plate (exact McNemar test)",
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="directory holding labels.jsonl")
 
@@ -95,7 +112,7 @@ def load_labels(dataset: Path) -> list[LabelledImage]:
                 )
                 for p in record["plates"]
             )
-            out.append(LabelledImage(dataset / record["image"], size, plates))
+            out.append(LabelledImage(dataset / record["image"], size, plates, str(record["image"])))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"{path}:{number}: malformed label line ({exc})") from exc
     return out
@@ -175,8 +192,10 @@ def evaluate(
     hints: tuple[str, ...] = (),
     min_confidence: float | None = None,
     losses: bool = False,
+    outcomes: list[Outcome] | None = None,
 ) -> dict[str, Any]:
-    """Run the pipeline over ``images`` and compute the figures (see the module docstring)."""
+    """Run the pipeline over ``images`` and compute the figures (see the module docstring); each labelled plate's
+    :class:`~anpr.cli.compare.Outcome` is appended to ``outcomes`` when given."""
     from anpr.recognition import Box, ImageInputError, RecognitionOptions, decode_image
 
     options = RecognitionOptions(format_hints=hints, min_reading_confidence=min_confidence)
@@ -236,19 +255,24 @@ def evaluate(
         unreadable += error
         returned += len(readings)
         matched: set[int] = set()
-        for label in image.plates:
+        for number, label in enumerate(image.plates):
             plates += 1
             target = Box(*label.box)
             index = best_match([box for box, _, _ in readings], target)
-            if index is None:
-                continue
-            matched.add(index)
-            detected += 1
-            _, text, raw = readings[index]
-            exact += text == label.text
-            raw_exact += raw == label.text
-            folded += same_folded(label.text, text)
-            one_edit += within_one_edit(text, label.text)
+            text, raw = ("", "") if index is None else readings[index][1:]
+            if index is not None:
+                matched.add(index)
+                detected += 1
+                raw_exact += raw == label.text
+                one_edit += within_one_edit(text, label.text)
+            right, right_folded = (
+                index is not None and text == label.text,
+                index is not None and same_folded(label.text, text),
+            )
+            exact += right
+            folded += right_folded
+            if outcomes is not None:
+                outcomes.append(Outcome(image.name or str(image.path), number, right, right_folded))
         extra += len(readings) - len(matched)
         extra_plausible += sum(plausible[i] for i in range(len(plausible)) if i not in matched)
 
@@ -300,10 +324,30 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"anpr eval: {exc}", file=sys.stderr)
         return 2
-    figures = {"dataset": str(args.dataset), "models": f"{pipeline.info.name} {pipeline.info.version}"}
+    try:
+        earlier = read_outcomes(args.against) if args.against is not None else None
+    except (OSError, ValueError) as exc:
+        print(f"anpr eval: {exc}", file=sys.stderr)
+        return 2
+    outcomes: list[Outcome] = []
+    figures: dict[str, Any] = {"dataset": str(args.dataset), "models": f"{pipeline.info.name} {pipeline.info.version}"}
     figures |= evaluate(
-        pipeline, images, crops=crops, hints=args.hints, min_confidence=args.min_confidence, losses=args.losses
+        pipeline,
+        images,
+        crops=crops,
+        hints=args.hints,
+        min_confidence=args.min_confidence,
+        losses=args.losses,
+        outcomes=outcomes,
     )
+    if earlier is not None:
+        figures["against"] = {"file": str(args.against), **compare(earlier, outcomes)}
+    if args.outcomes is not None:
+        try:
+            write_outcomes(args.outcomes, outcomes)
+        except OSError as exc:
+            print(f"anpr eval: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(figures))
     else:
