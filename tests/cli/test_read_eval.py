@@ -243,7 +243,7 @@ def test_eval_outcomes_and_a_paired_comparison(
     code, _ = _run(["eval", "--json", "--models", str(cli_models), "--outcomes", str(mine), str(dataset)], capsys)
     assert code == 0
     written = read_outcomes(mine)
-    # Named as labels.jsonl names the images, so a run from another directory lines up; no plate text.
+    # Named as labels.jsonl names the images, so a run from another directory lines up; no readings.
     assert [(o.image, o.plate, o.exact, o.folded) for o in written] == [
         ("images/0.jpg", 0, True, True),
         ("images/1.jpg", 0, True, True),

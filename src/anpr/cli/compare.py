@@ -2,7 +2,9 @@
 
 On openalpr-br (114 plates) one plate moves a share by 0.9 points, so two model sets are told apart by the plates
 they read differently. ``anpr eval --outcomes FILE`` writes, per labelled plate, whether it was read right (JSON
-lines: ``{"image": "images/x.jpg", "plate": 0, "exact": true, "folded": true}``, no plate text); a later run with
+lines: ``{"image": "images/x.jpg", "plate": 0, "exact": true, "folded": true}``; no reading, but the images as
+``labels.jsonl`` names them, and openalpr's sets name them after their plates: keep the file where the labels are
+kept, under the same retention); a later run with
 ``--against FILE`` counts the plates only one of the two reads right and gives the exact McNemar test's two-sided
 p-value: the chance of a split at least that lopsided if both model sets read these plates equally well. A small
 p-value says the difference is more than which plates happened to be in the set; it says nothing about how another

@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--outcomes",
         type=Path,
         metavar="FILE",
-        help="also write whether each labelled plate was read right (JSON lines, no plate text) for --against",
+        help="also write whether each labelled plate was read right, for --against (JSON lines: image name, plate "
+        "number, right or not; no reading)",
     )
     parser.add_argument(
         "--against",
