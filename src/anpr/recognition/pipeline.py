@@ -365,17 +365,10 @@ class RecognitionPipeline:
                 kept = [kept[i] for i in keep_plates([plate for _, plate in kept], self._limit(options))]
             else:
                 kept = kept[: self._limit(options)]
+        count = options.max_alternatives
         return [
-            (
-                index,
-                replace(
-                    plate,
-                    reading=self.with_alternatives(
-                        plate.reading, layouts[index], hints=hints, count=options.max_alternatives
-                    ),
-                ),
-            )
-            for index, plate in kept
+            (i, replace(plate, reading=self.with_alternatives(plate.reading, layouts[i], hints=hints, count=count)))
+            for i, plate in kept
         ]
 
     # Whole batches ------------------------------------------------------------------------------------------
