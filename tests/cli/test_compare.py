@@ -24,22 +24,44 @@ def test_mcnemar_p_for_many_discordant_plates() -> None:
 
 
 def test_compare_counts_the_plates_each_run_alone_reads_right() -> None:
-    before = [Outcome("a.jpg", 0, True, True), Outcome("a.jpg", 1, False, False), Outcome("b.jpg", 0, True, True)]
-    now = [Outcome("a.jpg", 0, False, True), Outcome("a.jpg", 1, True, True), Outcome("c.jpg", 0, True, True)]
+    before = [
+        Outcome("a.jpg", 0, True, True, "read_right"),
+        Outcome("a.jpg", 1, False, False, "wrong_below_reading_floor"),
+        Outcome("b.jpg", 0, True, True),
+    ]
+    now = [
+        Outcome("a.jpg", 0, False, True, "read_wrong"),
+        Outcome("a.jpg", 1, True, True, "read_right"),
+        Outcome("c.jpg", 0, True, True),
+    ]
     figures = compare(before, now)
     assert (figures["plates"], figures["only_in_one_run"]) == (2, 2)
-    assert figures["exact"] == {"right_before": 1, "right_now": 1, "only_before": 1, "only_now": 1, "p_value": 1.0}
-    assert figures["folded"] == {"right_before": 1, "right_now": 2, "only_before": 0, "only_now": 1, "p_value": 1.0}
+    assert figures["exact"] == {
+        "right_before": 1,
+        "right_now": 1,
+        "only_before": 1,
+        "only_now": 1,
+        "p_value": 1.0,
+        # Where each run lost the plate only the other read right.
+        "lost_now_at": {"read_wrong": 1},
+        "lost_before_at": {"wrong_below_reading_floor": 1},
+    }
+    folded = figures["folded"]
+    assert (folded["right_before"], folded["right_now"], folded["only_before"], folded["only_now"]) == (1, 2, 0, 1)
+    assert (folded["lost_now_at"], folded["lost_before_at"]) == ({}, {"wrong_below_reading_floor": 1})
 
 
 def test_outcomes_round_trip_and_malformed_lines(tmp_path: Path) -> None:
     path = tmp_path / "o.jsonl"
-    outcomes = [Outcome("images/1.jpg", 0, True, False), Outcome("images/2.jpg", 1, False, False)]
+    outcomes = [Outcome("images/1.jpg", 0, True, False, "read_wrong"), Outcome("images/2.jpg", 1, False, False)]
     write_outcomes(path, outcomes)
     assert read_outcomes(path) == outcomes
     path.write_text(path.read_text() + "\n" + '{"image": "x", "plate": 0, "exact": true}\n')
     with pytest.raises(ValueError, match=r"o.jsonl:4: malformed outcome line"):
         read_outcomes(path)
     path.write_text('{"image": "x", "plate": "0", "exact": true, "folded": true}\n')
+    with pytest.raises(ValueError, match=r":1: malformed"):
+        read_outcomes(path)
+    path.write_text('{"image": "x", "plate": 0, "exact": true, "folded": true, "stage": 3}\n')
     with pytest.raises(ValueError, match=r":1: malformed"):
         read_outcomes(path)

@@ -262,7 +262,18 @@ def test_eval_outcomes_and_a_paired_comparison(
     against = json.loads(out)["against"]
     assert code == 0
     assert (against["plates"], against["only_in_one_run"]) == (2, 1)
-    assert against["exact"] == {"right_before": 1, "right_now": 2, "only_before": 0, "only_now": 1, "p_value": 1.0}
+    exact = against["exact"]
+    assert (exact["right_before"], exact["right_now"], exact["only_before"], exact["only_now"]) == (1, 2, 0, 1)
+    assert exact["p_value"] == 1.0
     assert against["folded"]["only_now"] == against["folded"]["only_before"] == 0
+    # With --losses each plate's stage is written too, and the comparison says where the plates this run alone
+    # missed were lost (none here).
+    code, out = _run(
+        ["eval", "--json", "--losses", "--models", str(cli_models), "--outcomes", str(mine), str(dataset)], capsys
+    )
+    assert code == 0
+    assert [o.stage for o in read_outcomes(mine)] == ["read_right", "read_right"]
+    code, out = _run(["eval", "--json", "--models", str(cli_models), "--against", str(mine), str(dataset)], capsys)
+    assert json.loads(out)["against"]["exact"]["lost_now_at"] == {}
     earlier.write_text('{"image": "images/0.jpg", "plate": 0, "exact": "yes", "folded": true}\n')
     assert _run(["eval", "--against", str(earlier), str(dataset)], capsys)[0] == 2

@@ -4,17 +4,19 @@ On openalpr-br (114 plates) one plate moves a share by 0.9 points, so two model 
 they read differently. ``anpr eval --outcomes FILE`` writes, per labelled plate, whether it was read right (JSON
 lines: ``{"image": "images/x.jpg", "plate": 0, "exact": true, "folded": true}``; no reading, but the images as
 ``labels.jsonl`` names them, and openalpr's sets name them after their plates: keep the file where the labels are
-kept, under the same retention); a later run with
-``--against FILE`` counts the plates only one of the two reads right and gives the exact McNemar test's two-sided
-p-value: the chance of a split at least that lopsided if both model sets read these plates equally well. A small
-p-value says the difference is more than which plates happened to be in the set; it says nothing about how another
-training draw of the same recipe would do (that needs several draws).
+kept, under the same retention); a later run with ``--against FILE`` counts the plates only one of the two reads
+right and gives the exact McNemar test's two-sided p-value: the chance of a split at least that lopsided if both
+model sets read these plates equally well. Runs made with ``--losses`` also record each plate's stage, and the
+comparison says where each run lost the plates only the other reads right. A small p-value says the difference is
+more than which plates happened to be in the set; it says nothing about how another training draw of the same recipe
+would do (that needs several draws).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ class Outcome:
     plate: int  # the plate's position among its image's labels
     exact: bool
     folded: bool
+    # With ``anpr eval --losses``: where the plate was read or lost (an ``anpr.cli.losses.STAGES`` entry).
+    stage: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -51,10 +55,13 @@ def read_outcomes(path: Path) -> list[Outcome]:
             continue
         try:
             record = json.loads(line)
-            flags = [record[m] for m in MEASURES]
-            if not all(isinstance(flag, bool) for flag in flags) or not isinstance(record["plate"], int):
+            exact, folded = (record[m] for m in MEASURES)
+            if not (isinstance(exact, bool) and isinstance(folded, bool) and isinstance(record["plate"], int)):
                 raise TypeError("exact and folded must be true or false, plate a number")
-            out.append(Outcome(str(record["image"]), record["plate"], *flags))
+            stage = record.get("stage")
+            if stage is not None and not isinstance(stage, str):
+                raise TypeError("stage must be a name")
+            out.append(Outcome(str(record["image"]), record["plate"], exact, folded, stage))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: malformed outcome line ({exc})") from exc
     return out
@@ -85,5 +92,13 @@ def compare(before: Sequence[Outcome], now: Sequence[Outcome]) -> dict[str, Any]
             "only_before": only_before,
             "only_now": only_now,
             "p_value": round(mcnemar_p(only_before, only_now), 4),
+            # Where the plates one run alone reads right were lost by the other (runs with --losses).
+            "lost_now_at": _stages(b for (a, b), x, y in zip(pairs, was, is_, strict=True) if x and not y),
+            "lost_before_at": _stages(a for (a, b), x, y in zip(pairs, was, is_, strict=True) if y and not x),
         }
     return figures
+
+
+def _stages(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    """How many of ``outcomes`` have each stage (those without one left out), most first."""
+    return dict(Counter(o.stage for o in outcomes if o.stage is not None).most_common())

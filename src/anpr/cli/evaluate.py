@@ -239,20 +239,21 @@ def evaluate(
             readings = [(p.box, p.reading.text, p.reading.raw_text) for p in reported]
             plausible = [_plausible(p.reading) for p in reported]
         seconds.append(time.perf_counter() - start)
+        plate_stages: list[str | None] = [None] * len(image.plates)
         if limits is not None:
             candidates = [] if error else list(pipeline.recognize([data], unfiltered(options))[0].plates)
-            for label in image.plates:
+            for number, label in enumerate(image.plates):
                 target = Box(*label.box)
                 mine = best_match([p.box for p in reported], target)
                 theirs = best_match([p.box for p in candidates], target)
-                stages[
-                    stage(
-                        reported[mine] if mine is not None else None,
-                        candidates[theirs] if theirs is not None else None,
-                        functools.partial(same_folded, label.text),
-                        limits,
-                    )
-                ] += 1
+                where = stage(
+                    reported[mine] if mine is not None else None,
+                    candidates[theirs] if theirs is not None else None,
+                    functools.partial(same_folded, label.text),
+                    limits,
+                )
+                stages[where] += 1
+                plate_stages[number] = where
         unreadable += error
         returned += len(readings)
         matched: set[int] = set()
@@ -273,7 +274,9 @@ def evaluate(
             exact += right
             folded += right_folded
             if outcomes is not None:
-                outcomes.append(Outcome(image.name or str(image.path), number, right, right_folded))
+                outcomes.append(
+                    Outcome(image.name or str(image.path), number, right, right_folded, plate_stages[number])
+                )
         extra += len(readings) - len(matched)
         extra_plausible += sum(plausible[i] for i in range(len(plausible)) if i not in matched)
 
