@@ -277,3 +277,6 @@ def test_eval_outcomes_and_a_paired_comparison(
     assert json.loads(out)["against"]["exact"]["lost_now_at"] == {}
     earlier.write_text('{"image": "images/0.jpg", "plate": 0, "exact": "yes", "folded": true}\n')
     assert _run(["eval", "--against", str(earlier), str(dataset)], capsys)[0] == 2
+    assert _run(["eval", "--against", str(tmp_path / "missing.jsonl"), str(dataset)], capsys)[0] == 2
+    unwritable = ["eval", "--models", str(cli_models), "--outcomes", str(tmp_path), str(dataset)]  # a directory
+    assert _run(unwritable, capsys)[0] == 2
