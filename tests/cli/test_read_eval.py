@@ -275,6 +275,11 @@ def test_eval_outcomes_and_a_paired_comparison(
     assert [o.stage for o in read_outcomes(mine)] == ["read_right", "read_right"]
     code, out = _run(["eval", "--json", "--models", str(cli_models), "--against", str(mine), str(dataset)], capsys)
     assert json.loads(out)["against"]["exact"]["lost_now_at"] == {}
+    # Without --json, one figure per line; nested figures as JSON.
+    code, out = _run(["eval", "--models", str(cli_models), "--against", str(mine), str(dataset)], capsys)
+    lines = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in out.splitlines()}
+    assert json.loads(lines["against"])["plates"] == 2
+    assert json.loads(lines["exact_interval_95"]) == [0.3424, 1.0]
     earlier.write_text('{"image": "images/0.jpg", "plate": 0, "exact": "yes", "folded": true}\n')
     assert _run(["eval", "--against", str(earlier), str(dataset)], capsys)[0] == 2
     assert _run(["eval", "--against", str(tmp_path / "missing.jsonl"), str(dataset)], capsys)[0] == 2

@@ -357,5 +357,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         width = max(len(key) for key in figures)
         for key, value in figures.items():
-            print(f"{key.ljust(width)}  {'n/a' if value is None else value}")
+            shown = "n/a" if value is None else json.dumps(value) if isinstance(value, dict | list | tuple) else value
+            print(f"{key.ljust(width)}  {shown}")
     return 0
