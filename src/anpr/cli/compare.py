@@ -15,12 +15,13 @@ would do (that needs several draws).
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from anpr.cli.binomial import pmf
 
 MEASURES = ("exact", "folded")
 
@@ -72,8 +73,7 @@ def mcnemar_p(only_before: int, only_now: int) -> float:
     n = only_before + only_now
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(only_before, only_now) + 1)) / (1 << n)
-    return min(1.0, 2 * tail)
+    return min(1.0, 2 * sum(pmf(k, n, 0.5) for k in range(min(only_before, only_now) + 1)))
 
 
 def compare(before: Sequence[Outcome], now: Sequence[Outcome]) -> dict[str, Any]:

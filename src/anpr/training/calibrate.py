@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from anpr.cli.binomial import pmf
 from anpr.cli.evaluate import IOU_THRESHOLD
 from anpr.recognition import PipelineConfig, PlateResult, RecognitionPipeline, load_manifest
 from anpr.recognition.models import MODELS_DIR
@@ -223,11 +223,9 @@ def order_statistic(n: int, share: float, confidence: float) -> int:
         return 0
     if share >= 1.0:
         return n
-    below = 0.0  # P(Binomial(n, share) < k), summed term by term (in logs: the binomial coefficients overflow)
+    below = 0.0  # P(Binomial(n, share) < k), summed term by term
     for k in range(1, n + 1):
-        i = k - 1
-        log_term = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-        below += math.exp(log_term + i * math.log(share) + (n - i) * math.log1p(-share))
+        below += pmf(k - 1, n, share)
         if 1.0 - below < confidence:
             return k - 1
     return n
