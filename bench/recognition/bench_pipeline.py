@@ -165,13 +165,13 @@ def bench_pipeline(pipeline: RecognitionPipeline, frames: list[Frame]) -> dict[s
             (found,), seconds = _timed(lambda image=image: pipeline.detect([image], min_score=floor))
             stages["detect"].append(seconds)
 
-            def refine(image: Any = image, found: Any = found) -> list[Detection]:
+            def refine(image: Any = image, found: Any = found) -> tuple[int, list[Detection]]:
                 selected = pipeline.select(found, options)
-                return pipeline.worth_reading(pipeline.refine([(image, d) for d in selected]), options)
+                return len(selected), pipeline.worth_reading(pipeline.refine([(image, d) for d in selected]), options)
 
-            to_read, seconds = _timed(refine)
+            (refined, to_read), seconds = _timed(refine)
             stages["refine"].append(seconds)
-            boxes_refined += len(pipeline.select(found, options))
+            boxes_refined += refined
             boxes_read += len(to_read)
 
             def read(image: Any = image, to_read: Any = to_read) -> int:

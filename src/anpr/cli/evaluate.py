@@ -261,16 +261,14 @@ def evaluate(
             plates += 1
             target = Box(*label.box)
             index = best_match([box for box, _, _ in readings], target)
-            text, raw = ("", "") if index is None else readings[index][1:]
+            right = right_folded = False  # an undetected plate counts as read wrong
             if index is not None:
                 matched.add(index)
                 detected += 1
+                _, text, raw = readings[index]
+                right, right_folded = text == label.text, same_folded(label.text, text)
                 raw_exact += raw == label.text
                 one_edit += within_one_edit(text, label.text)
-            right, right_folded = (
-                index is not None and text == label.text,
-                index is not None and same_folded(label.text, text),
-            )
             exact += right
             folded += right_folded
             if outcomes is not None:
