@@ -13,6 +13,7 @@ from anpr.recognition.errors import ModelError
 from anpr.recognition.manifest import ReaderSpec
 from anpr.recognition.paddle_ctc import (
     CPU_MAX_BATCH,
+    HIDDEN,
     PLATE_ALPHABET,
     SLOT_ALPHABET,
     PaddleOcrCtcReader,
@@ -86,6 +87,31 @@ def test_greedy_decoding_collapses_drops_and_folds_case() -> None:
     assert folded[-1] == pytest.approx(0.075)  # blank, dash and space (0.025 each): the pad column
     assert folded.sum() == pytest.approx(1.0)
     assert reading.probabilities[3, a] == pytest.approx(0.8 / 0.925)
+
+
+def test_hidden_character_marks_are_counted_not_read() -> None:
+    """The hidden-character class is no plate character: each run of it counts once and adds nothing to the text;
+    a dictionary without it counts none."""
+    dictionary = ["A", "B", HIDDEN]
+    blank, a_upper, b_upper, hidden = range(4)
+    frames = np.stack(
+        [
+            _frame(4, {a_upper: 0.9}),
+            _frame(4, {hidden: 0.8}),
+            _frame(4, {hidden: 0.7}),  # the same run
+            _frame(4, {b_upper: 0.9}),
+            _frame(4, {blank: 0.9}),
+            _frame(4, {hidden: 0.6}),  # a second run
+        ]
+    )
+    classes = ctc_classes(dictionary, 4, "m.onnx")
+    (reading,) = decode_ctc(frames[None], classes)
+    assert (reading.text, reading.hidden) == ("AB", 2)
+    assert reading.character_confidences == pytest.approx((0.9, 0.9))
+    assert classes.column[hidden] == len(PLATE_ALPHABET)  # its mass goes to the pad column of the slot rows
+    without = frames[None, :, :3] / frames[None, :, :3].sum(-1, keepdims=True)
+    (plain,) = decode_ctc(without, ctc_classes(["A", "B"], 3, "m.onnx"))
+    assert plain.hidden == 0
 
 
 def test_empty_reading_has_zero_confidence() -> None:

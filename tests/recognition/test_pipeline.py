@@ -18,7 +18,7 @@ from anpr.recognition import (
 )
 from anpr.recognition.manifest import MANIFEST_NAME, load_manifest
 from anpr.recognition.models import MODELS_DIR
-from anpr.recognition.paddle_ctc import PLATE_ALPHABET
+from anpr.recognition.paddle_ctc import HIDDEN, PLATE_ALPHABET
 from anpr.recognition.types import RawReading
 from testkit.plate_models import BACKGROUND, build_ctc_reader, ctc_frames, encode, plate_frame
 
@@ -170,6 +170,20 @@ def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:
         assert all(len(a.text) in (7, 8) and a.text != reading.text for a in reading.alternatives)
     (only,) = pipeline.read_plates([np.full((48, 96, 3), 255, dtype=np.uint8)])
     assert only.text == "CA12"
+
+
+def test_a_reader_that_sees_hidden_characters_says_so(tmp_path: Path) -> None:
+    """A reader whose dictionary has the hidden-character mark: its runs stay out of the text and reach the
+    reading's ``hidden_characters``, for the scorer and the caller."""
+    dictionary = PLATE_ALPHABET + HIDDEN
+    classes: list[int | dict[int, float]] = [dictionary.index(ch) + 1 for ch in "CA1?456"]
+    build_ctc_reader(tmp_path / "rec.onnx", ctc_frames(classes, len(dictionary) + 1), characters="\n".join(dictionary))
+    (tmp_path / MANIFEST_NAME).write_text(
+        "reader:\n  format: paddleocr-ctc\n  path: rec.onnx\n  min_width: 32\n  max_width: 256\n", encoding="utf-8"
+    )
+    pipeline = RecognitionPipeline.load(tmp_path)
+    (reading,) = pipeline.read_plates([np.full((48, 160, 3), 255, dtype=np.uint8)])
+    assert (reading.raw_text, reading.hidden_characters) == ("CA1456", 1)
 
 
 def test_peer_reader_end_to_end(peer_manifest: Path) -> None:

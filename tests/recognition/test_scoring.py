@@ -43,6 +43,17 @@ def test_the_score_rises_with_the_evidence_and_an_empty_reading_scores_zero() ->
     assert scorer.score(_plate("", ())) == 0.0
 
 
+def test_a_reading_with_hidden_characters_scores_lower_and_older_scorers_ignore_it() -> None:
+    plate = _plate("CA12456", (0.99,) * 7)
+    partial = replace(plate, reading=replace(plate.reading, hidden_characters=1))
+    assert features(plate)["hidden_characters"] == 0.0
+    assert features(partial)["hidden_characters"] == 1.0
+    scorer = PlateScorer("t", -2.0, {"min_log_char": 2.0, "detection_logit": 1.0, "hidden_characters": -6.0})
+    assert scorer.score(partial) < 0.05 < scorer.score(plate)
+    older = PlateScorer("t", -2.0, {"min_log_char": 2.0, "detection_logit": 1.0})  # fitted before the feature
+    assert older.score(partial) == older.score(plate)
+
+
 def test_manifest_entry_round_trips_and_bad_entries_are_refused() -> None:
     scorer = PlateScorer("v1", -1.5, {"mean_log_char": 2.0}, 0.6, 0.3)
     assert parse_scorer(scorer.as_manifest(), "scoring") == scorer

@@ -9,9 +9,11 @@ the CTC blank, then the dictionary's characters in order and, when C is the dict
 
 Decoding is greedy: the best class per frame, repeats collapsed, blanks dropped. Characters that are not A-Z/0-9
 once upper-cased (space, ``-``, ``.``, other scripts) are dropped as well, so the text is normalised like the
-fast-plate-ocr reader's. A kept character's confidence is its run's best frame probability; its ``probabilities``
-row is that frame's distribution folded onto the 36 plate characters (upper and lower case summed) and renormalised.
-A reading's confidence is the product of its characters' (0 for an empty reading).
+fast-plate-ocr reader's. A dictionary entry :data:`HIDDEN` marks characters a bar hides: it is left out of the
+text too, and the reading counts its runs (``hidden``), so the post-processing knows the text is partial. A kept
+character's confidence is its run's best frame probability; its ``probabilities`` row is that frame's distribution
+folded onto the 36 plate characters (upper and lower case summed) and renormalised. A reading's confidence is the
+product of its characters' (0 for an empty reading).
 
 ``slot_probabilities`` adapts a CTC reading to the fixed-slot alternatives search: one row per kept character, the
 same folded distribution unnormalised, plus a pad column ``_`` holding the frame's blank and dropped-character
@@ -36,6 +38,9 @@ from anpr.recognition.session import SessionOptions, create_session, single_inpu
 from anpr.recognition.types import RawReading
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# A dictionary entry that marks characters the reader sees are there but cannot read (a bar across the plate):
+# one per run of such characters. Not a plate character: the reading's text leaves it out and counts it.
+HIDDEN = "?"
 PAD_CHAR = "_"
 SLOT_ALPHABET = PLATE_ALPHABET + PAD_CHAR
 _PAD = len(PLATE_ALPHABET)  # the pad column of a slot row
@@ -62,6 +67,8 @@ class CtcClasses:
 
     column: npt.NDArray[np.intp]
     fold: npt.NDArray[np.float32]
+    # The class of the hidden-character mark, -1 when the dictionary has none.
+    hidden: int = -1
 
     @property
     def count(self) -> int:
@@ -84,7 +91,7 @@ def ctc_classes(dictionary: Sequence[str], count: int, model: object) -> CtcClas
     column = np.array([_COLUMN.get(ch.upper(), _PAD) for ch in characters], dtype=np.intp)
     fold = np.zeros((count, len(SLOT_ALPHABET)), dtype=np.float32)
     fold[np.arange(count), column] = 1.0
-    return CtcClasses(column, fold)
+    return CtcClasses(column, fold, characters.index(HIDDEN) if HIDDEN in characters else -1)
 
 
 def decode_ctc(probabilities: npt.NDArray[np.float32], classes: CtcClasses) -> list[RawReading]:
@@ -100,6 +107,7 @@ def decode_ctc(probabilities: npt.NDArray[np.float32], classes: CtcClasses) -> l
         ends = np.r_[starts[1:], len(line)]
         # The peak frame of each run of a kept character: its confidence and its distribution.
         peaks = [int(s + np.argmax(line_p[s:e])) for s, e in zip(starts, ends, strict=True) if kept[n, s]]
+        hidden = int(np.count_nonzero(line[starts] == classes.hidden)) if classes.hidden >= 0 else 0
         slot_rows = probs[n, peaks] @ classes.fold  # [k, 37]
         plate_rows = slot_rows[:, :_PAD]
         plate_rows = plate_rows / np.maximum(plate_rows.sum(axis=1, keepdims=True), np.float32(1e-12))
@@ -111,6 +119,7 @@ def decode_ctc(probabilities: npt.NDArray[np.float32], classes: CtcClasses) -> l
                 confidence=math.prod(confidences) if confidences else 0.0,
                 probabilities=plate_rows.astype(np.float32, copy=False),
                 slot_probabilities=slot_rows.astype(np.float32, copy=False),
+                hidden=hidden,
             )
         )
     return readings

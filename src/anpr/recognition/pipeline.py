@@ -260,6 +260,7 @@ class RecognitionPipeline:
             character_confidences=confidences,
             display_text=fixed.display_text if fixed is not None else "",
             format=fixed.format if fixed is not None else None,
+            hidden_characters=raw.hidden,
         )
         return reading, raw
 

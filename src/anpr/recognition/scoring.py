@@ -17,7 +17,9 @@ probability; its weights are fitted on held-out synthetic scenes in which every 
 
 The features (:data:`FEATURES`) are about the reading as a plate: detector evidence, the reader's weakest and
 average character, the length (plates have 4 to 8 characters; badges, stickers and timestamps do not), whether a
-plate format with a specific syntax fits, how much the correction had to change, and the box's shape.
+plate format with a specific syntax fits, how much the correction had to change, the box's shape, and whether
+the reader saw characters it could not read (a bar across the plate: the text is then only part of the plate). A
+manifest fitted before a feature existed has no weight for it, and the feature is then ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ FEATURES: tuple[str, ...] = (
     "format_confidence",  # the fitting format's share of the syntax evidence (0 without one)
     "corrected",  # characters the correction changed, per character
     "log_aspect",  # log of the box's width / height
+    "hidden_characters",  # runs of characters the reader saw but could not read
 )
 
 
@@ -78,6 +81,7 @@ def features(plate: PlateResult) -> dict[str, float]:
         "format_confidence": fmt.confidence if fmt is not None else 0.0,
         "corrected": changed / n if n else 0.0,
         "log_aspect": math.log(max(box.width, 1.0) / max(box.height, 1.0)),
+        "hidden_characters": float(reading.hidden_characters),
     }
 
 

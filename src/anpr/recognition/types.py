@@ -94,6 +94,8 @@ class PlateReading:
 
     ``text`` is after syntax-aware correction, ``raw_text`` before it; correction replaces characters one for one,
     so ``character_confidences`` lines up with both. ``text`` is empty when the plate could not be read.
+    ``hidden_characters`` counts the runs of characters the reader saw but could not read (a bar across the
+    plate): the text is then only part of the plate, and the reading's score says so.
     """
 
     text: str
@@ -104,6 +106,7 @@ class PlateReading:
     format: FormatMatch | None = None
     layout: PlateLayout = PlateLayout.UNSPECIFIED
     alternatives: tuple[Alternative, ...] = ()
+    hidden_characters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,8 @@ class RawReading:
     ``probabilities`` holds one row per character of ``text`` (the slot's distribution over the alphabet);
     ``slot_probabilities`` holds every slot, pads included, for alternatives. ``other_layout`` is the reading of
     the same crop in the row layout the reader did not prefer (one line against two rows side by side), when it
-    tried both: the post-processing may still prefer it on the plate syntax.
+    tried both: the post-processing may still prefer it on the plate syntax. ``hidden`` counts the runs of
+    characters the reader saw but could not read (a bar across the plate); they are not in ``text``.
     """
 
     text: str
@@ -179,3 +183,4 @@ class RawReading:
     probabilities: npt.NDArray[np.float32]
     slot_probabilities: npt.NDArray[np.float32]
     other_layout: RawReading | None = None
+    hidden: int = 0

@@ -2,7 +2,9 @@
 
 Real crops come from hand-drawn or detected boxes, so the crop keeps some of the car around the plate (often a
 frame with lettering of its own, :mod:`anpr.synth.mount`), cuts a little off at times, and the plate is slightly
-rotated or seen at an angle.
+rotated or seen at an angle. Some plates have a bar across them (a tow bar, a bicycle rack, a pole, as in
+:mod:`anpr.synth.scene`); the characters it hides are labelled :data:`HIDDEN`, so a reader learns to say that a
+character is there but cannot be read instead of reading the others as the whole plate.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from anpr.recognition.paddle_ctc import HIDDEN
 from anpr.synth.effects import degrade
 from anpr.synth.formats import FORMATS, PlateFormat, Rng
 from anpr.synth.mount import bare, frame_plate, frame_share, warp_onto
-from anpr.synth.plate import render_plate
+from anpr.synth.plate import Plate, render_plate
 from anpr.synth.scene import clutter_background
+
+# A character counts as hidden when the bar covers at least this share of its width.
+HIDDEN_SHARE = 0.35
 
 
 @dataclass(frozen=True)
 class ReaderSample:
-    """An RGB crop of ``size`` (width, height), or as cut when no size was asked for, and its label."""
+    """An RGB crop of ``size`` (width, height), or as cut when no size was asked for, and its label (with
+    :data:`HIDDEN` for each run of characters a bar hides)."""
 
     image: np.ndarray
     label: str
@@ -46,10 +53,12 @@ def reader_sample(
     size: tuple[int, int] | None = (128, 64),
     formats: tuple[PlateFormat, ...] = FORMATS,
     strength: float = 1.0,
+    occlusion: float = 0.0,
 ) -> ReaderSample:
     """One reader training sample: the crop resized to ``size`` (width, height; None keeps the cut) and its label.
 
-    ``strength`` scales how often camera effects are applied (training starts gentle and ramps up).
+    ``strength`` scales how often camera effects are applied (training starts gentle and ramps up); ``occlusion``
+    is the share of plates a bar crosses (only plates whose characters' positions are known).
     """
     fmt = formats[int(rng.integers(0, len(formats)))] if formats is not FORMATS else None
     plate = render_plate(rng, fmt)
@@ -63,6 +72,9 @@ def reader_sample(
     quad = plate_quad(rng, int(pw * s), int(ph * s), pw * s * margin, ph * s * margin * 2, 0.15)
     framed = frame_plate(rng, plate.image) if rng.random() < frame_share(plate) else bare(plate.image)
     warp_onto(canvas, framed, quad)
+    label = plate.label
+    if plate.char_spans is not None and occlusion > 0 and rng.random() < occlusion:
+        label = _bar_across(rng, canvas, plate, quad)
     canvas = degrade(canvas, rng, strength, detail=ph * s * 0.6)
     x1, y1 = quad.min(axis=0)
     x2, y2 = quad.max(axis=0)
@@ -76,4 +88,28 @@ def reader_sample(
     xi2, yi2 = min(cw, int(np.ceil(x2))), min(ch, int(np.ceil(y2)))
     crop = canvas[yi1:yi2, xi1:xi2]
     out = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR) if size is not None else np.ascontiguousarray(crop)
-    return ReaderSample(out, plate.label, plate.format, rows=plate.display.count(" / ") + 1)
+    return ReaderSample(out, label, plate.format, rows=plate.display.count(" / ") + 1)
+
+
+def _bar_across(rng: Rng, canvas: np.ndarray, plate: Plate, quad: np.ndarray) -> str:
+    """Draw a bar across the plate placed on ``quad`` (about a sixth of its width, as in the scenes, reaching beyond
+    its top and bottom) and return the label with each run of characters it hides as one :data:`HIDDEN`."""
+    assert plate.char_spans is not None
+    ph, pw = plate.image.shape[:2]
+    width = pw / 6 * float(rng.uniform(0.6, 1.4))
+    left = float(rng.uniform(-0.1, 0.95)) * pw
+    right = left + width
+    corners = np.array([[left, -0.6 * ph], [right, -0.6 * ph], [right, 1.6 * ph], [left, 1.6 * ph]], np.float32)
+    plate_rect = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    m = cv2.getPerspectiveTransform(plate_rect, quad.astype(np.float32))
+    bar = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), m).reshape(-1, 2)
+    colour = [float(v) for v in rng.uniform(0, 255, 3)]
+    cv2.fillConvexPoly(canvas, np.round(bar).astype(np.int32), colour, cv2.LINE_AA)
+    out: list[str] = []
+    for ch, (x1, x2) in zip(plate.label, plate.char_spans, strict=True):
+        covered = max(0.0, min(x2, right) - max(x1, left)) / max(x2 - x1, 1)
+        if covered < HIDDEN_SHARE:
+            out.append(ch)
+        elif not out or out[-1] != HIDDEN:
+            out.append(HIDDEN)
+    return "".join(out)

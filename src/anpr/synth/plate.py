@@ -21,12 +21,17 @@ from anpr.synth.glyphs import GlyphStyle, advance, draw_glyph
 
 @dataclass(frozen=True)
 class Plate:
-    """A rendered plate: RGB image, its label (reading order, no separators) and its format."""
+    """A rendered plate: RGB image, its label (reading order, no separators) and its format.
+
+    ``char_spans``: per character of the label, its left and right edge in the image (pixels), or None where the
+    characters could not be told apart (glyphs touching or broken).
+    """
 
     image: np.ndarray
     label: str
     format: str
     display: str
+    char_spans: tuple[tuple[int, int], ...] | None = None
 
 
 @functools.cache
@@ -114,6 +119,20 @@ def _row_mask(rng: Rng, text: str, w: int, h: int, style: GlyphStyle, font: Path
     if font is None:
         return _text_mask_stroke(rng, text, w, h, style)
     return text_mask(rng, text, w, h, font)
+
+
+def _char_spans(layer: np.ndarray, rows: list[tuple[int, int, str]]) -> tuple[tuple[int, int], ...] | None:
+    """The x extent of every character of ``rows`` (top, height, text) in the character ``layer``, in reading
+    order; None when a row's full-height ink blobs are not exactly its characters (touching or broken glyphs)."""
+    spans: list[tuple[int, int]] = []
+    for top, height, text in rows:
+        count, _, stats, _ = cv2.connectedComponentsWithStats((layer[top : top + height] > 96).astype(np.uint8))
+        # Separators (dashes, dots) are short; every plate character spans most of the row's height.
+        blobs = sorted((int(x), int(x + bw)) for x, _, bw, bh, _ in stats[1:count] if bh >= 0.45 * height)
+        if len(blobs) != sum(c.isalnum() for c in text):
+            return None
+        spans.extend(blobs)
+    return tuple(spans)
 
 
 def _draw_caption(
@@ -252,6 +271,8 @@ def render_plate(rng: Rng, fmt: PlateFormat | None = None, height: int | None = 
     use_stroke = not fonts or rng.random() < (0.85 if fmt.glyph_style == "br" else 0.45)
     style = GlyphStyle.random(rng, fmt.glyph_style)
     font = fonts[int(rng.integers(0, len(fonts)))] if fonts else None
+    layer = np.zeros((h, w), np.uint8)  # the characters alone, for their positions
+    placed: list[tuple[int, int, str]] = []
     n_rows = len(rows)
     row_gap = int((bottom - top) * 0.08) if n_rows > 1 else 0
     row_h = ((bottom - top) - row_gap * (n_rows - 1)) // n_rows
@@ -267,10 +288,14 @@ def render_plate(rng: Rng, fmt: PlateFormat | None = None, height: int | None = 
             for part, px in ((a, x), (b, x + half + size + int(w * 0.04))):
                 m = _row_mask(rng, part, half, row_h, style, None if use_stroke else font)
                 _blend(img[y : y + row_h, px : px + half], m, ink)
+                layer[y : y + row_h, px : px + half] = m
             _emblem(rng, img, x + half + int(w * 0.02), y + (row_h - size) // 2, size)
+            placed.append((y, row_h, row))
             continue
         mask = _row_mask(rng, row, rw, row_h, style, None if use_stroke else font)
         _blend(img[y : y + row_h, x : x + rw], mask, ink)
+        layer[y : y + row_h, x : x + rw] = mask
+        placed.append((y, row_h, row))
 
     if scheme.border is not None and rng.random() < 0.85:
         t = max(1, h // 30)
@@ -279,4 +304,4 @@ def render_plate(rng: Rng, fmt: PlateFormat | None = None, height: int | None = 
         for sx in (w // 4, 3 * w // 4):
             cv2.circle(img, (sx, max(2, h // 14)), max(1, h // 28), (150, 150, 150), -1, cv2.LINE_AA)
     out = np.clip(img, 0, 255).astype(np.uint8)
-    return Plate(out, label, fmt.name, display)
+    return Plate(out, label, fmt.name, display, _char_spans(layer, placed))

@@ -58,6 +58,7 @@ def reading_to_proto(reading: PlateReading) -> plate_pb2.PlateReading:
             plate_pb2.AlternativeReading(text=alt.text, confidence=alt.confidence, format=_format(alt.format))
             for alt in reading.alternatives
         ],
+        hidden_characters=reading.hidden_characters,
     )
 
 

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/common/v1/plate.proto\x12\x0e\x61npr.common.v1\"_\n\x0bPlateFormat\x12\x11\n\tformat_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"c\n\x12\x41lternativeReading\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12+\n\x06\x66ormat\x18\x03 \x01(\x0b\x32\x1b.anpr.common.v1.PlateFormat\"\x8b\x02\n\x0cPlateReading\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08raw_text\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_text\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x1d\n\x15\x63haracter_confidences\x18\x05 \x03(\x02\x12+\n\x06\x66ormat\x18\x06 \x01(\x0b\x32\x1b.anpr.common.v1.PlateFormat\x12+\n\x06layout\x18\x07 \x01(\x0e\x32\x1b.anpr.common.v1.PlateLayout\x12\x38\n\x0c\x61lternatives\x18\x08 \x03(\x0b\x32\".anpr.common.v1.AlternativeReading*c\n\x0bPlateLayout\x12\x1c\n\x18PLATE_LAYOUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17PLATE_LAYOUT_SINGLE_ROW\x10\x01\x12\x19\n\x15PLATE_LAYOUT_TWO_ROWS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61npr/common/v1/plate.proto\x12\x0e\x61npr.common.v1\"_\n\x0bPlateFormat\x12\x11\n\tformat_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"c\n\x12\x41lternativeReading\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12+\n\x06\x66ormat\x18\x03 \x01(\x0b\x32\x1b.anpr.common.v1.PlateFormat\"\xa6\x02\n\x0cPlateReading\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08raw_text\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_text\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x1d\n\x15\x63haracter_confidences\x18\x05 \x03(\x02\x12+\n\x06\x66ormat\x18\x06 \x01(\x0b\x32\x1b.anpr.common.v1.PlateFormat\x12+\n\x06layout\x18\x07 \x01(\x0e\x32\x1b.anpr.common.v1.PlateLayout\x12\x38\n\x0c\x61lternatives\x18\x08 \x03(\x0b\x32\".anpr.common.v1.AlternativeReading\x12\x19\n\x11hidden_characters\x18\t \x01(\r*c\n\x0bPlateLayout\x12\x1c\n\x18PLATE_LAYOUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17PLATE_LAYOUT_SINGLE_ROW\x10\x01\x12\x19\n\x15PLATE_LAYOUT_TWO_ROWS\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.common.v1.plate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLATELAYOUT']._serialized_start=514
-  _globals['_PLATELAYOUT']._serialized_end=613
+  _globals['_PLATELAYOUT']._serialized_start=541
+  _globals['_PLATELAYOUT']._serialized_end=640
   _globals['_PLATEFORMAT']._serialized_start=46
   _globals['_PLATEFORMAT']._serialized_end=141
   _globals['_ALTERNATIVEREADING']._serialized_start=143
   _globals['_ALTERNATIVEREADING']._serialized_end=242
   _globals['_PLATEREADING']._serialized_start=245
-  _globals['_PLATEREADING']._serialized_end=512
+  _globals['_PLATEREADING']._serialized_end=539
 # @@protoc_insertion_point(module_scope)

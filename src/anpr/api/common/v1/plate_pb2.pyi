@@ -127,6 +127,7 @@ class PlateReading(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     LAYOUT_FIELD_NUMBER: _builtins.int
     ALTERNATIVES_FIELD_NUMBER: _builtins.int
+    HIDDEN_CHARACTERS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """Best reading after plate-syntax-aware correction, normalised (A-Z and 0-9 only, no separators), for example
     `CA123456`. Empty when the plate was detected but could not be read.
@@ -147,6 +148,12 @@ class PlateReading(_message.Message):
     """
     layout: Global___PlateLayout.ValueType
     """Layout of the plate (one or two rows)."""
+    hidden_characters: _builtins.int
+    """Runs of characters the reader saw but could not read (a bar, pole or another car across the plate). When
+    non-zero, `text` holds only the characters it could read, so it is part of a plate, not a plate, and the
+    calibrated `confidence` is low: such readings fall below the default floor and reach only callers that ask
+    for unsure readings (`RecognitionOptions.min_reading_confidence`).
+    """
     @_builtins.property
     def character_confidences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Confidence of each character of `text`, in [0, 1], one value per character in order. Correction replaces
@@ -172,10 +179,11 @@ class PlateReading(_message.Message):
         format: Global___PlateFormat | None = ...,
         layout: Global___PlateLayout.ValueType = ...,
         alternatives: _abc.Iterable[Global___AlternativeReading] | None = ...,
+        hidden_characters: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["format", b"format"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "character_confidences", b"character_confidences", "confidence", b"confidence", "display_text", b"display_text", "format", b"format", "layout", b"layout", "raw_text", b"raw_text", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "character_confidences", b"character_confidences", "confidence", b"confidence", "display_text", b"display_text", "format", b"format", "hidden_characters", b"hidden_characters", "layout", b"layout", "raw_text", b"raw_text", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
