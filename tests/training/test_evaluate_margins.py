@@ -55,6 +55,7 @@ def test_every_reading_not_right_has_a_reason() -> None:
     right = round(row["precision"] * row["readings"])
     assert sum(row["wrong_readings"].values()) == row["readings"] - right
     assert set(row["wrong_readings"]) == set(WRONG_KINDS)
+    assert 0 <= row["partial_readings"] <= row["readings"]
     low, high = row["precision_interval_95"]
     assert low <= row["precision"] <= high
 

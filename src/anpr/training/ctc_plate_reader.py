@@ -37,7 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from anpr.recognition.ctc_input import line_width, normalise, split_rows, stack
-from anpr.recognition.paddle_ctc import ctc_classes, decode_ctc
+from anpr.recognition.paddle_ctc import HIDDEN, ctc_classes, decode_ctc
 from anpr.synth.crops import reader_sample
 from anpr.training.common import (
     add_run_arguments,
@@ -73,6 +73,9 @@ SERVE_MIN_WIDTH, SERVE_MAX_WIDTH, SERVE_SCALE = 128, 160, 1.0
 # crops: two-row 0.96-1.91, median 1.34; US one-row 1.31-2.41, median 1.74; others from 1.78), and real US crops
 # (about 2.05) are mostly read once.
 TWO_ROW_BELOW = 2.0
+# The share of training plates with a bar across them (as many as in the synthetic scenes): the characters it
+# hides are the HIDDEN class, so a reader says "a character is here, unreadable" instead of reading the rest surely.
+OCCLUSION = 0.1
 
 
 def _onnx2torch() -> Any:
@@ -145,7 +148,7 @@ def encode(label: str) -> list[int]:
 
 def sample_line(rng: np.random.Generator, strength: float, width_scale: tuple[float, float]) -> tuple[np.ndarray, str]:
     """One normalised training line and its label."""
-    sample = reader_sample(rng, None, strength=strength)
+    sample = reader_sample(rng, None, strength=strength, occlusion=OCCLUSION)
     crop = np.ascontiguousarray(sample.image[:, :, ::-1])  # the renderer draws RGB; PaddleOCR reads BGR
     if sample.rows > 1:
         crop = split_rows(crop)
@@ -173,7 +176,8 @@ def batch(
 
 
 def greedy(logits: torch.Tensor) -> list[str]:
-    """Greedy CTC decoding of ``[N, T, C]`` logits, by the service's own decoder."""
+    """Greedy CTC decoding of ``[N, T, C]`` logits, by the service's own decoder (the text: hidden-character marks
+    left out, as the service does)."""
     probs = torch.softmax(logits, dim=-1).numpy()
     return [r.text for r in decode_ctc(probs, ctc_classes(DICTIONARY, probs.shape[-1], "the trained reader"))]
 
@@ -220,7 +224,8 @@ def train(args: argparse.Namespace) -> Path:
         opt.step()
         sched.step()
         if step % 10 == 0:
-            acc = float(np.mean([a == b for a, b in zip(greedy(logits.detach()), labels, strict=True)]))
+            texts = zip(greedy(logits.detach()), labels, strict=True)
+            acc = float(np.mean([a == b.replace(HIDDEN, "") for a, b in texts]))
             bar.set_postfix(loss=f"{loss.item():.3f}", plate_acc=f"{acc:.2f}")
         if (step + 1) % 50 == 0 or step + 1 == stop:
             save_training_state(

@@ -208,11 +208,12 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
     A tenth of the plates have a bar drawn across them (the detector must still find them), which hides one or two
     characters from any reader: ``legible`` repeats the reading figures without those plates. ``precision`` is the
     share of all non-empty readings returned that are exactly the text of the plate they overlap, with its 95 %
-    interval (100 scenes give about 130 readings: too few to tell 99 % from 97 %), and ``wrong_readings`` says why
-    the others are not.
+    interval (100 scenes give about 130 readings: too few to tell 99 % from 97 %), ``wrong_readings`` says why
+    the others are not, and ``partial_readings`` counts those returned although the reader marked characters as
+    hidden.
     """
     tallies: dict[str, Counter[str]] = {"all": Counter(), "legible": Counter()}
-    reported = right = 0
+    reported = right = partial = 0
     wrong: Counter[str] = Counter()
     for scene in scenes:
         result = pipeline.recognize([scene.jpeg])[0]
@@ -223,6 +224,7 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
         for plate in result.plates:
             if plate.reading.text:
                 reported += 1
+                partial += plate.reading.hidden_characters > 0
                 under = [(box, t, hidden) for box, t, hidden in truth if plate.box.iou(box) >= IOU_THRESHOLD]
                 if any(plate.reading.text == t for _, t, _ in under):
                     right += 1
@@ -258,6 +260,8 @@ def synthetic_end_to_end(pipeline: RecognitionPipeline, scenes: Sequence[Encoded
         "precision_interval_95": share_interval(right, reported),
         # The readings that are not: of a plate with characters hidden, of no plate, or of a legible plate misread.
         "wrong_readings": {kind: wrong[kind] for kind in WRONG_KINDS},
+        # Readings reported although the reader said some characters were hidden (the scorer should keep them out).
+        "partial_readings": partial,
     }
 
 

@@ -18,13 +18,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, version_converter
 
-from anpr.recognition.paddle_ctc import PLATE_ALPHABET, parse_dictionary
+from anpr.recognition.paddle_ctc import HIDDEN, PLATE_ALPHABET, parse_dictionary
 
 BASE_PACKAGE = "rapidocr-onnxruntime==1.4.4"
 BASE_WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
 BASE_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 BASE_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
-DICTIONARY = PLATE_ALPHABET  # the classes after the blank, in the service's own order
+# The classes after the blank: the plate characters in the service's own order, then the hidden-character mark
+# (its pretrained column is PP-OCR's "?").
+DICTIONARY = PLATE_ALPHABET + HIDDEN
 INPUT_HEIGHT = 48
 OPSET = 17
 
