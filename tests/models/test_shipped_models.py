@@ -21,6 +21,7 @@ import yaml
 from anpr.recognition import RecognitionPipeline, SessionOptions, load_manifest
 from anpr.recognition.letterbox import letterbox_batch
 from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.paddle_ctc import HIDDEN
 from anpr.synth import reader_sample, render_scene
 from anpr.training.evaluate import corner_box
 from anpr.training.fuse import fuse
@@ -28,6 +29,7 @@ from testkit.plate_models import labelled_crops
 
 MODELS = MODELS_DIR
 PLATE_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+READER_CLASSES = PLATE_CHARACTERS + HIDDEN  # the plate characters, then the hidden-character mark
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -85,13 +87,13 @@ def test_reader_contract(reader: ort.InferenceSession) -> None:
     assert inp.shape[1:3] == [3, 48]
     assert not isinstance(inp.shape[0], int)  # dynamic batch
     assert not isinstance(inp.shape[3], int)  # dynamic width
-    assert reader.get_modelmeta().custom_metadata_map["character"].split("\n") == list(PLATE_CHARACTERS)
+    assert reader.get_modelmeta().custom_metadata_map["character"].split("\n") == list(READER_CLASSES)
     rng = np.random.default_rng(0)
     for width in (96, 128):
         x = rng.uniform(-1, 1, (3, 3, 48, width)).astype(np.float32)
         out = reader.run(None, {inp.name: x})[0]
         assert out.dtype == np.float32
-        assert out.shape == (3, width // 8, 1 + len(PLATE_CHARACTERS))  # one CTC frame per 8 px
+        assert out.shape == (3, width // 8, 1 + len(READER_CLASSES))  # one CTC frame per 8 px
         np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)  # probabilities: softmax inside the graph
         one = reader.run(None, {inp.name: x[1:2]})[0]
         np.testing.assert_allclose(one[0], out[1], atol=1e-5)
@@ -179,6 +181,22 @@ def test_reader_reads_synthetic_plates(pipeline: RecognitionPipeline) -> None:
     assert ok >= 28, f"{ok}/40"
     two_row = [(r, s) for r, s in zip(readings, samples, strict=True) if s.rows == 2]
     assert all(r.raw_text for r, _ in two_row)
+
+
+def test_reader_says_when_a_bar_hides_characters(pipeline: RecognitionPipeline) -> None:
+    """Smoke test of the hidden-character class: crops with a bar over characters are mostly flagged partial,
+    crops without one almost never (the shipped reader flags most of them; the bars sit well below)."""
+    rng = np.random.default_rng(2025)
+    barred: list[Any] = []
+    while len(barred) < 30:
+        sample = reader_sample(rng, None, strength=0.0, occlusion=1.0)
+        if HIDDEN in sample.label:
+            barred.append(sample)
+    clean = [reader_sample(rng, None, strength=0.0) for _ in range(30)]
+    flagged = [r.hidden_characters > 0 for r in pipeline.read_plates([s.image[:, :, ::-1].copy() for s in barred])]
+    false = [r.hidden_characters > 0 for r in pipeline.read_plates([s.image[:, :, ::-1].copy() for s in clean])]
+    assert sum(flagged) >= 18, f"{sum(flagged)}/30"
+    assert sum(false) <= 2, f"{sum(false)}/30"
 
 
 def test_reader_on_real_brazilian_crops(pipeline: RecognitionPipeline) -> None:
