@@ -6,13 +6,14 @@ variation, so the default reader starts from one with a permissive licence: Padd
 (Apache-2.0) as shipped in the ``rapidocr-onnxruntime`` 1.4.4 wheel on PyPI, pinned by hash. The recipe:
 
 1. fetch the wheel (``pip download``), take the recogniser's ONNX file out of it and check its SHA-256;
-2. cut its 6625-character classifier down to the CTC blank and ``0-9A-Z`` (the pretrained columns of those
+2. cut its 6625-character classifier down to the CTC blank, ``0-9A-Z`` and ``?`` (the pretrained columns of those
    characters, so reading starts where the teacher was), drop the final softmax, and convert the graph to PyTorch
    with ``onnx2torch``;
 3. fine-tune on synthetic plate crops with CTC loss: batch norm statistics frozen (small batches of synthetic
    images would drag them away from real images), crops squeezed or stretched horizontally at random so the
-   service may feed lines of other widths, and two-row plates read as their halves side by side
-   (``ctc_input.split_rows``);
+   service may feed lines of other widths, two-row plates read as their halves side by side
+   (``ctc_input.split_rows``), and a tenth of the plates crossed by a bar whose hidden characters are labelled
+   ``?`` (one per run), so the reader marks a partial reading instead of reading the rest as the whole plate;
 4. export the ``paddleocr-ctc`` contract (float NCHW BGR in, per-frame probabilities out, dictionary in the ONNX
    metadata) with an onnxruntime parity check and a golden file for the tests.
 """
