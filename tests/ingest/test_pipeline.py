@@ -93,12 +93,14 @@ async def test_two_passes_give_one_event_each_with_early_and_final(env: IngestEn
 
 async def test_open_pass_ends_by_timeout_when_the_camera_goes_quiet(env: IngestEnvironment) -> None:
     script = PassScript()
-    script.add_pass("CA333333", 0, 5)
+    # No long run of one character: on this 4:1 rendered plate, which readers read squeezed to 160 px, the shipped
+    # reader drops one of six equal characters (MODEL_CARD.md, known limits); this test is about the timeout.
+    script.add_pass("CA314159", 0, 5)
     server = await env.start_ingest(track_timeout_seconds="0.3")
     async with grpc.aio.insecure_channel(server.address) as channel:
         await register(stub(channel), env, fixed_camera("cam-1"))
     await push(env, server.address, pass_frames("cam-1", script, 6, time.time() - 0.6))
-    [read] = await env.wait_for_finals(["CA333333"])
+    [read] = await env.wait_for_finals(["CA314159"])
     # The EARLY revision was stored while the pass was open; the FINAL one replaced it after the timeout.
     assert read.revision == 2
     assert read.store_time < read.update_time
