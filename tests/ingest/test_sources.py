@@ -66,9 +66,15 @@ async def test_file_source_is_sampled_to_the_target_rate_and_finishes(env: Inges
 
         await wait_until_async(all_recognised)
         assert await env.recognized_images() - images_before == source.frames_sampled
-        scraped = await fetch_text(f"http://127.0.0.1:{server.metrics_port}/metrics")
-        assert 'anpr_ingest_sources{state="finished"} 1.0' in scraped
-        assert 'anpr_ingest_frames_received_total{transport="pull"}' in scraped
+        metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+
+        async def gauge_counts_it_finished() -> bool:
+            # ListSources shows the runner's live state at once; the gauge counts the shared table, which the
+            # source loop updates right after (under load, a moment later).
+            return 'anpr_ingest_sources{state="finished"} 1.0' in await fetch_text(metrics_url)
+
+        await wait_until_async(gauge_counts_it_finished)
+        assert 'anpr_ingest_frames_received_total{transport="pull"}' in await fetch_text(metrics_url)
 
         removed = await ingest.RemoveSource(ingest_service_pb2.RemoveSourceRequest(source_id="street"), metadata=admin)
         assert removed.source.state == source_pb2.SOURCE_STATE_FINISHED
