@@ -18,7 +18,7 @@ from anpr.recognition.paddle_ctc import HIDDEN
 from anpr.synth.effects import degrade
 from anpr.synth.formats import FORMATS, PlateFormat, Rng
 from anpr.synth.mount import bare, frame_plate, frame_share, warp_onto
-from anpr.synth.plate import Plate, render_plate
+from anpr.synth.plate import render_plate
 from anpr.synth.scene import clutter_background
 
 # A character counts as hidden when the bar covers at least this share of its width.
@@ -74,7 +74,7 @@ def reader_sample(
     warp_onto(canvas, framed, quad)
     label = plate.label
     if plate.char_spans is not None and occlusion > 0 and rng.random() < occlusion:
-        label = _bar_across(rng, canvas, plate, quad)
+        label = _bar_across(rng, canvas, plate.image.shape[:2], plate.label, plate.char_spans, quad)
     canvas = degrade(canvas, rng, strength, detail=ph * s * 0.6)
     x1, y1 = quad.min(axis=0)
     x2, y2 = quad.max(axis=0)
@@ -91,11 +91,18 @@ def reader_sample(
     return ReaderSample(out, label, plate.format, rows=plate.display.count(" / ") + 1)
 
 
-def _bar_across(rng: Rng, canvas: np.ndarray, plate: Plate, quad: np.ndarray) -> str:
-    """Draw a bar across the plate placed on ``quad`` (about a sixth of its width, as in the scenes, reaching beyond
-    its top and bottom) and return the label with each run of characters it hides as one :data:`HIDDEN`."""
-    assert plate.char_spans is not None
-    ph, pw = plate.image.shape[:2]
+def _bar_across(
+    rng: Rng,
+    canvas: np.ndarray,
+    plate_size: tuple[int, ...],
+    label: str,
+    spans: tuple[tuple[int, int], ...],
+    quad: np.ndarray,
+) -> str:
+    """Draw a bar across the plate (``plate_size``: its height and width) placed on ``quad``, about a sixth of its
+    width as in the scenes and reaching beyond its top and bottom; return ``label`` with each run of characters it
+    hides (their x ``spans`` on the plate) as one :data:`HIDDEN`."""
+    ph, pw = plate_size
     width = pw / 6 * float(rng.uniform(0.6, 1.4))
     left = float(rng.uniform(-0.1, 0.95)) * pw
     right = left + width
@@ -106,7 +113,7 @@ def _bar_across(rng: Rng, canvas: np.ndarray, plate: Plate, quad: np.ndarray) ->
     colour = [float(v) for v in rng.uniform(0, 255, 3)]
     cv2.fillConvexPoly(canvas, np.round(bar).astype(np.int32), colour, cv2.LINE_AA)
     out: list[str] = []
-    for ch, (x1, x2) in zip(plate.label, plate.char_spans, strict=True):
+    for ch, (x1, x2) in zip(label, spans, strict=True):
         covered = max(0.0, min(x2, right) - max(x1, left)) / max(x2 - x1, 1)
         if covered < HIDDEN_SHARE:
             out.append(ch)
