@@ -104,6 +104,26 @@ def test_strictness_decides_which_hits_alert(
     assert len(index.match(readings)) == (1 if meets else 0)
 
 
+@pytest.mark.parametrize(
+    ("reading", "list_id", "meets"),
+    [
+        ("CA12345", EXACT, False),  # part of a plate equal to another plate is no exact hit
+        ("CA12345", STANDARD, False),
+        ("CA12345", LENIENT, True),
+        ("CA12356", LENIENT, True),  # one character hidden from "CA123456": an edit, on a lenient list only
+        ("CA12356", STANDARD, False),
+    ],
+)
+def test_a_partial_reading_alerts_only_on_lenient_lists(reading: str, list_id: int, meets: bool) -> None:
+    index = make_index([(1, list_id, "CA12345" if reading == "CA12345" else "CA123456")])
+    weak = index.match([Reading(reading, 0.9)], include_weak=True, partial=True)
+    assert [h.meets_strictness for h in weak] == [meets]
+    assert len(index.match([Reading(reading, 0.9)], partial=True)) == (1 if meets else 0)
+    # The same text read whole keeps its kind's strictness.
+    whole = index.match([Reading(reading, 0.9)], include_weak=True)
+    assert [h.kind for h in weak] == [h.kind for h in whole]
+
+
 def test_scores_order_hits_strongest_first() -> None:
     index = make_index([(1, LENIENT, "CA123456"), (2, LENIENT, "CA12345G"), (3, LENIENT, "CA123457")])
     hits = index.match([Reading("CA123456", 0.9)])

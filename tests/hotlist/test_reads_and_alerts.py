@@ -8,7 +8,8 @@ import grpc.aio
 import pytest
 from google.protobuf import duration_pb2
 
-from anpr.api.hotlist.v1 import alert_pb2, audit_pb2, read_pb2
+from anpr.api.common.v1 import plate_pb2
+from anpr.api.hotlist.v1 import alert_pb2, audit_pb2, hotlist_pb2, read_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
 from testkit.hotlist import add_plates, caller, channel_to, create_list, plate_event
 from testkit.ingest_env import metric_value
@@ -175,6 +176,39 @@ async def test_acknowledgement_is_idempotent_and_audited(
             pb.GetAuditLogRequest(actions=[audit_pb2.AUDIT_ACTION_ALERT_ACKNOWLEDGED]), metadata=auditor.metadata
         )
         assert sorted(r.target_id for r in trail.records) == sorted([first, second])
+
+
+async def test_a_partial_reading_alerts_only_where_a_list_accepts_uncertain_matches(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url)
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        ingest = caller(channel, tokens["ingest-service"])
+        await create_list(admin, "stolen", strictness=hotlist_pb2.MATCH_STRICTNESS_STANDARD)
+        await create_list(admin, "watch", strictness=hotlist_pb2.MATCH_STRICTNESS_LENIENT)
+        await add_plates(admin, "stolen", "CA12345")
+        await add_plates(admin, "watch", "CA123456")
+
+        # A bar hid one character of CA123456: the visible text equals another listed plate.
+        partial = plate_event("CA12345", event_id="pass-partial")
+        partial.reading.hidden_characters = 1
+        reply = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[partial]), metadata=ingest.metadata)
+        [result] = reply.results
+        assert [(a.hit.hotlist_name, a.hit.entry.plate) for a in result.alerts] == [("watch", "CA123456")]
+        assert result.alerts[0].event.reading.hidden_characters == 1
+
+        # The same text read whole is an exact hit on the standard list.
+        whole = await ingest.stub.ReportReads(
+            pb.ReportReadsRequest(events=[plate_event("CA12345", event_id="pass-whole")]), metadata=ingest.metadata
+        )
+        assert [a.hit.hotlist_name for a in whole.results[0].alerts] == ["stolen"]
+
+        # Match (an officer's ad-hoc query) applies the same rule.
+        asked = plate_pb2.PlateReading(text="CA12345", confidence=0.9, hidden_characters=1)
+        operator = caller(channel, tokens["operator"])
+        matched = await operator.stub.Match(pb.MatchRequest(reading=asked), metadata=operator.metadata)
+        assert [h.hotlist_name for h in matched.hits] == ["watch"]
 
 
 async def test_bad_batches_store_nothing(

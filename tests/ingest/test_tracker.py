@@ -206,3 +206,29 @@ def test_vote_weights_characters_by_confidence() -> None:
     assert result.text == "CAB"
     assert result.alternatives[0][0] == "CA8"
     assert vote([PlateRead("", 0.1, box)]) is None
+
+
+def _partial_pass(texts: list[tuple[str, int]], config: TrackerConfig | None = None) -> list[PassEvent]:
+    """One car read in consecutive frames; each read is (text, runs of hidden characters)."""
+    sequence = [
+        FrameReads(
+            "cam-1",
+            f"f{index}",
+            1_700_000_000 + index / FPS,
+            (PlateRead(text, 0.95, Box(60.0 * index, 400, 120, 30), hidden_characters=hidden),),
+        )
+        for index, (text, hidden) in enumerate(texts)
+    ]
+    return run(sequence, config)
+
+
+def test_partial_reads_do_not_outvote_whole_ones() -> None:
+    # A bar hides the last two characters in most frames; the frames that saw the whole plate decide the text.
+    events = _partial_pass([("CA1234", 1)] * 8 + [("CA123456", 0)] * 2)
+    [final] = [e for e in events if e.stage is Stage.FINAL]
+    assert (final.text, final.hidden_characters, final.raw_text) == ("CA123456", 0, "CA123456")
+
+
+def test_a_pass_seen_only_in_part_says_so_and_raises_no_early_event() -> None:
+    events = _partial_pass([("CA1234", 1)] * 10, TrackerConfig(early_min_reads=3))
+    assert [(e.stage, e.text, e.hidden_characters) for e in events] == [(Stage.FINAL, "CA1234", 1)]

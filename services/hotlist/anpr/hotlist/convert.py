@@ -206,6 +206,7 @@ def read_event(message: plate_event_pb2.PlateEvent) -> ReadEvent:
         longitude=position.longitude if position is not None else None,
         payload=stripped.SerializeToString(),
         crop=message.best_crop.data if message.HasField("best_crop") and message.best_crop.data else None,
+        hidden_characters=reading.hidden_characters,
     )
 
 

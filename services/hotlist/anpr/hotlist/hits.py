@@ -34,11 +34,13 @@ class Hit:
 
 @dataclass(frozen=True)
 class PlateText:
-    """A reading to match: best text and ranked alternatives with confidences."""
+    """A reading to match: best text and ranked alternatives with confidences; ``hidden_characters`` counts the
+    runs of characters the reader saw but could not read (then every text is part of a plate)."""
 
     text: str
     confidence: float
     alternatives: Sequence[tuple[str, float]] = ()
+    hidden_characters: int = 0
 
     def readings(self) -> list[Reading]:
         """Best reading first, then the alternatives that are valid plates (others cannot match anything)."""
@@ -47,9 +49,11 @@ class PlateText:
         return found
 
 
-def plate_text(text: str, confidence: float, alternatives: Sequence[tuple[str, float]]) -> PlateText:
+def plate_text(
+    text: str, confidence: float, alternatives: Sequence[tuple[str, float]], hidden_characters: int = 0
+) -> PlateText:
     """Normalise a reading given by a caller (InvalidArgument for a bad best text)."""
-    return PlateText(normalise_plate(text), confidence, alternatives)
+    return PlateText(normalise_plate(text), confidence, alternatives, hidden_characters)
 
 
 class Matcher:
@@ -75,7 +79,13 @@ class Matcher:
     ) -> list[RawHit]:
         """Hits from the index alone (no database), timed and counted."""
         started = time.perf_counter()
-        hits = self.index.match(reading.readings(), hotlists=hotlists, include_weak=include_weak, max_hits=max_hits)
+        hits = self.index.match(
+            reading.readings(),
+            hotlists=hotlists,
+            include_weak=include_weak,
+            max_hits=max_hits,
+            partial=reading.hidden_characters > 0,
+        )
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
         for hit in hits:
             metrics.HITS.labels(hit.kind.name.lower()).inc()

@@ -505,8 +505,13 @@ class MatchIndex:
         include_weak: bool = False,
         max_hits: int = 50,
         now: float | None = None,
+        partial: bool = False,
     ) -> list[RawHit]:
-        """Hits of the readings (best first, then alternatives), strongest first, one per entry."""
+        """Hits of the readings (best first, then alternatives), strongest first, one per entry.
+
+        ``partial``: the readings miss characters the reader could not read (a bar across the plate). Part of a
+        plate can equal, or nearly equal, another plate, so its hits meet only the strictness of lenient lists.
+        """
         moment = time.time() if now is None else now
         best: dict[int, RawHit] = {}
         # Edit-distance candidates cost most; skip them when no list that could alert on them is in play.
@@ -535,9 +540,16 @@ class MatchIndex:
                 hit = self._hit(slot, MatchKind.WILDCARD, text, rank, 0, confusions, factor, hotlists, moment)
                 if hit is not None and (slot not in best or hit.score > best[slot].score):
                     best[slot] = hit
+        if partial:
+            best = {slot: self._partial(hit) for slot, hit in best.items()}
         hits = [hit for hit in best.values() if include_weak or hit.meets_strictness]
         hits.sort(key=lambda h: (h.meets_strictness, h.score, h.priority), reverse=True)
         return hits[:max_hits]
+
+    def _partial(self, hit: RawHit) -> RawHit:
+        info = self._lists.get(hit.hotlist_id)
+        lenient = info is not None and info.strictness is Strictness.LENIENT
+        return hit._replace(meets_strictness=hit.meets_strictness and lenient)
 
     def _candidates(self, folded: str, limit: int) -> set[int]:
         keys = deletion_keys(folded, limit)

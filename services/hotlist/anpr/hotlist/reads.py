@@ -43,6 +43,8 @@ class ReadEvent:
     longitude: float | None
     payload: bytes
     crop: bytes | None
+    # Runs of characters the reader could not read: ``plate`` is then only part of the plate.
+    hidden_characters: int = 0
 
 
 @dataclass
@@ -132,7 +134,7 @@ class ReadRecorder:
                 outcomes[i].status = await self._store(connection, event)
                 if outcomes[i].status == "DUPLICATE" or not event.plate:
                     continue
-                reading = PlateText(event.plate, event.confidence, event.alternatives)
+                reading = PlateText(event.plate, event.confidence, event.alternatives, event.hidden_characters)
                 hits = await with_details(connection, self._matcher.raw_hits(reading))
                 touched = False
                 for hit in hits:

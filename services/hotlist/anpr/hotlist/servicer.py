@@ -146,6 +146,7 @@ class HotlistServicer(hotlist_service_pb2_grpc.HotlistServiceServicer):
             request.reading.text,
             request.reading.confidence,
             [(alt.text, alt.confidence) for alt in request.reading.alternatives],
+            request.reading.hidden_characters,
         )
         lists = self._core.matcher.list_ids(list(request.hotlist_names))
         limit = min(request.max_hits or self._settings.max_hits, self._settings.max_hits)

@@ -79,6 +79,7 @@ def frame_reads(
                 character_confidences=tuple(reading.character_confidences),
                 alternatives=tuple((a.text, a.confidence) for a in reading.alternatives),
                 crop=plate.crop.data or None,
+                hidden_characters=reading.hidden_characters,
             )
         )
     return FrameReads(camera_id, frame_id, capture_time, tuple(reads), gps, model_version)
@@ -97,6 +98,7 @@ def plate_event(event: PassEvent, camera: camera_pb2.Camera | None, emit_time: f
             confidence=event.confidence,
             character_confidences=event.character_confidences,
             alternatives=[plate_pb2.AlternativeReading(text=t, confidence=c) for t, c in event.alternatives],
+            hidden_characters=event.hidden_characters,
         ),
         best_crop_box=geometry_pb2.BoundingBox(
             x=event.best_box.x, y=event.best_box.y, width=event.best_box.width, height=event.best_box.height

@@ -66,6 +66,9 @@ class PlateRead:
     character_confidences: tuple[float, ...] = ()
     alternatives: tuple[tuple[str, float], ...] = ()
     crop: bytes | None = None
+    # Runs of characters the reader saw but could not read (a bar across the plate): ``text`` is then only part
+    # of the plate (``anpr.common.v1.PlateReading.hidden_characters``).
+    hidden_characters: int = 0
 
     def weights(self) -> tuple[float, ...]:
         """Per-character vote weights: the character confidences when given, else the overall confidence."""
@@ -126,3 +129,5 @@ class PassEvent:
     model_version: str
     raw_text: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # Non-zero only when every read of the pass missed characters: ``text`` is then part of the plate.
+    hidden_characters: int = 0

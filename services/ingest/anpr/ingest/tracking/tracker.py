@@ -199,8 +199,11 @@ class PassTracker:
         if result is None or not is_plate_text(result.text):
             return None
         if track.emitted_text is None:
+            # An early alert goes out before the pass ends, so it waits for a whole read: part of a plate can
+            # equal another plate.
             if (
-                result.agreeing_reads >= self.config.early_min_reads
+                not result.hidden_characters
+                and result.agreeing_reads >= self.config.early_min_reads
                 and result.confidence >= self.config.early_min_confidence
             ):
                 return self._emit(track, result, Stage.EARLY)
@@ -253,6 +256,7 @@ class PassTracker:
             gps=best.gps,
             direction=_direction(track),
             model_version=track.model_version,
+            hidden_characters=result.hidden_characters,
         )
 
 
@@ -262,10 +266,17 @@ def _vote_text(track: _Track) -> str:
 
 
 def _best_observation(track: _Track) -> _Observation:
-    # Prefer observations with a crop (what an officer looks at), then the most confident, then the largest plate.
+    # Prefer observations with a crop (what an officer looks at), then whole reads, then the most confident, then
+    # the largest plate.
     return max(
         track.observations,
-        key=lambda o: (o.read.crop is not None, bool(o.read.text), o.read.confidence, o.read.box.area),
+        key=lambda o: (
+            o.read.crop is not None,
+            bool(o.read.text),
+            not o.read.hidden_characters,
+            o.read.confidence,
+            o.read.box.area,
+        ),
     )
 
 

@@ -18,6 +18,8 @@ class Vote:
     character_confidences: tuple[float, ...]
     alternatives: tuple[tuple[str, float], ...]
     agreeing_reads: int  # reads whose text equals the winner exactly
+    # Non-zero when the vote had only partial reads (characters hidden): the most runs any of them missed.
+    hidden_characters: int = 0
 
 
 def vote(reads: Sequence[PlateRead], max_alternatives: int = 5) -> Vote | None:
@@ -25,11 +27,14 @@ def vote(reads: Sequence[PlateRead], max_alternatives: int = 5) -> Vote | None:
 
     The length is chosen first (by total confidence of the reads of each length) because characters are only
     comparable position by position among reads of the same length; a read that dropped or added a character
-    still counts through the alternatives.
+    still counts through the alternatives. Partial reads (characters hidden from the reader) vote only when the
+    pass has no whole read: their text is shorter than the plate, however surely it was read.
     """
     texted = [read for read in reads if read.text]
     if not texted:
         return None
+    whole = [read for read in texted if not read.hidden_characters]
+    texted = whole or texted
     by_length: dict[int, float] = defaultdict(float)
     for read in texted:
         by_length[len(read.text)] += read.confidence
@@ -72,4 +77,5 @@ def vote(reads: Sequence[PlateRead], max_alternatives: int = 5) -> Vote | None:
         character_confidences=tuple(confidences),
         alternatives=tuple(ranked[:max_alternatives]),
         agreeing_reads=sum(1 for read in texted if read.text == text),
+        hidden_characters=0 if whole else max(read.hidden_characters for read in same_length),
     )

@@ -152,7 +152,10 @@ class PlateReading(_message.Message):
     """Runs of characters the reader saw but could not read (a bar, pole or another car across the plate). When
     non-zero, `text` holds only the characters it could read, so it is part of a plate, not a plate, and the
     calibrated `confidence` is low: such readings fall below the default floor and reach only callers that ask
-    for unsure readings (`RecognitionOptions.min_reading_confidence`).
+    for unsure readings (`RecognitionOptions.min_reading_confidence`) and readers of plate crops (no floor). On a
+    plate event it is non-zero only when no frame of the pass was read whole; ingest raises no early event for
+    such a pass, and the hotlist service lets its hits alert only on lenient lists (part of a plate can equal
+    another plate).
     """
     @_builtins.property
     def character_confidences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:

@@ -67,7 +67,8 @@ class _MatchStrictnessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Match
     """
     MATCH_STRICTNESS_LENIENT: _MatchStrictness.ValueType  # 3
     """Also matches within the service's edit-distance limit for the plate length (default 1 for 6 or more
-    characters).
+    characters), and any match of a partial reading (`PlateReading.hidden_characters` non-zero: the reader could
+    not see all of the plate, so even its exact match may be another plate).
     """
 
 class MatchStrictness(_MatchStrictness, metaclass=_MatchStrictnessEnumTypeWrapper):
@@ -83,7 +84,8 @@ of the reader's alternative readings.
 """
 MATCH_STRICTNESS_LENIENT: MatchStrictness.ValueType  # 3
 """Also matches within the service's edit-distance limit for the plate length (default 1 for 6 or more
-characters).
+characters), and any match of a partial reading (`PlateReading.hidden_characters` non-zero: the reader could
+not see all of the plate, so even its exact match may be another plate).
 """
 Global___MatchStrictness: _TypeAlias = MatchStrictness  # noqa: Y015
 
