@@ -17,7 +17,13 @@ from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import ingest_service_pb2
 from testkit.frames import frame
 from testkit.ingest_env import IngestEnvironment, fixed_camera, register, stub
-from testkit.plate_models import build_content_detector, encode, plate_frame, write_shipped_reader_manifest
+from testkit.plate_models import (
+    build_content_detector,
+    encode,
+    plate_frame,
+    render_plate,
+    write_shipped_reader_manifest,
+)
 from testkit.services import StartService
 
 PLATES = ["CA123456", "BC45DFGP", "ND48213"]
@@ -76,3 +82,29 @@ async def test_vehicles_passing_give_one_event_each_with_the_right_text(
         assert event.travel_direction == plate_event_pb2.TRAVEL_DIRECTION_APPROACHING
         assert 0 < event.reading.confidence <= 1
         assert event.model_version.startswith("test-set")
+
+
+async def test_a_plate_crop_camera_gives_one_event_per_vehicle_even_from_one_crop(
+    env: IngestEnvironment, start_service: StartService, tmp_path: Path
+) -> None:
+    # A fixed ANPR camera that found the plate itself sends its crop: one for most vehicles, two for one.
+    models = write_shipped_reader_manifest(tmp_path, detector=build_content_detector(tmp_path / "d.onnx", 96)).parent
+    recognize = await start_service("recognize", model_dir=str(models), model_poll_seconds="0")
+    ingest_server = await env.start_ingest(recognize_target=f"dns:///{recognize.address}", track_timeout_seconds="0.5")
+    sent = [(PLATES[0], 0.0), (PLATES[1], 2.0), (PLATES[1], 2.2), (PLATES[2], 4.0)]  # (plate, seconds)
+    start = time.time() - 10
+    requests = [
+        ingest_service_pb2.PushFramesRequest(frame=frame("gate", f"c{n}", encode(render_plate(text)), start + at))
+        for n, (text, at) in enumerate(sent)
+    ]
+    async with grpc.aio.insecure_channel(ingest_server.address) as channel:
+        ingest = stub(channel)
+        camera = fixed_camera("gate")
+        camera.sends_plate_crops = True
+        await register(ingest, env, camera)
+        acks = [r.ack async for r in ingest.PushFrames(iter(requests), metadata=env.metadata("camera"))]
+        assert len(acks) == len(sent)
+        reads = await env.wait_for_finals(PLATES, seconds=30)
+
+    finals = sorted((r.event for r in reads), key=lambda e: e.first_seen_time.ToNanoseconds())
+    assert [(e.reading.text, e.frame_count) for e in finals] == [(PLATES[0], 1), (PLATES[1], 2), (PLATES[2], 1)]

@@ -232,3 +232,27 @@ def test_partial_reads_do_not_outvote_whole_ones() -> None:
 def test_a_pass_seen_only_in_part_says_so_and_raises_no_early_event() -> None:
     events = _partial_pass([("CA1234", 1)] * 10, TrackerConfig(early_min_reads=3))
     assert [(e.stage, e.text, e.hidden_characters) for e in events] == [(Stage.FINAL, "CA1234", 1)]
+
+
+def test_a_plate_crop_camera_makes_one_pass_of_each_vehicle_it_sends_a_crop_of() -> None:
+    # A fixed ANPR camera sends the plate it found, whole image as the box: one crop for most vehicles, three for
+    # one of them; scene frames would need two agreeing reads for a pass.
+    crops = ["CA123456", "GP77ABGP", "GP77ABGP", "GP77ABGP", "WP31415"]
+    tracker = PassTracker(TrackerConfig(early_min_reads=3, final_min_reads=2))
+    events: list[PassEvent] = []
+    for index, text in enumerate(crops):
+        read = PlateRead(text, 0.9, Box(0, 0, 200, 60))
+        frame = FrameReads("gate-1", f"f{index}", 1_700_000_000 + 0.3 * index, (read,), plate_crops=True)
+        events.extend(tracker.observe(frame))
+    events.extend(tracker.flush())
+    assert finals(events) == ["CA123456", "GP77ABGP", "WP31415"]
+    # Each pass raised its early event on its first crop, not after three.
+    assert [e.text for e in events if e.stage is Stage.EARLY] == ["CA123456", "GP77ABGP", "WP31415"]
+    assert [e.frame_count for e in events if e.stage is Stage.FINAL and e.text == "GP77ABGP"] == [3]
+
+
+def test_a_lone_read_of_a_scene_camera_is_still_no_pass() -> None:
+    read = PlateRead("CA123456", 0.9, Box(0, 0, 200, 60))
+    tracker = PassTracker()
+    tracker.observe(FrameReads("cam-1", "f0", 1_700_000_000, (read,)))
+    assert tracker.flush() == []

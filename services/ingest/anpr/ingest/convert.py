@@ -65,8 +65,9 @@ def frame_reads(
     result: recognition_pb2.ImageResult,
     gps: Gps | None,
     model_version: str,
+    plate_crops: bool = False,
 ) -> FrameReads:
-    """The tracker's view of one recognised frame."""
+    """The tracker's view of one recognised frame (``plate_crops``: the camera sends plate crops)."""
     reads = []
     for plate in result.plates:
         box = plate.box
@@ -82,7 +83,7 @@ def frame_reads(
                 hidden_characters=reading.hidden_characters,
             )
         )
-    return FrameReads(camera_id, frame_id, capture_time, tuple(reads), gps, model_version)
+    return FrameReads(camera_id, frame_id, capture_time, tuple(reads), gps, model_version, plate_crops)
 
 
 def plate_event(event: PassEvent, camera: camera_pb2.Camera | None, emit_time: float) -> plate_event_pb2.PlateEvent:

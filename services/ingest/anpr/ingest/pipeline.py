@@ -278,7 +278,9 @@ class FramePipeline:
                     if result.HasField("error"):
                         metrics.FRAMES_UNRECOGNISED.labels(f"image_error_{result.error.reason}").inc()
                         continue
-                    reads = frame_reads(frame.camera_id, frame.frame_id, frame.capture_time, result, frame.gps, model)
+                    reads = frame_reads(
+                        frame.camera_id, frame.frame_id, frame.capture_time, result, frame.gps, model, frame.plate_crop
+                    )
                     observed = self._tracker.observe(reads)
                     events.extend(observed)
                     origins.extend([frame.origin] * len(observed))

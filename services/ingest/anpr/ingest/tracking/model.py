@@ -87,6 +87,9 @@ class FrameReads:
     reads: tuple[PlateRead, ...] = ()
     gps: Gps | None = None
     model_version: str = ""
+    # The camera sends plate crops (it found the plate itself, often one crop per vehicle): each read is then
+    # evidence of a pass on its own.
+    plate_crops: bool = False
 
 
 class Stage(IntEnum):

@@ -57,6 +57,7 @@ class _Track:
     revision: int = 0
     emitted_text: str | None = None
     model_version: str = ""
+    plate_crops: bool = False  # opened by a camera that sends plate crops
 
     @property
     def last(self) -> _Observation:
@@ -114,7 +115,9 @@ class PassTracker:
             if found is None:
                 if not read.text:
                     continue  # an unreadable plate alone does not open a pass
-                track = _Track(event_id=_event_id(frame, read), camera_id=frame.camera_id)
+                track = _Track(
+                    event_id=_event_id(frame, read), camera_id=frame.camera_id, plate_crops=frame.plate_crops
+                )
                 track.observations.append(observation)
                 tracks.append(track)
             else:
@@ -203,7 +206,7 @@ class PassTracker:
             # equal another plate.
             if (
                 not result.hidden_characters
-                and result.agreeing_reads >= self.config.early_min_reads
+                and result.agreeing_reads >= self._min_reads(track, self.config.early_min_reads)
                 and result.confidence >= self.config.early_min_confidence
             ):
                 return self._emit(track, result, Stage.EARLY)
@@ -212,12 +215,18 @@ class PassTracker:
             return self._emit(track, result, Stage.UPDATE)
         return None
 
+    @staticmethod
+    def _min_reads(track: _Track, configured: int) -> int:
+        # Several agreeing reads are what tell a pass from a false detection in a scene; a plate-crop camera has
+        # found the plate itself and often sends one crop per vehicle, which must still make a pass.
+        return 1 if track.plate_crops else configured
+
     def _finish(self, track: _Track) -> list[PassEvent]:
         result = vote([o.read for o in track.observations], self.config.max_alternatives)
         if result is None:
             return []
         texted = sum(1 for o in track.observations if o.read.text)
-        if track.emitted_text is None and texted < self.config.final_min_reads:
+        if track.emitted_text is None and texted < self._min_reads(track, self.config.final_min_reads):
             metrics.PASSES_DISCARDED.labels("too_few_reads").inc()
             return []  # a lone read is more likely a false detection than a pass
         if not is_plate_text(result.text):
@@ -225,7 +234,9 @@ class PassTracker:
             # of one: vote again over the plate-like reads, if there are enough of them (or the pass has already
             # been announced and needs its final revision).
             plates = [o.read for o in track.observations if is_plate_text(o.read.text)]
-            enough = track.emitted_text is not None or len(plates) >= self.config.final_min_reads
+            enough = track.emitted_text is not None or len(plates) >= self._min_reads(
+                track, self.config.final_min_reads
+            )
             result = vote(plates, self.config.max_alternatives) if enough else None
             if result is None:
                 # Never sent: the hotlist service would refuse it (plate event contract, anpr.domain.plate_events).

@@ -186,7 +186,7 @@ class Camera(_message.Message):
     """Output only. Whether the camera is currently delivering frames."""
     sends_plate_crops: _builtins.bool
     """The camera sends images that are already plate crops (as many fixed ANPR cameras do): they are read whole,
-    without plate detection.
+    without plate detection, and one crop is enough for a pass event (a scene camera's pass needs two reads).
     """
     @_builtins.property
     def location(self) -> _geo_pb2.GeoPoint:
