@@ -47,6 +47,12 @@ async def test_demo_emits_correct_events_and_alerts(tmp_path: Path) -> None:
     assert summary["alerts_expected"] >= summary["alerts_correct"] >= 1
     assert summary["capture_to_alert_p50_seconds"] is not None
 
+    # The parking gate sends one plate crop per vehicle; each becomes a pass event of one frame.
+    gate = [event for event in events if event["camera_id"] == "demo-gate-01" and event["stage"] == "FINAL"]
+    assert gate, "no event from the plate-crop camera"
+    assert all(event["frame_count"] == 1 for event in gate)
+    assert any(event["ground_truth"] == "correct" for event in gate)
+
     # The body-worn camera recorded a clip and uploaded it partway through.
     [upload] = uploads
     assert upload["camera_id"] == "demo-body-07"

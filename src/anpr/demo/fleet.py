@@ -44,6 +44,8 @@ class DemoCamera:
     longitude: float
     heading_degrees: float = 0.0
     speed_meters_per_second: float = 0.0
+    # A fixed ANPR camera that finds plates itself and sends one plate crop per vehicle, nothing in between.
+    sends_crops: bool = False
 
     @property
     def moving(self) -> bool:
@@ -70,13 +72,15 @@ class DemoCamera:
 
 
 def demo_fleet() -> list[DemoCamera]:
-    """Two fixed cameras, two dash-cams, two mobile units and an officer's body-worn camera around central Cape Town."""
+    """Two fixed cameras, a parking gate that sends plate crops, two dash-cams, two mobile units and an officer's
+    body-worn camera around central Cape Town."""
     lat, lon = CAPE_TOWN
     fixed, dash, mobile = camera_pb2.CAMERA_KIND_FIXED, camera_pb2.CAMERA_KIND_DASH, camera_pb2.CAMERA_KIND_MOBILE
     body = camera_pb2.CAMERA_KIND_BODY
     return [
         DemoCamera("demo-fixed-n1", fixed, "N1 gantry, Century City", lat + 0.0410, lon + 0.0930),
         DemoCamera("demo-fixed-m3", fixed, "M3 Rhodes Drive", lat - 0.0450, lon + 0.0390),
+        DemoCamera("demo-gate-01", fixed, "Civic Centre parking gate", lat + 0.0070, lon + 0.0010, sends_crops=True),
         DemoCamera("demo-dash-01", dash, "Patrol car 01 dash-cam", lat + 0.0050, lon - 0.0040, 40.0, 14.0),
         DemoCamera("demo-dash-02", dash, "Patrol car 02 dash-cam", lat - 0.0120, lon + 0.0150, 210.0, 11.0),
         DemoCamera("demo-mobile-01", mobile, "Mobile unit 01 (Sea Point)", lat + 0.0090, lon - 0.0420, 300.0, 9.0),
@@ -161,6 +165,10 @@ class StreetVideo:
                 self.plan(1)
             planned = self.planned.pop(0)
             plate = planned.plate
+            if self.camera.sends_crops:
+                vehicle = VehiclePass(self.camera.camera_id, plate.label, plate.format, 1, planned.hotlisted)
+                yield plate_crop(plate.image, [float(v) for v in self._rng.uniform(30, 200, 3)]), vehicle
+                continue
             count = int(self._rng.integers(FRAMES_PER_PASS[0], FRAMES_PER_PASS[1] + 1))
             vehicle = VehiclePass(self.camera.camera_id, plate.label, plate.format, count, planned.hotlisted)
             body = [float(v) for v in self._rng.uniform(30, 200, 3)]
@@ -206,6 +214,19 @@ def draw_vehicle(image: Image, plate: Image, progress: float, lane: float, colou
     image[y0 : y0 + plate_height, x0 : x0 + plate_width] = cv2.resize(
         plate, (plate_width, plate_height), interpolation=cv2.INTER_AREA
     )
+
+
+def plate_crop(plate: Image, colour: list[float]) -> Image:
+    """What a gate camera sends: the plate it found, 240 px wide, with a little of the car around it."""
+    width = 240
+    height = max(8, int(width * plate.shape[0] / plate.shape[1]))
+    margin = width // 16
+    crop = np.empty((height + 2 * margin, width + 2 * margin, 3), np.uint8)
+    crop[:] = np.asarray(colour, np.float32).astype(np.uint8)
+    crop[margin : margin + height, margin : margin + width] = cv2.resize(
+        plate, (width, height), interpolation=cv2.INTER_AREA
+    )
+    return crop
 
 
 def encode(image: Image) -> bytes:

@@ -165,6 +165,7 @@ class Demo:
                 description="simulated by anpr demo",
                 labels={"principal": CAMERA_IDENTITY, "demo": "true"},
                 plate_regions=["ZA"],
+                sends_plate_crops=demo.sends_crops,
             )
             if demo.moving:
                 camera.moving.SetInParent()
@@ -234,6 +235,8 @@ class Demo:
                     return
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 next_at += period
+                if camera.sends_crops and street.vehicle is None:
+                    continue  # a gate camera sends nothing while no vehicle is at the gate
                 now = time.time()
                 frame = frame_pb2.Frame(
                     camera_id=camera.camera_id,

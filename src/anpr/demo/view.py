@@ -147,7 +147,7 @@ class DemoView:
             camera = stats.camera
             fleet.add_row(
                 camera.camera_id,
-                camera.kind_name,
+                f"{camera.kind_name} (crops)" if camera.sends_crops else camera.kind_name,
                 camera.display_name,
                 stats.upload if stats.upload is not None else f"{stats.rate(now):.1f}",
                 str(stats.frames),
