@@ -221,8 +221,7 @@ def plate_crop(plate: Image, colour: list[float]) -> Image:
     width = 240
     height = max(8, int(width * plate.shape[0] / plate.shape[1]))
     margin = width // 16
-    crop = np.empty((height + 2 * margin, width + 2 * margin, 3), np.uint8)
-    crop[:] = np.asarray(colour, np.float32).astype(np.uint8)
+    crop = np.full((height + 2 * margin, width + 2 * margin, 3), [int(c) for c in colour], np.uint8)
     crop[margin : margin + height, margin : margin + width] = cv2.resize(
         plate, (width, height), interpolation=cv2.INTER_AREA
     )
