@@ -153,8 +153,9 @@ class StreetVideo:
 
     def frames(self) -> Iterator[StreetFrame]:
         """:meth:`images` as JPEG."""
+        empty_road = encode(self._background)  # the same picture between any two vehicles: encoded once
         for image, vehicle in self.images():
-            yield StreetFrame(encode(image), vehicle)
+            yield StreetFrame(empty_road if image is self._background else encode(image), vehicle)
 
     def images(self) -> Iterator[tuple[Image, VehiclePass | None]]:
         """Vehicles one after another, empty road between them (plans more when the plan runs out); RGB images."""
