@@ -37,7 +37,7 @@ def _counts(pipeline: RecognitionPipeline, images: list[bytes]) -> dict[str, flo
         decoded = pipeline.decode(data)
         detections = pipeline.select(pipeline.detect([decoded])[0], options)
         raws = pipeline.read([pipeline.crop(decoded, d) for d in detections])
-        kept = pipeline.plates(detections, raws, options)
+        kept = pipeline.plates(detections, raws, options, image=decoded)
         seconds.append(time.perf_counter() - start)
         read += len(detections)
         returned += len(kept)

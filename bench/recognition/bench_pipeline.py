@@ -176,7 +176,7 @@ def bench_pipeline(pipeline: RecognitionPipeline, frames: list[Frame]) -> dict[s
 
             def read(image: Any = image, to_read: Any = to_read) -> int:
                 raws = pipeline.read([pipeline.crop(image, d) for d in to_read])
-                return len(pipeline.plates(to_read, raws, options))
+                return len(pipeline.plates(to_read, raws, options, image=image))
 
             count, seconds = _timed(read)
             plates_found += count

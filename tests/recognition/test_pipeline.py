@@ -102,6 +102,33 @@ async def test_stages_run_in_executors(fake_manifest: Path) -> None:
     assert [d[0].box.as_xywh()[0] for d in found] == pytest.approx([100 + 10 * i for i in range(8)], abs=8)
 
 
+def test_a_plate_running_off_the_frame_is_read_as_part_of_a_plate(fake_manifest: Path) -> None:
+    """A box reaching the left or right edge may hold only part of its plate: one more hidden run, so the reading
+    is scored, voted and matched as partial. The top and bottom edges, a plate crop and the switch leave it whole."""
+    pipeline = RecognitionPipeline.load(fake_manifest)
+    boxes = {
+        "inside": (200, 150, 160, 40),
+        "left edge": (0, 150, 160, 40),
+        "right edge": (480, 150, 160, 40),
+        "top edge": (200, 0, 160, 40),
+        "bottom edge": (200, 320, 160, 40),
+    }
+    frames = [encode(plate_frame("X", (640, 360), box)) for box in boxes.values()]
+    hidden = [[p.reading.hidden_characters for p in r.plates] for r in pipeline.recognize(frames)]
+    assert dict(zip(boxes, hidden, strict=True)) == {
+        "inside": [0],
+        "left edge": [1],
+        "right edge": [1],
+        "top edge": [0],
+        "bottom edge": [0],
+    }
+    crop = encode(plate_frame("X", (160, 40), (0, 0, 160, 40)))
+    ((plate,),) = (r.plates for r in pipeline.recognize([crop], plate_crops=[True]))
+    assert plate.reading.hidden_characters == 0
+    switched_off = RecognitionPipeline.load(fake_manifest, config=PipelineConfig(partial_at_frame_edge=False))
+    assert [p.reading.hidden_characters for p in switched_off.recognize(frames[1:2])[0].plates] == [0]
+
+
 def _raw(pipeline: RecognitionPipeline, text: str, p: float, other: RawReading | None = None) -> RawReading:
     """A reading of ``text`` with every character at probability ``p`` over the pipeline reader's alphabet."""
     alphabet = pipeline.reader.alphabet
@@ -133,16 +160,16 @@ def test_reported_plates_carry_the_alternatives_of_the_layout_kept(fake_manifest
     # plates() corrects every reading but looks for alternatives only for those it reports: the same as
     # postprocess(), from the row layout the reading was taken from.
     pipeline = RecognitionPipeline.load(fake_manifest)
-    frame = encode(plate_frame("X", (640, 360), (200, 150, 160, 40)))
-    (detection,) = pipeline.detect([pipeline.decode(frame)])[0][:1]
+    image = pipeline.decode(encode(plate_frame("X", (640, 360), (200, 150, 160, 40))))
+    (detection,) = pipeline.detect([image])[0][:1]
     raws = [_raw(pipeline, "827848", 0.99, other=_raw(pipeline, "ND827848", 0.95)), _raw(pipeline, "CA12345G", 0.9)]
     for raw in raws:
-        ((_, plate),) = pipeline.plates([detection], [raw], RecognitionOptions(max_alternatives=4))
+        ((_, plate),) = pipeline.plates([detection], [raw], RecognitionOptions(max_alternatives=4), image=image)
         full = pipeline.postprocess(raw, max_alternatives=4)
         assert plate.reading == replace(full, confidence=plate.reading.confidence)
         assert plate.reading.alternatives
     # Below the reading floor nothing is reported, so nothing is left to look alternatives up for.
-    assert pipeline.plates([detection], raws[:1], RecognitionOptions(min_reading_confidence=0.999)) == []
+    assert pipeline.plates([detection], raws[:1], RecognitionOptions(min_reading_confidence=0.999), image=image) == []
 
 
 def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:

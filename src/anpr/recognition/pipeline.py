@@ -90,6 +90,8 @@ class PipelineConfig:
     default_regions: tuple[str, ...] = ()
     # A second look at every box to read, when the model set has a refiner (refine.py).
     refine: bool = True
+    # A box reaching the frame's left or right edge counts one hidden run of characters (:func:`runs_off_frame`).
+    partial_at_frame_edge: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,11 +346,17 @@ class RecognitionPipeline:
         raws: Sequence[RawReading],
         options: RecognitionOptions,
         *,
+        image: DecodedImage | None,
         plate_crop: bool = False,
     ) -> list[tuple[int, PlateResult]]:
         """Post-process one image's readings: (index, plate) of those at or above the minimum confidence, one per
         plate, best detection first, at most max_plates. A plate crop's one reading is returned as it is (the
-        caller said it is a plate; there is no detection to calibrate against)."""
+        caller said it is a plate; there is no detection to calibrate against).
+
+        ``image`` is the scene the detections are in (None: no frame to judge by). A box that reaches its left or
+        right edge may hold only part of its plate: the reading counts the characters beyond the edge as one more
+        hidden run (see :func:`runs_off_frame`), so it is scored, voted and matched as the partial reading it may
+        be."""
         hints = self.hints(options)
         minimum = self.reading_floor(options)
         scorer = self.manifest.scoring
@@ -356,6 +364,13 @@ class RecognitionPipeline:
         layouts: dict[int, RawReading] = {}
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading, layouts[index] = self.corrected(raw, hints=hints)
+            if (
+                image is not None
+                and not plate_crop
+                and self.config.partial_at_frame_edge
+                and runs_off_frame(detection.box, image, self.detect_size)
+            ):
+                reading = replace(reading, hidden_characters=reading.hidden_characters + 1)
             plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
             if not plate_crop and scorer is not None:
                 plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
@@ -427,7 +442,7 @@ class RecognitionPipeline:
         for i, dets in detections.items():
             own = raws[offset : offset + len(dets)]
             offset += len(dets)
-            plates[i] = [plate for _, plate in self.plates(dets, own, options, plate_crop=crop[i])]
+            plates[i] = [plate for _, plate in self.plates(dets, own, options, plate_crop=crop[i], image=image)]
         read_per_crop = (time.perf_counter() - start) / max(len(crops), 1)
 
         results = []
@@ -453,6 +468,19 @@ class RecognitionPipeline:
         return [
             self.postprocess(raw, hints=hints, max_alternatives=options.max_alternatives) for raw in self.read(crops)
         ]
+
+
+def runs_off_frame(box: Box, image: DecodedImage, detect_size: int) -> bool:
+    """Whether ``box`` reaches the left or right edge of ``image`` to within one pixel of the detector's input
+    (``detect_size`` pixels for the image's long side; boxes are no sharper than that): the plate may go on beyond
+    the edge, its characters there unseen.
+
+    A cut plate reads as a shorter, confident text, which can be another vehicle's plate. The top and bottom edges
+    are left out: a plate's row keeps its characters when its top or bottom margin is cut, and detector boxes run
+    a few pixels beyond the plate vertically (``bench/recognition/bench_frame_edge.py``).
+    """
+    margin = max(1.0, max(image.width, image.height) / detect_size) if detect_size > 0 else 1.0
+    return box.x <= margin or box.x2 >= image.width - margin
 
 
 def _scaled(box: Box, sx: float, sy: float) -> Box:

@@ -331,7 +331,8 @@ class RecognitionEngine:
             self._cropping -= 1
         raws = await asyncio.gather(*(models.read_queue.submit(crop, deadline) for crop in crops))
         kept = await loop.run_in_executor(
-            self._decode_pool, functools.partial(pipeline.plates, detections, raws, options, plate_crop=plate_crop)
+            self._decode_pool,
+            functools.partial(pipeline.plates, detections, raws, options, image=image, plate_crop=plate_crop),
         )
         plates = [plate for _, plate in kept]
         encoded = (

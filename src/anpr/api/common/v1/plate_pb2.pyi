@@ -149,9 +149,10 @@ class PlateReading(_message.Message):
     layout: Global___PlateLayout.ValueType
     """Layout of the plate (one or two rows)."""
     hidden_characters: _builtins.int
-    """Runs of characters the reader saw but could not read (a bar, pole or another car across the plate). When
-    non-zero, `text` holds only the characters it could read, so it is part of a plate, not a plate, and the
-    calibrated `confidence` is low: such readings fall below the default floor and reach only callers that ask
+    """Runs of characters the reader saw but could not read (a bar, pole or another car across the plate), plus one
+    when the plate's box reaches the left or right edge of a scene image (the plate may go on beyond it). When
+    non-zero, `text` holds only the characters it could read, so it may be part of a plate, not a plate, and the
+    calibrated `confidence` is low: such readings mostly fall below the default floor and reach callers that ask
     for unsure readings (`RecognitionOptions.min_reading_confidence`) and readers of plate crops (no floor). On a
     plate event it is non-zero only when no frame of the pass was read whole; ingest raises no early event for
     such a pass, and the hotlist service lets its hits alert only on lenient lists (part of a plate can equal
