@@ -12,12 +12,14 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+import numpy as np
 
 from anpr.api.common.v1 import plate_event_pb2
 from anpr.api.ingest.v1 import ingest_service_pb2
 from testkit.frames import frame
 from testkit.ingest_env import IngestEnvironment, fixed_camera, register, stub
 from testkit.plate_models import (
+    BACKGROUND,
     build_content_detector,
     encode,
     plate_frame,
@@ -108,3 +110,50 @@ async def test_a_plate_crop_camera_gives_one_event_per_vehicle_even_from_one_cro
 
     finals = sorted((r.event for r in reads), key=lambda e: e.first_seen_time.ToNanoseconds())
     assert [(e.reading.text, e.frame_count) for e in finals] == [(PLATES[0], 1), (PLATES[1], 2), (PLATES[2], 1)]
+
+
+def parked_at_the_edge(text: str, beyond: int) -> bytes:
+    """A frame whose plate (256 x 64 px) lies ``beyond`` pixels past the frame's left edge."""
+    image = np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), BACKGROUND, dtype=np.uint8)
+    image[400:464, : 256 - beyond] = render_plate(text)[:, beyond:]
+    return encode(image)
+
+
+async def test_a_plate_cut_by_the_frame_edge_gives_a_partial_event_and_no_early_one(
+    env: IngestEnvironment, start_service: StartService, tmp_path: Path
+) -> None:
+    # A car parked with a third of its plate out of view, then a car driving through: the cut plate reads as a
+    # confident shorter text, which must not go out as a whole plate (it can equal another vehicle's plate).
+    models = write_shipped_reader_manifest(tmp_path, detector=build_content_detector(tmp_path / "d.onnx", 96)).parent
+    recognize = await start_service("recognize", model_dir=str(models), model_poll_seconds="0")
+    ingest_server = await env.start_ingest(
+        recognize_target=f"dns:///{recognize.address}",
+        track_max_missed_frames="3",
+        early_min_reads="3",
+        track_timeout_seconds="0.5",
+    )
+    start = time.time() - 10
+    parked = [
+        ingest_service_pb2.PushFramesRequest(frame=frame("gantry", f"p{n}", parked_at_the_edge(PLATES[1], 90), at))
+        for n, at in enumerate(start + n / FPS for n in range(6))
+    ]
+    passing = [r for r in drive_by(start + 2) if r.frame.frame_id in {f"f{n}" for n in range(FRAMES_PER_PASS)}]
+    async with grpc.aio.insecure_channel(ingest_server.address) as channel:
+        ingest = stub(channel)
+        camera = fixed_camera("gantry")
+        camera.limits.max_frames_per_second = 100
+        await register(ingest, env, camera)
+        requests = parked + passing
+        acks = [r.ack async for r in ingest.PushFrames(iter(requests), metadata=env.metadata("camera"))]
+        assert len(acks) == len(requests)
+        reads = await env.wait_for_reads(
+            lambda stored: sum(r.event.stage == plate_event_pb2.PLATE_EVENT_STAGE_FINAL for r in stored) >= 2, 30
+        )
+
+    (cut,) = [r for r in reads if r.plate != PLATES[0]]
+    (whole,) = [r for r in reads if r.plate == PLATES[0]]
+    assert cut.event.reading.hidden_characters >= 1  # part of a plate, and says so
+    assert cut.revision == 1  # no early event from part of a plate: its only revision is the final one
+    assert cut.event.frame_count == 6
+    assert whole.event.reading.hidden_characters == 0
+    assert whole.revision >= 2  # the whole plate's early event came first
