@@ -1,0 +1,119 @@
+"""Plates cut by the frame's edge: what the pipeline reports for them, with and without counting the part beyond
+the edge as hidden characters (``PipelineConfig.partial_at_frame_edge``), in one process on ONE core.
+
+Usage (from the repository root)::
+
+    taskset -c 1 .venv/bin/python bench/recognition/bench_frame_edge.py [--plates 150] [--json OUT]
+
+Each held-out synthetic 1280 x 720 scene holds one legible plate 80-400 px wide (at 1080p scale). The frame is cut
+so that a share of the plate's width lies beyond its left or right edge (0: the plate ends 4 px inside), as a
+dash-cam or a fixed camera sees a car entering or leaving. For each cut, the readings reported at the default
+operating point over the plate are counted as the whole plate, part of it (a shorter text found in the label:
+the danger, since it can be another vehicle's plate) or something else, and how many of each were marked partial
+(``hidden_characters`` >= 1, which ingest and hotlist treat as part of a plate). The figures are deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from anpr.cli.evaluate import IOU_THRESHOLD
+from anpr.recognition import PipelineConfig, RecognitionOptions, RecognitionPipeline
+from anpr.recognition.models import MODELS_DIR
+from anpr.recognition.types import Box
+from anpr.synth.fonts import missing_fonts
+from anpr.synth.scene import render_scene
+from anpr.training.evaluate import HELD_OUT_SEED, load
+
+CUTS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5)
+SIDES = ("left", "right")
+GAP = 4  # pixels between plate and edge for the uncut frames
+
+
+def frames(plates: int) -> list[tuple[str, list[tuple[float, str, bytes, Box]]]]:
+    """Per plate: its label and, for every cut and side, (cut, side, JPEG, the plate's visible box)."""
+    rng = np.random.default_rng(HELD_OUT_SEED + 11)
+    out: list[tuple[str, list[tuple[float, str, bytes, Box]]]] = []
+    while len(out) < plates:
+        scene = render_scene(rng, 1280, 720, max_plates=1, min_width_1080p=80.0, max_width_1080p=400.0)
+        if len(scene.labels) != 1 or scene.occluded[0]:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in scene.boxes[0])
+        width = x2 - x1
+        cuts = []
+        for cut in CUTS:
+            for side in SIDES:
+                if side == "left":
+                    left = int(x1 + cut * width) if cut else int(max(0.0, x1 - GAP))
+                    image, visible = scene.image[:, left:], Box(max(x1 - left, 0.0), y1, x2 - max(x1, left), y2 - y1)
+                else:
+                    right = int(x2 - cut * width) if cut else int(min(scene.image.shape[1], x2 + GAP))
+                    image, visible = scene.image[:, :right], Box(x1, y1, min(x2, right) - x1, y2 - y1)
+                ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, 90])
+                assert ok
+                cuts.append((cut, side, encoded.tobytes(), visible))
+        out.append((scene.labels[0], cuts))
+    return out
+
+
+def classify(text: str, label: str) -> str:
+    """``whole``, ``part`` (a shorter text found in the label) or ``other``."""
+    if text == label:
+        return "whole"
+    return "part" if text and text in label else "other"
+
+
+def run(pipeline: RecognitionPipeline, plates: list[tuple[str, list[tuple[float, str, bytes, Box]]]]) -> dict[str, Any]:
+    """Counts per cut (both sides together) of the readings reported over the plate, and of plates with none."""
+    tallies: dict[float, Counter[str]] = {cut: Counter() for cut in CUTS}
+    options = RecognitionOptions()
+    for label, cuts in plates:
+        for cut, _side, data, visible in cuts:
+            (result,) = pipeline.recognize([data], options)
+            over = [p for p in result.plates if p.box.iou(visible) >= IOU_THRESHOLD and p.reading.text]
+            tally = tallies[cut]
+            tally["frames"] += 1
+            if not over:
+                tally["none"] += 1
+            for plate in over:
+                kind = classify(plate.reading.text, label)
+                tally[kind] += 1
+                if plate.reading.hidden_characters:
+                    tally[f"{kind}_marked_partial"] += 1
+    return {str(cut): dict(sorted(t.items())) for cut, t in tallies.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--plates", type=int, default=150)
+    parser.add_argument("--json", default="", help="also write the figures here")
+    args = parser.parse_args()
+    plates = frames(args.plates)
+    report: dict[str, Any] = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {platform.node()}",
+        "plates": args.plates,
+        "missing_fonts": list(missing_fonts()),  # the recipe's plate fonts not installed (figures not comparable)
+        "cuts": "share of the plate's width beyond the frame edge (left and right each once per plate)",
+    }
+    for name, marked in (("unmarked", False), ("partial_at_frame_edge", True)):
+        pipeline = load(args.models, PipelineConfig(partial_at_frame_edge=marked))
+        report["models"] = f"{pipeline.manifest.name} {pipeline.manifest.version}"
+        report[name] = run(pipeline, plates)
+    print(json.dumps(report, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
