@@ -251,6 +251,31 @@ def test_a_plate_crop_camera_makes_one_pass_of_each_vehicle_it_sends_a_crop_of()
     assert [e.frame_count for e in events if e.stage is Stage.FINAL and e.text == "GP77ABGP"] == [3]
 
 
+def _crop_passes(texts: list[tuple[str, float]], config: TrackerConfig | None = None) -> list[PassEvent]:
+    """The final events of a plate-crop camera sending one crop per (text, seconds)."""
+    tracker = PassTracker(config)
+    events: list[PassEvent] = []
+    for index, (text, at) in enumerate(texts):
+        read = PlateRead(text, 0.9, Box(0, 0, 200, 60))
+        events.extend(tracker.observe(FrameReads("gate-1", f"f{index}", 1_700_000_000 + at, (read,), plate_crops=True)))
+    events.extend(tracker.flush())
+    return [e for e in events if e.stage is Stage.FINAL]
+
+
+def test_two_vehicles_of_one_series_at_a_crop_camera_stay_two_passes() -> None:
+    # Crops carry no motion: two plates half alike, 0.4 s apart (two lanes of one gantry), are two vehicles. The
+    # scene rule (similarity >= 0.5) joined them and lost the second vehicle's event.
+    finals = _crop_passes([("CA123456", 0.0), ("CA124789", 0.4)])
+    assert [(e.text, e.frame_count) for e in finals] == [("CA123456", 1), ("CA124789", 1)]
+    joined = _crop_passes([("CA123456", 0.0), ("CA124789", 0.4)], TrackerConfig(crop_max_text_distance=4))
+    assert [e.frame_count for e in joined] == [2]  # one event for two vehicles
+
+
+def test_crops_of_one_vehicle_one_slip_apart_stay_one_pass() -> None:
+    finals = _crop_passes([("GP77ABGP", 0.0), ("GP77A8GP", 0.2), ("GP77ABGP", 0.4)])
+    assert [(e.text, e.frame_count) for e in finals] == [("GP77ABGP", 3)]
+
+
 def test_a_lone_read_of_a_scene_camera_is_still_no_pass() -> None:
     read = PlateRead("CA123456", 0.9, Box(0, 0, 200, 60))
     tracker = PassTracker()

@@ -60,6 +60,7 @@ def tracker_config(settings: IngestSettings) -> TrackerConfig:
         max_missed_frames=settings.track_max_missed_frames,
         early_min_reads=settings.early_min_reads,
         final_min_reads=settings.final_min_reads,
+        crop_max_text_distance=settings.crop_max_text_distance,
     )
 
 

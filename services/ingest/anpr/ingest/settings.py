@@ -126,6 +126,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     )
     early_min_reads: int = Field(3, ge=1, le=100, description="Agreeing reads needed before an early event.")
     final_min_reads: int = Field(2, ge=1, le=100, description="Reads a pass needs to produce an event at all.")
+    crop_max_text_distance: int = Field(
+        1,
+        ge=0,
+        le=4,
+        description="Characters a plate-crop camera's crop may differ from an open pass's text and still join it "
+        "(crops carry no motion to tell two vehicles apart).",
+    )
 
     # Delivery and retention.
     spool_path: Path = Field(

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+from rapidfuzz.distance import Levenshtein
+
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions and substitutions each cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    return int(Levenshtein.distance(a, b))
 
 
 def similarity(a: str, b: str) -> float:
