@@ -18,7 +18,7 @@ from anpr.recognition.paddle_ctc import HIDDEN
 from anpr.synth.effects import degrade
 from anpr.synth.formats import FORMATS, PlateFormat, Rng
 from anpr.synth.mount import bare, frame_plate, frame_share, warp_onto
-from anpr.synth.plate import render_plate
+from anpr.synth.plate import Plate, render_plate
 from anpr.synth.scene import clutter_background
 
 # A character counts as hidden when the bar covers at least this share of its width.
@@ -54,14 +54,17 @@ def reader_sample(
     formats: tuple[PlateFormat, ...] = FORMATS,
     strength: float = 1.0,
     occlusion: float = 0.0,
+    plate: Plate | None = None,
 ) -> ReaderSample:
     """One reader training sample: the crop resized to ``size`` (width, height; None keeps the cut) and its label.
 
     ``strength`` scales how often camera effects are applied (training starts gentle and ramps up); ``occlusion``
-    is the share of plates a bar crosses (only plates whose characters' positions are known).
+    is the share of plates a bar crosses (only plates whose characters' positions are known). ``plate``: this
+    rendered plate instead of a new one (another view of the same plate; ``formats`` is then not drawn from).
     """
-    fmt = formats[int(rng.integers(0, len(formats)))] if formats is not FORMATS else None
-    plate = render_plate(rng, fmt)
+    if plate is None:
+        fmt = formats[int(rng.integers(0, len(formats)))] if formats is not FORMATS else None
+        plate = render_plate(rng, fmt)
     ph, pw = plate.image.shape[:2]
     # Shown at a random real-world size: plates seen 30 to 300 pixels wide.
     target_w = float(np.exp(rng.uniform(np.log(50), np.log(300))))
