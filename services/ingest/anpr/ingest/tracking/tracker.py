@@ -38,8 +38,9 @@ class TrackerConfig:
     min_text_similarity: float = 0.5
     # A camera that sends plate crops gives no motion to go by (every box is the whole crop), so its crops join a
     # pass on their text alone, and only when it is the pass's text or one slip of the reader away. The scene
-    # rule (similarity >= 0.5) joined two different plates of one South African series in 4.8 % of random pairs
-    # (`CA123456` and `CA124789`): the second vehicle's event, and any alert on it, was lost.
+    # rule (similarity >= 0.5) joined two different plates of one South African series in 5.1 % of synthetic pairs
+    # (`CA123456` and `CA124789`): the second vehicle's event, and any alert on it, was lost
+    # (bench/ingest/crop_association.py).
     crop_max_text_distance: int = 1
     max_alternatives: int = 5
 
@@ -186,12 +187,7 @@ class PassTracker:
                 exact = bool(read.text) and read.text == reference_text and len(read.text) >= 4
                 if text_score < config.min_text_similarity:
                     continue
-                if (
-                    frame.plate_crops
-                    and read.text
-                    and reference_text
-                    and (edit_distance(reference_text, read.text) > config.crop_max_text_distance)
-                ):
+                if frame.plate_crops and _too_far_for_a_crop(reference_text, read.text, config.crop_max_text_distance):
                     continue
                 if distance > limit and not exact:
                     continue
@@ -281,6 +277,11 @@ class PassTracker:
             model_version=track.model_version,
             hidden_characters=result.hidden_characters,
         )
+
+
+def _too_far_for_a_crop(reference: str, text: str, limit: int) -> bool:
+    """Whether a crop's text is more than ``limit`` characters from its pass's (an unread one decides nothing)."""
+    return bool(reference and text) and edit_distance(reference, text) > limit
 
 
 def _vote_text(track: _Track) -> str:
