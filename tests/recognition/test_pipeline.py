@@ -122,6 +122,10 @@ def test_a_plate_running_off_the_frame_is_read_as_part_of_a_plate(fake_manifest:
         "top edge": [0],
         "bottom edge": [0],
     }
+    # Each image of a batch is judged by its own frame: the same box is at the edge of a 640-px frame only.
+    wide = encode(plate_frame("X", (1280, 360), boxes["right edge"]))
+    batch = pipeline.recognize([frames[2], wide])
+    assert [[p.reading.hidden_characters for p in r.plates] for r in batch] == [[1], [0]]
     crop = encode(plate_frame("X", (160, 40), (0, 0, 160, 40)))
     ((plate,),) = (r.plates for r in pipeline.recognize([crop], plate_crops=[True]))
     assert plate.reading.hidden_characters == 0

@@ -443,7 +443,7 @@ class RecognitionPipeline:
         for i, dets in detections.items():
             own = raws[offset : offset + len(dets)]
             offset += len(dets)
-            plates[i] = [plate for _, plate in self.plates(dets, own, options, plate_crop=crop[i], image=image)]
+            plates[i] = [plate for _, plate in self.plates(dets, own, options, plate_crop=crop[i], image=decoded[i])]
         read_per_crop = (time.perf_counter() - start) / max(len(crops), 1)
 
         results = []
