@@ -107,22 +107,11 @@ def test_hidden_character_marks_are_counted_not_read() -> None:
     classes = ctc_classes(dictionary, 4, "m.onnx")
     (reading,) = decode_ctc(frames[None], classes)
     assert (reading.text, reading.hidden) == ("AB", 2)
-    assert reading.hidden_mark == pytest.approx(0.8)  # the mark's best frame
     assert reading.character_confidences == pytest.approx((0.9, 0.9))
     assert classes.column[hidden] == len(PLATE_ALPHABET)  # its mass goes to the pad column of the slot rows
     without = frames[None, :, :3] / frames[None, :, :3].sum(-1, keepdims=True)
     (plain,) = decode_ctc(without, ctc_classes(["A", "B"], 3, "m.onnx"))
-    assert (plain.hidden, plain.hidden_mark) == (0, 0.0)
-
-
-def test_a_mark_that_loses_every_frame_still_leaves_its_probability() -> None:
-    # A bar half seen: the characters win each frame, but the mark's probability says something was in the way.
-    dictionary = ["A", "B", HIDDEN]
-    blank, a_upper, b_upper, hidden = range(4)
-    frames = np.stack([_frame(4, {a_upper: 0.6, hidden: 0.3}), _frame(4, {blank: 0.9}), _frame(4, {b_upper: 0.9})])
-    (reading,) = decode_ctc(frames[None], ctc_classes(dictionary, 4, "m.onnx"))
-    assert (reading.text, reading.hidden) == ("AB", 0)
-    assert reading.hidden_mark == pytest.approx(0.3)
+    assert plain.hidden == 0
 
 
 def test_empty_reading_has_zero_confidence() -> None:

@@ -54,16 +54,6 @@ def test_a_reading_with_hidden_characters_scores_lower_and_older_scorers_ignore_
     assert older.score(partial) == older.score(plate)
 
 
-def test_a_half_seen_bar_is_a_feature_floored_where_clean_readings_sit() -> None:
-    plate = _plate("CA123456", (0.99,) * 8)
-    half_seen = replace(plate, reading=replace(plate.reading, hidden_mark=0.1))
-    assert features(plate)["hidden_mark_log"] == pytest.approx(-4.0)  # 0 and tiny marks alike: log10(1e-4)
-    assert features(replace(plate, reading=replace(plate.reading, hidden_mark=1e-7)))["hidden_mark_log"] == -4.0
-    assert features(half_seen)["hidden_mark_log"] == pytest.approx(-1.0)
-    scorer = PlateScorer("t", 2.0, {"min_log_char": 2.0, "hidden_mark_log": -1.5})
-    assert scorer.score(half_seen) < scorer.score(plate)
-
-
 def test_manifest_entry_round_trips_and_bad_entries_are_refused() -> None:
     scorer = PlateScorer("v1", -1.5, {"mean_log_char": 2.0}, 0.6, 0.3)
     assert parse_scorer(scorer.as_manifest(), "scoring") == scorer

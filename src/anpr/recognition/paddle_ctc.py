@@ -108,7 +108,6 @@ def decode_ctc(probabilities: npt.NDArray[np.float32], classes: CtcClasses) -> l
         # The peak frame of each run of a kept character: its confidence and its distribution.
         peaks = [int(s + np.argmax(line_p[s:e])) for s, e in zip(starts, ends, strict=True) if kept[n, s]]
         hidden = int(np.count_nonzero(line[starts] == classes.hidden))  # no class is -1: 0 without the mark
-        hidden_mark = float(probs[n, :, classes.hidden].max()) if classes.hidden >= 0 else 0.0
         slot_rows = probs[n, peaks] @ classes.fold  # [k, 37]
         plate_rows = slot_rows[:, :_PAD]
         plate_rows = plate_rows / np.maximum(plate_rows.sum(axis=1, keepdims=True), np.float32(1e-12))
@@ -121,7 +120,6 @@ def decode_ctc(probabilities: npt.NDArray[np.float32], classes: CtcClasses) -> l
                 probabilities=plate_rows.astype(np.float32, copy=False),
                 slot_probabilities=slot_rows.astype(np.float32, copy=False),
                 hidden=hidden,
-                hidden_mark=hidden_mark,
             )
         )
     return readings

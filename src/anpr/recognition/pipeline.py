@@ -263,7 +263,6 @@ class RecognitionPipeline:
             display_text=fixed.display_text if fixed is not None else "",
             format=fixed.format if fixed is not None else None,
             hidden_characters=raw.hidden,
-            hidden_mark=raw.hidden_mark,
         )
         return reading, raw
 

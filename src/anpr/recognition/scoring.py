@@ -18,8 +18,7 @@ probability; its weights are fitted on held-out synthetic scenes in which every 
 The features (:data:`FEATURES`) are about the reading as a plate: detector evidence, the reader's weakest and
 average character, the length (plates have 4 to 8 characters; badges, stickers and timestamps do not), whether a
 plate format with a specific syntax fits, how much the correction had to change, the box's shape, and whether
-the reader saw characters it could not read (a bar across the plate: the text is then only part of the plate), or
-half saw such a bar (its mark's probability at any frame, even where a character won). A
+the reader saw characters it could not read (a bar across the plate: the text is then only part of the plate). A
 manifest fitted before a feature existed has no weight for it, and the feature is then ignored.
 """
 
@@ -33,9 +32,6 @@ from anpr.recognition.errors import ModelError
 from anpr.recognition.types import PlateResult
 
 _EPS = 1e-6
-# Clean readings give the mark about 1e-4 at most frames (held-out synthetic crops: median 1e-4, 90 % below 0.0034),
-# barred plates the reader did not mark 0.15 (median); below 1e-4 there is nothing left to tell apart.
-_HIDDEN_MARK_FLOOR = 1e-4
 
 FEATURES: tuple[str, ...] = (
     "detection_logit",  # logit of the detector's score
@@ -52,7 +48,6 @@ FEATURES: tuple[str, ...] = (
     "corrected",  # characters the correction changed, per character
     "log_aspect",  # log of the box's width / height
     "hidden_characters",  # runs of characters the reader saw but could not read
-    "hidden_mark_log",  # log10 of the reader's highest probability for its hidden-character mark (floor 1e-4)
 )
 
 
@@ -87,7 +82,6 @@ def features(plate: PlateResult) -> dict[str, float]:
         "corrected": changed / n if n else 0.0,
         "log_aspect": math.log(max(box.width, 1.0) / max(box.height, 1.0)),
         "hidden_characters": float(reading.hidden_characters),
-        "hidden_mark_log": math.log10(max(reading.hidden_mark, _HIDDEN_MARK_FLOOR)),
     }
 
 

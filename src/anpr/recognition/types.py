@@ -107,8 +107,6 @@ class PlateReading:
     layout: PlateLayout = PlateLayout.UNSPECIFIED
     alternatives: tuple[Alternative, ...] = ()
     hidden_characters: int = 0
-    # :attr:`RawReading.hidden_mark` of the reading (a scorer feature; not part of the contract).
-    hidden_mark: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +184,3 @@ class RawReading:
     slot_probabilities: npt.NDArray[np.float32]
     other_layout: RawReading | None = None
     hidden: int = 0
-    # The highest probability the reader gave its hidden-character mark at any frame (0 for a reader without one):
-    # a bar the reader half saw leaves it there even when the mark loses to a character.
-    hidden_mark: float = 0.0
