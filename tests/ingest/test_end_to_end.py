@@ -15,7 +15,8 @@ import grpc.aio
 import numpy as np
 
 from anpr.api.common.v1 import plate_event_pb2
-from anpr.api.ingest.v1 import ingest_service_pb2
+from anpr.api.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from anpr.runtime.server import ServiceServer
 from testkit.frames import frame
 from testkit.ingest_env import IngestEnvironment, fixed_camera, register, stub
 from testkit.plate_models import (
@@ -50,24 +51,33 @@ def drive_by(start: float) -> list[ingest_service_pb2.PushFramesRequest]:
     return requests
 
 
-async def test_vehicles_passing_give_one_event_each_with_the_right_text(
-    env: IngestEnvironment, start_service: StartService, tmp_path: Path
-) -> None:
-    detector = build_content_detector(tmp_path / "detector.onnx", 96)
-    models = write_shipped_reader_manifest(tmp_path, detector=detector).parent
+async def start_gantry_suite(env: IngestEnvironment, start_service: StartService, tmp_path: Path) -> ServiceServer:
+    """A real recognize service (content-box detector, shipped reader) and an ingest tracking briskly in front of
+    it: three agreeing reads for an early event, a pass over after 3 frames or 0.5 s without its plate."""
+    models = write_shipped_reader_manifest(tmp_path, detector=build_content_detector(tmp_path / "d.onnx", 96)).parent
     recognize = await start_service("recognize", model_dir=str(models), model_poll_seconds="0")
-
-    ingest_server = await env.start_ingest(
+    return await env.start_ingest(
         recognize_target=f"dns:///{recognize.address}",
         track_max_missed_frames="3",
         early_min_reads="3",
         track_timeout_seconds="0.5",
     )
+
+
+async def register_gantry(ingest: ingest_service_pb2_grpc.IngestServiceAsyncStub, env: IngestEnvironment) -> None:
+    """The scene camera the frames come from, allowed the test's burst of frames."""
+    camera = fixed_camera("gantry")
+    camera.limits.max_frames_per_second = 100
+    await register(ingest, env, camera)
+
+
+async def test_vehicles_passing_give_one_event_each_with_the_right_text(
+    env: IngestEnvironment, start_service: StartService, tmp_path: Path
+) -> None:
+    ingest_server = await start_gantry_suite(env, start_service, tmp_path)
     async with grpc.aio.insecure_channel(ingest_server.address) as channel:
         ingest = stub(channel)
-        camera = fixed_camera("gantry")
-        camera.limits.max_frames_per_second = 100
-        await register(ingest, env, camera)
+        await register_gantry(ingest, env)
         requests = drive_by(time.time() - 10)
         acks = [r.ack async for r in ingest.PushFrames(iter(requests), metadata=env.metadata("camera"))]
         assert len(acks) == len(requests)
@@ -124,14 +134,7 @@ async def test_a_plate_cut_by_the_frame_edge_gives_a_partial_event_and_no_early_
 ) -> None:
     # A car parked with a third of its plate out of view, then a car driving through: the cut plate reads as a
     # confident shorter text, which must not go out as a whole plate (it can equal another vehicle's plate).
-    models = write_shipped_reader_manifest(tmp_path, detector=build_content_detector(tmp_path / "d.onnx", 96)).parent
-    recognize = await start_service("recognize", model_dir=str(models), model_poll_seconds="0")
-    ingest_server = await env.start_ingest(
-        recognize_target=f"dns:///{recognize.address}",
-        track_max_missed_frames="3",
-        early_min_reads="3",
-        track_timeout_seconds="0.5",
-    )
+    ingest_server = await start_gantry_suite(env, start_service, tmp_path)
     start = time.time() - 10
     parked = [
         ingest_service_pb2.PushFramesRequest(frame=frame("gantry", f"p{n}", parked_at_the_edge(PLATES[1], 90), at))
@@ -140,9 +143,7 @@ async def test_a_plate_cut_by_the_frame_edge_gives_a_partial_event_and_no_early_
     passing = [r for r in drive_by(start + 2) if r.frame.frame_id in {f"f{n}" for n in range(FRAMES_PER_PASS)}]
     async with grpc.aio.insecure_channel(ingest_server.address) as channel:
         ingest = stub(channel)
-        camera = fixed_camera("gantry")
-        camera.limits.max_frames_per_second = 100
-        await register(ingest, env, camera)
+        await register_gantry(ingest, env)
         requests = parked + passing
         acks = [r.ack async for r in ingest.PushFrames(iter(requests), metadata=env.metadata("camera"))]
         assert len(acks) == len(requests)
