@@ -223,6 +223,25 @@ def test_read_without_crops_says_when_an_image_looks_like_a_crop(
     assert set(json.loads(captured.out)) == {"image", "plates", "seconds"}
 
 
+def test_read_says_which_readings_are_part_of_a_plate(
+    cli_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A plate running off the frame's right edge, and one well inside: the plain line tells them apart, the JSON
+    # line keeps its three fields (its readers parse it).
+    images = []
+    for name, box in (("edge", (1024, 300, 256, 64)), ("inside", (500, 300, 256, 64))):
+        images.append(str(tmp_path / f"{name}.png"))
+        cv2.imwrite(images[-1], plate_frame("CA123456", (1280, 720), box))
+    code, out = _run(["read", "--models", str(cli_models), "--threads", "1", *images], capsys)
+    assert code == 0
+    edge, inside = out.splitlines()
+    assert "part of a plate" in edge
+    assert "part of a plate" not in inside
+    code, out = _run(["read", "--json", "--models", str(cli_models), "--threads", "1", images[0]], capsys)
+    (plate,) = json.loads(out)["plates"]
+    assert set(plate) == {"text", "confidence", "box"}
+
+
 def test_read_min_confidence_asks_for_unsure_candidates(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     image = str(dataset / "images" / "0.jpg")
     code, out = _run(["read", "--json", "--threads", "1", "--min-confidence", "0.001", image], capsys)

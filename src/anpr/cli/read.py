@@ -17,7 +17,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anpr.recognition import PlateResult
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for name in args.images:
         record: dict[str, Any] = {"image": name, "plates": [], "seconds": 0.0}
+        plates: list[PlateResult] = []
         try:
             data = Path(name).read_bytes()
         except OSError as exc:
@@ -126,20 +130,30 @@ def run(args: argparse.Namespace) -> int:
                     "use --crops to read it whole",
                     file=sys.stderr,
                 )
+            plates = list(result.plates)
+            # The JSON line keeps its three fields (other tools parse it); the plain line also says which readings
+            # are only part of a plate (characters hidden, or a plate running off the frame's edge).
             record["plates"] = [
                 {
                     "text": plate.reading.text,
                     "confidence": round(plate.reading.confidence, 4),
                     "box": plate.box.as_xywh(),
                 }
-                for plate in result.plates
+                for plate in plates
             ]
         if "error" in record:
             status = 1
         if args.json:
             print(json.dumps(record), flush=True)
         else:
-            found = ", ".join(f"{p['text'] or '?'} ({p['confidence']:.2f}) at {p['box']}" for p in record["plates"])
+            found = ", ".join(_plain(plate) for plate in plates)
             detail = record.get("error") or found or "no plates"
             print(f"{name}: {detail} [{record['seconds'] * 1000:.1f} ms]", flush=True)
     return status
+
+
+def _plain(plate: PlateResult) -> str:
+    """One plate as ``anpr read`` prints it without ``--json``."""
+    reading = plate.reading
+    part = ", part of a plate" if reading.hidden_characters else ""
+    return f"{reading.text or '?'} ({reading.confidence:.2f}{part}) at {plate.box.as_xywh()}"
