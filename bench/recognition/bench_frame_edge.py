@@ -10,7 +10,13 @@ so that a share of the plate's width lies beyond its left or right edge (0: the 
 dash-cam or a fixed camera sees a car entering or leaving. For each cut, the readings reported at the default
 operating point over the plate are counted as the whole plate, part of it (a shorter text found in the label:
 the danger, since it can be another vehicle's plate) or something else, and how many of each were marked partial
-(``hidden_characters`` >= 1, which ingest and hotlist treat as part of a plate). The figures are deterministic.
+(``hidden_characters`` >= 1, which ingest and hotlist treat as part of a plate).
+
+Then the same frames as passes through ingest's real tracker (``PassTracker``, frames 0.1 s apart, an early event
+after three agreeing reads): a car **entering** (its plate 50, 35, 20, 10 and 5 % beyond the left edge, then
+three frames 4 px inside) and a car **parked** with 35 % of its plate beyond the edge for six frames. Each pass's
+early and final events are counted as the plate, part of it, another text, or marked partial. The figures are
+deterministic.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import json
 import platform
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,9 @@ import cv2
 import numpy as np
 
 from anpr.cli.evaluate import IOU_THRESHOLD
+from anpr.ingest.tracking.model import Box as TrackBox
+from anpr.ingest.tracking.model import FrameReads, PassEvent, PlateRead, Stage
+from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
 from anpr.recognition import PipelineConfig, RecognitionOptions, RecognitionPipeline
 from anpr.recognition.models import MODELS_DIR
 from anpr.recognition.types import Box
@@ -37,12 +47,29 @@ from anpr.training.evaluate import HELD_OUT_SEED, load
 CUTS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5)
 SIDES = ("left", "right")
 GAP = 4  # pixels between plate and edge for the uncut frames
+INSIDE = (4, 20, 60)  # pixels inside the left edge for the frames of a plate seen whole
 
 
-def frames(plates: int) -> list[tuple[str, list[tuple[float, str, bytes, Box]]]]:
-    """Per plate: its label and, for every cut and side, (cut, side, JPEG, the plate's visible box)."""
+@dataclass(frozen=True)
+class CutPlate:
+    """One held-out plate: its label, its frames cut at each share and side (cut, side, JPEG, the plate's visible
+    box), and frames with the whole plate the given number of pixels inside the left edge."""
+
+    label: str
+    cuts: list[tuple[float, str, bytes, Box]]
+    inside: dict[int, bytes]
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return encoded.tobytes()
+
+
+def frames(plates: int) -> list[CutPlate]:
+    """``plates`` held-out plates, each cut at every share and side, and seen whole near the left edge."""
     rng = np.random.default_rng(HELD_OUT_SEED + 11)
-    out: list[tuple[str, list[tuple[float, str, bytes, Box]]]] = []
+    out: list[CutPlate] = []
     while len(out) < plates:
         scene = render_scene(rng, 1280, 720, max_plates=1, min_width_1080p=80.0, max_width_1080p=400.0)
         if len(scene.labels) != 1 or scene.occluded[0]:
@@ -58,10 +85,10 @@ def frames(plates: int) -> list[tuple[str, list[tuple[float, str, bytes, Box]]]]
                 else:
                     right = int(x2 - cut * width) if cut else int(min(scene.image.shape[1], x2 + GAP))
                     image, visible = scene.image[:, :right], Box(x1, y1, min(x2, right) - x1, y2 - y1)
-                ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, 90])
-                assert ok
-                cuts.append((cut, side, encoded.tobytes(), visible))
-        out.append((scene.labels[0], cuts))
+                cuts.append((cut, side, _jpeg(image), visible))
+        # Further into the view (as far as the scene allows: a plate near the scene's own edge stays closer).
+        inside = {gap: _jpeg(scene.image[:, int(max(0.0, x1 - gap)) :]) for gap in INSIDE}
+        out.append(CutPlate(scene.labels[0], cuts, inside))
     return out
 
 
@@ -72,24 +99,70 @@ def classify(text: str, label: str) -> str:
     return "part" if text and text in label else "other"
 
 
-def run(pipeline: RecognitionPipeline, plates: list[tuple[str, list[tuple[float, str, bytes, Box]]]]) -> dict[str, Any]:
+def run(pipeline: RecognitionPipeline, plates: list[CutPlate]) -> dict[str, Any]:
     """Counts per cut (both sides together) of the readings reported over the plate, and of plates with none."""
     tallies: dict[float, Counter[str]] = {cut: Counter() for cut in CUTS}
     options = RecognitionOptions()
-    for label, cuts in plates:
-        for cut, _side, data, visible in cuts:
+    for cut_plate in plates:
+        for cut, _side, data, visible in cut_plate.cuts:
             (result,) = pipeline.recognize([data], options)
             over = [p for p in result.plates if p.box.iou(visible) >= IOU_THRESHOLD and p.reading.text]
             tally = tallies[cut]
             tally["frames"] += 1
             if not over:
                 tally["none"] += 1
-            for plate in over:
-                kind = classify(plate.reading.text, label)
+            for found in over:
+                kind = classify(found.reading.text, cut_plate.label)
                 tally[kind] += 1
-                if plate.reading.hidden_characters:
+                if found.reading.hidden_characters:
                     tally[f"{kind}_marked_partial"] += 1
     return {str(cut): dict(sorted(t.items())) for cut, t in tallies.items()}
+
+
+# A pass is a sequence of frames: ("cut", share beyond the left edge) or ("inside", pixels inside it).
+ENTERING = (("cut", 0.5), ("cut", 0.35), ("cut", 0.2), ("cut", 0.1), ("cut", 0.05), *(("inside", g) for g in INSIDE))
+PARKED = (("cut", 0.35),) * 6
+
+
+def _reads(pipeline: RecognitionPipeline, data: bytes) -> tuple[PlateRead, ...]:
+    """One frame's reported readings as ingest's tracker gets them."""
+    (result,) = pipeline.recognize([data], RecognitionOptions())
+    return tuple(
+        PlateRead(
+            p.reading.text,
+            p.reading.confidence,
+            TrackBox(p.box.x, p.box.y, p.box.width, p.box.height),
+            p.reading.character_confidences,
+            hidden_characters=p.reading.hidden_characters,
+        )
+        for p in result.plates
+    )
+
+
+def passes(pipeline: RecognitionPipeline, plates: list[CutPlate]) -> dict[str, Any]:
+    """Early and final events of each plate's entering and parked passes, counted by what their text is."""
+    out: dict[str, Any] = {}
+    for scenario, steps in (("entering", ENTERING), ("parked", PARKED)):
+        tally: Counter[str] = Counter()
+        for plate in plates:
+            cut_left = {cut: data for cut, side, data, _ in plate.cuts if side == "left"}
+            tracker = PassTracker(TrackerConfig(early_min_reads=3))
+            events: list[PassEvent] = []
+            for index, (kind, amount) in enumerate(steps):
+                data = cut_left[float(amount)] if kind == "cut" else plate.inside[int(amount)]
+                at = 1_700_000_000 + 0.1 * index
+                events += tracker.observe(FrameReads("cam", f"{plate.label}-{index}", at, _reads(pipeline, data)))
+            events += tracker.flush()
+            tally["passes"] += 1
+            for stage in (Stage.EARLY, Stage.FINAL):
+                staged = [e for e in events if e.stage is stage]
+                if not staged:
+                    tally[f"{stage.name.lower()}_none"] += 1
+                for event in staged:
+                    mark = "_marked_partial" if event.hidden_characters else ""
+                    tally[f"{stage.name.lower()}_{classify(event.text, plate.label)}{mark}"] += 1
+        out[scenario] = dict(sorted(tally.items()))
+    return out
 
 
 def main() -> None:
@@ -110,6 +183,7 @@ def main() -> None:
         pipeline = load(args.models, PipelineConfig(partial_at_frame_edge=marked))
         report["models"] = f"{pipeline.manifest.name} {pipeline.manifest.version}"
         report[name] = run(pipeline, plates)
+        report[f"{name}_passes"] = passes(pipeline, plates)
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
