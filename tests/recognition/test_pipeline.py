@@ -133,6 +133,22 @@ def test_a_plate_running_off_the_frame_is_read_as_part_of_a_plate(fake_manifest:
     assert [p.reading.hidden_characters for p in switched_off.recognize(frames[1:2])[0].plates] == [0]
 
 
+@pytest.mark.skipif(not (SHIPPED / MANIFEST_NAME).is_file(), reason="shipped default models not present yet")
+def test_the_frame_edge_mark_leaves_the_calibrated_confidence_alone() -> None:
+    # Marked after scoring: a plate ending at the edge reads as surely as elsewhere (and may be whole), so it is
+    # still reported, and ingest's tracker still gets the read for its pass; the mark says it may be partial.
+    image = plate_frame("CA123456", (1920, 1080), (0, 700, 320, 80))
+    image[700:780, :260] = image[700:780, 60:320].copy()  # a fifth of the plate beyond the left edge
+    image[700:780, 260:320] = BACKGROUND
+    frame = encode(image, ".jpg")
+    (marked,) = RecognitionPipeline.load(SHIPPED).recognize([frame])[0].plates
+    unmarked_pipeline = RecognitionPipeline.load(SHIPPED, config=PipelineConfig(partial_at_frame_edge=False))
+    (unmarked,) = unmarked_pipeline.recognize([frame])[0].plates
+    assert (marked.reading.hidden_characters, unmarked.reading.hidden_characters) == (1, 0)
+    assert marked.reading.confidence == unmarked.reading.confidence
+    assert marked.reading.text == unmarked.reading.text
+
+
 def _raw(pipeline: RecognitionPipeline, text: str, p: float, other: RawReading | None = None) -> RawReading:
     """A reading of ``text`` with every character at probability ``p`` over the pipeline reader's alphabet."""
     alphabet = pipeline.reader.alphabet

@@ -90,7 +90,8 @@ class PipelineConfig:
     default_regions: tuple[str, ...] = ()
     # A second look at every box to read, when the model set has a refiner (refine.py).
     refine: bool = True
-    # A box reaching the frame's left or right edge counts one hidden run of characters (:func:`runs_off_frame`).
+    # A box reaching the frame's left or right edge counts one hidden run of characters, after scoring
+    # (:func:`runs_off_frame`).
     partial_at_frame_edge: bool = True
 
 
@@ -354,9 +355,10 @@ class RecognitionPipeline:
         caller said it is a plate; there is no detection to calibrate against).
 
         ``image`` is the scene the detections are in (None: no frame to judge by). A box that reaches its left or
-        right edge may hold only part of its plate: the reading counts the characters beyond the edge as one more
-        hidden run (see :func:`runs_off_frame`), so it is scored, voted and matched as the partial reading it may
-        be."""
+        right edge may hold only part of its plate: after scoring, the reading counts the characters beyond the
+        edge as one more hidden run (see :func:`runs_off_frame`), so it is voted and matched as the partial
+        reading it may be. It is not scored down: a plate ending just inside the edge reads whole, and a pass
+        needs its frames' reads to become an event at all (``bench/recognition/bench_frame_edge.py``)."""
         hints = self.hints(options)
         minimum = self.reading_floor(options)
         scorer = self.manifest.scoring
@@ -364,16 +366,18 @@ class RecognitionPipeline:
         layouts: dict[int, RawReading] = {}
         for index, (detection, raw) in enumerate(zip(detections, raws, strict=True)):
             reading, layouts[index] = self.corrected(raw, hints=hints)
+            plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
+            if not plate_crop and scorer is not None:
+                plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
             if (
                 image is not None
                 and not plate_crop
                 and self.config.partial_at_frame_edge
                 and runs_off_frame(detection.box, image, self.detect_size)
             ):
-                reading = replace(reading, hidden_characters=reading.hidden_characters + 1)
-            plate = PlateResult(detection.box, detection.confidence, reading, detection.refined)
-            if not plate_crop and scorer is not None:
-                plate = replace(plate, reading=replace(reading, confidence=scorer.score(plate)))
+                plate = replace(
+                    plate, reading=replace(plate.reading, hidden_characters=plate.reading.hidden_characters + 1)
+                )
             if plate_crop or plate.reading.confidence >= minimum:
                 kept.append((index, plate))
         if not plate_crop:

@@ -151,12 +151,13 @@ class PlateReading(_message.Message):
     hidden_characters: _builtins.int
     """Runs of characters the reader saw but could not read (a bar, pole or another car across the plate), plus one
     when the plate's box reaches the left or right edge of a scene image (the plate may go on beyond it). When
-    non-zero, `text` holds only the characters it could read, so it may be part of a plate, not a plate, and the
-    calibrated `confidence` is low: such readings mostly fall below the default floor and reach callers that ask
-    for unsure readings (`RecognitionOptions.min_reading_confidence`) and readers of plate crops (no floor). On a
-    plate event it is non-zero only when no frame of the pass was read whole; ingest raises no early event for
-    such a pass, and the hotlist service lets its hits alert only on lenient lists (part of a plate can equal
-    another plate).
+    non-zero, `text` holds only the characters that were read, so it may be part of a plate, not a plate. Runs
+    the reader saw make the calibrated `confidence` low: such readings mostly fall below the default floor and
+    reach callers that ask for unsure readings (`RecognitionOptions.min_reading_confidence`) and readers of plate
+    crops (no floor). The frame's edge leaves `confidence` as the characters read earned it: whether the plate
+    goes on beyond the edge is not known, and this mark is what says it may. On a plate event it is non-zero only
+    when no frame of the pass was read whole; ingest raises no early event for such a pass, and the hotlist
+    service lets its hits alert only on lenient lists (part of a plate can equal another plate).
     """
     @_builtins.property
     def character_confidences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
