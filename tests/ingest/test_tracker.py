@@ -234,32 +234,32 @@ def test_a_pass_seen_only_in_part_says_so_and_raises_no_early_event() -> None:
     assert [(e.stage, e.text, e.hidden_characters) for e in events] == [(Stage.FINAL, "CA1234", 1)]
 
 
-def test_a_plate_crop_camera_makes_one_pass_of_each_vehicle_it_sends_a_crop_of() -> None:
-    # A fixed ANPR camera sends the plate it found, whole image as the box: one crop for most vehicles, three for
-    # one of them; scene frames would need two agreeing reads for a pass.
-    crops = ["CA123456", "GP77ABGP", "GP77ABGP", "GP77ABGP", "WP31415"]
-    tracker = PassTracker(TrackerConfig(early_min_reads=3, final_min_reads=2))
-    events: list[PassEvent] = []
-    for index, text in enumerate(crops):
-        read = PlateRead(text, 0.9, Box(0, 0, 200, 60))
-        frame = FrameReads("gate-1", f"f{index}", 1_700_000_000 + 0.3 * index, (read,), plate_crops=True)
-        events.extend(tracker.observe(frame))
-    events.extend(tracker.flush())
-    assert finals(events) == ["CA123456", "GP77ABGP", "WP31415"]
-    # Each pass raised its early event on its first crop, not after three.
-    assert [e.text for e in events if e.stage is Stage.EARLY] == ["CA123456", "GP77ABGP", "WP31415"]
-    assert [e.frame_count for e in events if e.stage is Stage.FINAL and e.text == "GP77ABGP"] == [3]
-
-
-def _crop_passes(texts: list[tuple[str, float]], config: TrackerConfig | None = None) -> list[PassEvent]:
-    """The final events of a plate-crop camera sending one crop per (text, seconds)."""
+def _crop_camera_events(texts: list[tuple[str, float]], config: TrackerConfig | None = None) -> list[PassEvent]:
+    """Every event of a plate-crop camera sending one crop (the whole image as the box) per (text, seconds)."""
     tracker = PassTracker(config)
     events: list[PassEvent] = []
     for index, (text, at) in enumerate(texts):
         read = PlateRead(text, 0.9, Box(0, 0, 200, 60))
         events.extend(tracker.observe(FrameReads("gate-1", f"f{index}", 1_700_000_000 + at, (read,), plate_crops=True)))
     events.extend(tracker.flush())
-    return [e for e in events if e.stage is Stage.FINAL]
+    return events
+
+
+def _crop_passes(texts: list[tuple[str, float]], config: TrackerConfig | None = None) -> list[PassEvent]:
+    """The final events of :func:`_crop_camera_events`."""
+    return [e for e in _crop_camera_events(texts, config) if e.stage is Stage.FINAL]
+
+
+def test_a_plate_crop_camera_makes_one_pass_of_each_vehicle_it_sends_a_crop_of() -> None:
+    # A fixed ANPR camera sends the plate it found, whole image as the box: one crop for most vehicles, three for
+    # one of them; scene frames would need two agreeing reads for a pass.
+    crops = ["CA123456", "GP77ABGP", "GP77ABGP", "GP77ABGP", "WP31415"]
+    config = TrackerConfig(early_min_reads=3, final_min_reads=2)
+    events = _crop_camera_events([(text, 0.3 * index) for index, text in enumerate(crops)], config)
+    assert finals(events) == ["CA123456", "GP77ABGP", "WP31415"]
+    # Each pass raised its early event on its first crop, not after three.
+    assert [e.text for e in events if e.stage is Stage.EARLY] == ["CA123456", "GP77ABGP", "WP31415"]
+    assert [e.frame_count for e in events if e.stage is Stage.FINAL and e.text == "GP77ABGP"] == [3]
 
 
 def test_two_vehicles_of_one_series_at_a_crop_camera_stay_two_passes() -> None:
