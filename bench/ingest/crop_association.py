@@ -56,8 +56,8 @@ def passes(first: str, second: str, config: TrackerConfig) -> int:
 
 
 def label(rng: np.random.Generator, fmt: PlateFormat) -> str:
-    """A plate text of ``fmt`` as the reader would give it (no spaces, dashes or row breaks)."""
-    return "".join(fmt.generate(rng)).replace("|", "").replace("-", "").replace(" ", "")
+    """A new plate text of ``fmt`` as the reader would give it (no spaces, dashes or row breaks)."""
+    return fmt.label(fmt.generate(rng))
 
 
 def two_vehicles(pairs: int, rng: np.random.Generator) -> dict[str, Any]:
