@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import REGISTRY
 
+from anpr.ingest.server import tracker_config
+from anpr.ingest.settings import IngestSettings
 from anpr.ingest.tracking.model import Box, Direction, FrameReads, PassEvent, PlateRead, Stage
 from anpr.ingest.tracking.text import edit_distance, similarity
 from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
@@ -281,3 +283,44 @@ def test_a_lone_read_of_a_scene_camera_is_still_no_pass() -> None:
     tracker = PassTracker()
     tracker.observe(FrameReads("cam-1", "f0", 1_700_000_000, (read,)))
     assert tracker.flush() == []
+
+
+def _parked_car(reads: list[PlateRead]) -> list[FrameReads]:
+    """A car parked in view: one read per frame at the same place, 0.2 s apart."""
+    return [FrameReads("cam-1", f"f{i}", 1_700_000_000 + 0.2 * i, (read,)) for i, read in enumerate(reads)]
+
+
+def _parked_read(text: str, confidence: float, crop: bytes | None = None) -> PlateRead:
+    return PlateRead(text, confidence, Box(600, 400, 120, 30), crop=crop)
+
+
+def test_a_car_parked_in_view_stays_one_pass_with_every_frame_counted() -> None:
+    """500 frames of one parked car, kept to 64 reads for the vote: one early and one final event that still say
+    when the pass began and ended and how many frames saw it, and show the crop of its most confident read."""
+    reads = [_parked_read("CA123456", 0.8 + 0.1 * (i % 3 == 0), crop=b"frame-%d" % i) for i in range(500)]
+    reads[7] = _parked_read("CA123456", 0.99, crop=b"the sharpest crop")
+    events = run(_parked_car(reads), TrackerConfig(max_reads_per_pass=64))
+    assert [e.stage for e in events] == [Stage.EARLY, Stage.FINAL]
+    early, final = events
+    assert final.event_id == early.event_id
+    assert (final.text, final.frame_count, final.best_crop) == ("CA123456", 500, b"the sharpest crop")
+    assert final.first_seen == 1_700_000_000
+    assert final.last_seen == pytest.approx(1_700_000_000 + 0.2 * 499)
+
+
+def test_a_long_pass_votes_over_its_most_confident_reads() -> None:
+    """A late stretch of unsure misreads (dusk) does not outvote the confident reads kept from earlier, and the
+    early event needs the configured number of agreeing reads even where that is more than the reads kept."""
+    reads = [_parked_read("CA123456", 0.9)] * 100 + [_parked_read("CA128456", 0.4)] * 300
+    [*_, final] = run(_parked_car(reads), TrackerConfig(max_reads_per_pass=16))
+    assert (final.stage, final.text) == (Stage.FINAL, "CA123456")
+
+    config = TrackerConfig(max_reads_per_pass=8, early_min_reads=20)
+    events = run(_parked_car([_parked_read("CA123456", 0.9)] * 30), config)
+    assert [e.stage for e in events] == [Stage.EARLY, Stage.FINAL]
+
+
+def test_the_service_passes_its_tracking_settings_to_the_tracker() -> None:
+    settings = IngestSettings.model_construct(track_max_reads=32, crop_max_text_distance=2, early_min_reads=4)
+    config = tracker_config(settings)
+    assert (config.max_reads_per_pass, config.crop_max_text_distance, config.early_min_reads) == (32, 2, 4)

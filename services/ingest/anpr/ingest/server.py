@@ -61,6 +61,7 @@ def tracker_config(settings: IngestSettings) -> TrackerConfig:
         early_min_reads=settings.early_min_reads,
         final_min_reads=settings.final_min_reads,
         crop_max_text_distance=settings.crop_max_text_distance,
+        max_reads_per_pass=settings.track_max_reads,
     )
 
 

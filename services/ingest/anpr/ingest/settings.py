@@ -124,6 +124,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
     track_max_missed_frames: int = Field(
         8, ge=1, le=1000, description="A pass also ends after this many frames of its camera without the plate."
     )
+    track_max_reads: int = Field(
+        64,
+        ge=8,
+        le=10_000,
+        description="Reads a pass keeps for its vote (its first, latest and most confident): a car parked in view "
+        "stays one pass, and a vote over every read would cost more on every frame the longer it stays.",
+    )
     early_min_reads: int = Field(3, ge=1, le=100, description="Agreeing reads needed before an early event.")
     final_min_reads: int = Field(2, ge=1, le=100, description="Reads a pass needs to produce an event at all.")
     crop_max_text_distance: int = Field(

@@ -43,6 +43,12 @@ class TrackerConfig:
     # (bench/ingest/crop_association.py).
     crop_max_text_distance: int = 1
     max_alternatives: int = 5
+    # A pass votes over at most this many reads: its first and latest, and its most confident others. A car parked in
+    # view of a camera stays one pass for as long as it stays, and a vote over every read since it arrived cost
+    # 16 us per read on every frame (96 ms per frame after 20 minutes at 5 frames/s), on the event loop, under the
+    # lock every camera's frames share (bench/ingest/long_pass.py). Raised to early_min_reads or final_min_reads
+    # where one of those is larger, so both rules can still be met.
+    max_reads_per_pass: int = 64
 
 
 @dataclass
@@ -64,6 +70,7 @@ class _Track:
     emitted_text: str | None = None
     model_version: str = ""
     plate_crops: bool = False  # opened by a camera that sends plate crops
+    frame_count: int = 0  # frames that added a read, also those whose read was let go (see keep_at_most)
 
     @property
     def last(self) -> _Observation:
@@ -88,7 +95,18 @@ class _Track:
                 else (0.5 * self.velocity[0] + 0.5 * measured[0], 0.5 * self.velocity[1] + 0.5 * measured[1])
             )
         self.observations.append(observation)
+        self.frame_count += 1 if observation.frame_id != previous.frame_id else 0
         self.missed_frames = 0
+
+    def keep_at_most(self, limit: int) -> None:
+        """Let go of the least telling reads beyond ``limit``: never the first (the pass's identity, start and
+        direction) nor the latest (its motion and timeout); reads without text, then partial reads, then reads that
+        are not plate text, then the least confident; and never the one whose crop the event shows."""
+        while len(self.observations) > max(limit, 3):
+            shown = max(range(len(self.observations)), key=lambda i: _shown_first(self.observations[i]))
+            middle = [i for i in range(1, len(self.observations) - 1) if i != shown]
+            weakest = min(middle, key=lambda i: (_evidence(self.observations[i].read), i))
+            del self.observations[weakest]
 
 
 class PassTracker:
@@ -97,6 +115,8 @@ class PassTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._tracks: dict[str, list[_Track]] = {}
+        config = self.config
+        self._max_reads = max(config.max_reads_per_pass, config.early_min_reads, config.final_min_reads)
 
     def active_tracks(self, camera_id: str | None = None) -> int:
         """Tracks still open (for one camera, or all)."""
@@ -122,13 +142,17 @@ class PassTracker:
                 if not read.text:
                     continue  # an unreadable plate alone does not open a pass
                 track = _Track(
-                    event_id=_event_id(frame, read), camera_id=frame.camera_id, plate_crops=frame.plate_crops
+                    event_id=_event_id(frame, read),
+                    camera_id=frame.camera_id,
+                    plate_crops=frame.plate_crops,
+                    frame_count=1,
                 )
                 track.observations.append(observation)
                 tracks.append(track)
             else:
                 track = found
                 track.add(observation)
+                track.keep_at_most(self._max_reads)
             if frame.model_version:
                 track.model_version = frame.model_version
             touched.add(id(track))
@@ -271,7 +295,7 @@ class PassTracker:
             best_crop=best.read.crop,
             first_seen=track.observations[0].time,
             last_seen=track.last.time,
-            frame_count=len({o.frame_id for o in track.observations}),
+            frame_count=track.frame_count,
             gps=best.gps,
             direction=_direction(track),
             model_version=track.model_version,
@@ -290,18 +314,19 @@ def _vote_text(track: _Track) -> str:
 
 
 def _best_observation(track: _Track) -> _Observation:
-    # Prefer observations with a crop (what an officer looks at), then whole reads, then the most confident, then
-    # the largest plate.
-    return max(
-        track.observations,
-        key=lambda o: (
-            o.read.crop is not None,
-            bool(o.read.text),
-            not o.read.hidden_characters,
-            o.read.confidence,
-            o.read.box.area,
-        ),
-    )
+    return max(track.observations, key=_shown_first)
+
+
+def _shown_first(observation: _Observation) -> tuple[bool, bool, bool, float, float]:
+    # The event shows the best observation's crop: prefer observations with a crop (what an officer looks at), then
+    # whole reads, then the most confident, then the largest plate.
+    read = observation.read
+    return read.crop is not None, bool(read.text), not read.hidden_characters, read.confidence, read.box.area
+
+
+def _evidence(read: PlateRead) -> tuple[bool, bool, bool, float]:
+    """How much a read tells the vote, lowest first: text, whole, plate text, confidence."""
+    return bool(read.text), not read.hidden_characters, is_plate_text(read.text), read.confidence
 
 
 def _direction(track: _Track) -> Direction:
