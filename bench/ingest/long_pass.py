@@ -31,10 +31,10 @@ CROP_BYTES = 6_000
 START = 1_700_000_000.0
 
 
-def _frame(index: int, tag: str = "") -> FrameReads:
+def _frame(index: int) -> FrameReads:
     # Distinct crop bytes per frame, as each frame's crop is its own object in the service.
     read = PlateRead("CA123456", 0.9, Box(600, 400, 120, 30), (0.9,) * 8, crop=bytes([index % 251]) * CROP_BYTES)
-    return FrameReads("cam", f"f{index}{tag}", START + index / FPS, (read,))
+    return FrameReads("cam", f"f{index}", START + index / FPS, (read,))
 
 
 def _one_more_frame_ms(tracker: PassTracker, index: int) -> float:
