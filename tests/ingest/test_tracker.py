@@ -320,7 +320,29 @@ def test_a_long_pass_votes_over_its_most_confident_reads() -> None:
     assert [e.stage for e in events] == [Stage.EARLY, Stage.FINAL]
 
 
+def test_an_unsure_car_parked_in_view_is_reported_before_it_leaves() -> None:
+    """Reads too unsure for an early event make one once the car has stayed early_after_seconds, not hours later
+    when it leaves; a car that drives past with the same reads still gets only its final event."""
+    unsure = _parked_read("CA123456", 0.3)
+    events = run(_parked_car([unsure] * 500), TrackerConfig(early_after_seconds=10.0))
+    assert [e.stage for e in events] == [Stage.EARLY, Stage.FINAL]
+    early = events[0]
+    assert early.text == "CA123456"
+    assert early.last_seen - early.first_seen == pytest.approx(10.0)
+
+    passing = [
+        FrameReads(
+            "cam-1", f"f{i}", 1_700_000_000 + i / FPS, (PlateRead("CA123456", 0.3, Box(60.0 * i, 400, 120, 30)),)
+        )
+        for i in range(9)
+    ]
+    assert [e.stage for e in run(passing, TrackerConfig(early_after_seconds=10.0))] == [Stage.FINAL]
+
+
 def test_the_service_passes_its_tracking_settings_to_the_tracker() -> None:
-    settings = IngestSettings.model_construct(track_max_reads=32, crop_max_text_distance=2, early_min_reads=4)
+    settings = IngestSettings.model_construct(
+        track_max_reads=32, crop_max_text_distance=2, early_min_reads=4, early_after_seconds=30.0
+    )
     config = tracker_config(settings)
     assert (config.max_reads_per_pass, config.crop_max_text_distance, config.early_min_reads) == (32, 2, 4)
+    assert config.early_after_seconds == 30.0

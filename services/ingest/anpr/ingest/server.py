@@ -62,6 +62,7 @@ def tracker_config(settings: IngestSettings) -> TrackerConfig:
         final_min_reads=settings.final_min_reads,
         crop_max_text_distance=settings.crop_max_text_distance,
         max_reads_per_pass=settings.track_max_reads,
+        early_after_seconds=settings.early_after_seconds,
     )
 
 

@@ -132,6 +132,13 @@ class IngestSettings(ServiceSettings, DatabaseSettings):
         "stays one pass, and a vote over every read would cost more on every frame the longer it stays.",
     )
     early_min_reads: int = Field(3, ge=1, le=100, description="Agreeing reads needed before an early event.")
+    early_after_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A pass still open this long (a car parked or queued in view) raises its early event however "
+        "unsure its reads, instead of only when the car leaves.",
+    )
     final_min_reads: int = Field(2, ge=1, le=100, description="Reads a pass needs to produce an event at all.")
     crop_max_text_distance: int = Field(
         1,

@@ -30,6 +30,10 @@ class TrackerConfig:
     max_missed_frames: int = 8
     early_min_reads: int = 3
     early_min_confidence: float = 0.5
+    # A pass still open this long raises its early event without early_min_confidence: the car is parked or queued
+    # in view, and its reads are all the evidence there will be until it leaves, which can be hours. Ordinary passes
+    # last a few seconds and are not affected; the event it raises is the one the pass would end with anyway.
+    early_after_seconds: float = 10.0
     final_min_reads: int = 2
     # How far (in plate widths) a read may be from the predicted position and still join the track.
     max_centre_distance_widths: float = 2.5
@@ -45,7 +49,7 @@ class TrackerConfig:
     max_alternatives: int = 5
     # A pass votes over at most this many reads: its first and latest, and its most confident others. A car parked in
     # view of a camera stays one pass for as long as it stays, and a vote over every read since it arrived cost
-    # 16 us per read on every frame (96 ms per frame after 20 minutes at 5 frames/s), on the event loop, under the
+    # 16 us per read on every frame (94 ms per frame after 20 minutes at 5 frames/s), on the event loop, under the
     # lock every camera's frames share (bench/ingest/long_pass.py). Raised to early_min_reads or final_min_reads
     # where one of those is larger, so both rules can still be met.
     max_reads_per_pass: int = 64
@@ -236,10 +240,11 @@ class PassTracker:
         if track.emitted_text is None:
             # An early alert goes out before the pass ends, so it waits for a whole read: part of a plate can
             # equal another plate.
+            lingering = track.last.time - track.observations[0].time >= self.config.early_after_seconds
             if (
                 not result.hidden_characters
                 and result.agreeing_reads >= self._min_reads(track, self.config.early_min_reads)
-                and result.confidence >= self.config.early_min_confidence
+                and (result.confidence >= self.config.early_min_confidence or lingering)
             ):
                 return self._emit(track, result, Stage.EARLY)
             return None
