@@ -6,7 +6,8 @@ own 6 KB crop (as recognize returns them), and at each checkpoint times one more
 and measures the memory the tracker holds (tracemalloc). It runs twice in one process: every read kept for the
 vote (``max_reads_per_pass`` unbounded, as before 2026-12-07) and the shipped limit. The reference is the cost of
 a frame of an ordinary pass (a car in view for 9 frames). The tracker runs on ingest's event loop under the lock all
-cameras' frames share, so this cost is paid by every camera.
+cameras' frames share, so this cost is paid by every camera. Last, the same parked car with every read unsure
+(confidence 0.3): how long after it arrived its first event comes, with and without ``early_after_seconds``.
 
     taskset -c 1 .venv/bin/python bench/ingest/long_pass.py [--frames 6000] [--json OUT]
 """
@@ -66,6 +67,17 @@ def parked(frames: int, checkpoints: list[int], config: TrackerConfig) -> list[d
     return rows
 
 
+def first_event_seconds(frames: int, config: TrackerConfig, confidence: float = 0.3) -> float | None:
+    """Seconds from a parked car's first frame to its first event while it stays in view (None: no event until it
+    leaves), every read as unsure as ``confidence`` (below the early event's confidence)."""
+    tracker = PassTracker(config)
+    for index in range(frames):
+        read = PlateRead("CA123456", confidence, Box(600, 400, 120, 30))
+        if tracker.observe(FrameReads("cam", f"u{index}", START + index / FPS, (read,))):
+            return index / FPS
+    return None
+
+
 def ordinary_pass_ms(passes: int = 200) -> float:
     """Median cost of a frame of an ordinary pass (9 frames of a moving car, then it leaves)."""
     tracker = PassTracker(TrackerConfig())
@@ -96,6 +108,12 @@ def main() -> None:
         "shipped_max_reads_per_pass": shipped.max_reads_per_pass,
         "every_read_kept": parked(args.frames, checkpoints, TrackerConfig(max_reads_per_pass=10**9)),
         "shipped": parked(args.frames, checkpoints, shipped),
+        # A parked car whose reads are all unsure: before 2026-12-07 its first event came when it left.
+        "unsure_first_event_seconds": {
+            "no_time_rule": first_event_seconds(args.frames, TrackerConfig(early_after_seconds=float("inf"))),
+            "shipped": first_event_seconds(args.frames, shipped),
+            "shipped_early_after_seconds": shipped.early_after_seconds,
+        },
     }
     print(json.dumps(report, indent=1))
     if args.json:
