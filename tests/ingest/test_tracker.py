@@ -330,12 +330,7 @@ def test_an_unsure_car_parked_in_view_is_reported_before_it_leaves() -> None:
     assert early.text == "CA123456"
     assert early.last_seen - early.first_seen == pytest.approx(10.0)
 
-    passing = [
-        FrameReads(
-            "cam-1", f"f{i}", 1_700_000_000 + i / FPS, (PlateRead("CA123456", 0.3, Box(60.0 * i, 400, 120, 30)),)
-        )
-        for i in range(9)
-    ]
+    passing = frames([Car(("CA123456",), 0, 8, confidence=0.3)], 9)
     assert [e.stage for e in run(passing, TrackerConfig(early_after_seconds=10.0))] == [Stage.FINAL]
 
 

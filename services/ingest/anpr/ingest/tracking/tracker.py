@@ -49,10 +49,15 @@ class TrackerConfig:
     max_alternatives: int = 5
     # A pass votes over at most this many reads: its first and latest, and its most confident others. A car parked in
     # view of a camera stays one pass for as long as it stays, and a vote over every read since it arrived cost
-    # 16 us per read on every frame (94 ms per frame after 20 minutes at 5 frames/s), on the event loop, under the
-    # lock every camera's frames share (bench/ingest/long_pass.py). Raised to early_min_reads or final_min_reads
-    # where one of those is larger, so both rules can still be met.
+    # about 17 us per read on every frame (106 ms per frame after 20 minutes at 5 frames/s), on the event loop,
+    # under the lock every camera's frames share (bench/ingest/long_pass.py). Raised to early_min_reads or
+    # final_min_reads where one of those is larger (reads_kept), so both rules can still be met.
     max_reads_per_pass: int = 64
+
+    @property
+    def reads_kept(self) -> int:
+        """Reads a pass keeps: ``max_reads_per_pass``, or more where the early or final rule needs more."""
+        return max(self.max_reads_per_pass, self.early_min_reads, self.final_min_reads)
 
 
 @dataclass
@@ -61,6 +66,13 @@ class _Observation:
     time: float
     read: PlateRead
     gps: Gps | None
+    # How much the read tells the vote, lowest first: text, whole, plate text, confidence. Computed once: a long
+    # pass compares its kept reads by it on every frame.
+    evidence: tuple[bool, bool, bool, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        read = self.read
+        self.evidence = bool(read.text), not read.hidden_characters, is_plate_text(read.text), read.confidence
 
 
 @dataclass
@@ -109,7 +121,7 @@ class _Track:
         while len(self.observations) > max(limit, 3):
             shown = max(range(len(self.observations)), key=lambda i: _shown_first(self.observations[i]))
             middle = [i for i in range(1, len(self.observations) - 1) if i != shown]
-            weakest = min(middle, key=lambda i: (_evidence(self.observations[i].read), i))
+            weakest = min(middle, key=lambda i: (self.observations[i].evidence, i))
             del self.observations[weakest]
 
 
@@ -119,8 +131,6 @@ class PassTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._tracks: dict[str, list[_Track]] = {}
-        config = self.config
-        self._max_reads = max(config.max_reads_per_pass, config.early_min_reads, config.final_min_reads)
 
     def active_tracks(self, camera_id: str | None = None) -> int:
         """Tracks still open (for one camera, or all)."""
@@ -156,7 +166,7 @@ class PassTracker:
             else:
                 track = found
                 track.add(observation)
-                track.keep_at_most(self._max_reads)
+                track.keep_at_most(self.config.reads_kept)
             if frame.model_version:
                 track.model_version = frame.model_version
             touched.add(id(track))
@@ -327,11 +337,6 @@ def _shown_first(observation: _Observation) -> tuple[bool, bool, bool, float, fl
     # whole reads, then the most confident, then the largest plate.
     read = observation.read
     return read.crop is not None, bool(read.text), not read.hidden_characters, read.confidence, read.box.area
-
-
-def _evidence(read: PlateRead) -> tuple[bool, bool, bool, float]:
-    """How much a read tells the vote, lowest first: text, whole, plate text, confidence."""
-    return bool(read.text), not read.hidden_characters, is_plate_text(read.text), read.confidence
 
 
 def _direction(track: _Track) -> Direction:
