@@ -32,9 +32,10 @@ CROP_BYTES = 6_000
 START = 1_700_000_000.0
 
 
-def _frame(index: int) -> FrameReads:
-    # Distinct crop bytes per frame, as each frame's crop is its own object in the service.
-    read = PlateRead("CA123456", 0.9, Box(600, 400, 120, 30), (0.9,) * 8, crop=bytes([index % 251]) * CROP_BYTES)
+def _frame(index: int, confidence: float = 0.9, crop: bool = True) -> FrameReads:
+    """Frame ``index`` of the parked car; its crop's bytes are its own, as each frame's crop is in the service."""
+    data = bytes([index % 251]) * CROP_BYTES if crop else None
+    read = PlateRead("CA123456", confidence, Box(600, 400, 120, 30), (confidence,) * 8, crop=data)
     return FrameReads("cam", f"f{index}", START + index / FPS, (read,))
 
 
@@ -72,8 +73,7 @@ def first_event_seconds(frames: int, config: TrackerConfig, confidence: float = 
     leaves), every read as unsure as ``confidence`` (below the early event's confidence)."""
     tracker = PassTracker(config)
     for index in range(frames):
-        read = PlateRead("CA123456", confidence, Box(600, 400, 120, 30))
-        if tracker.observe(FrameReads("cam", f"u{index}", START + index / FPS, (read,))):
+        if tracker.observe(_frame(index, confidence, crop=False)):
             return index / FPS
     return None
 
