@@ -153,8 +153,9 @@ class RecognitionOptions(_message.Message):
     """Minimum detection confidence in [0, 1] for a plate to be returned; 0 means the server default."""
     min_reading_confidence: _builtins.float
     """Minimum reading confidence in [0, 1] for a plate to be returned; 0 means the server default, the model set's
-    operating point (with the shipped models, chosen so that about 99 % of the readings returned on held-out
-    synthetic scenes are right). Ask for a lower minimum, such as 0.01, to receive unsure candidates as well.
+    operating point (chosen on held-out synthetic scenes: the highest floor that keeps 99 % of the right readings
+    while at least 97 % of the readings returned lie on a plate; docs/BENCHMARKS.md gives how many are exactly
+    right). Ask for a lower minimum, such as 0.01, to receive unsure candidates as well.
     """
     max_alternatives: _builtins.int
     """Maximum number of alternative readings per plate; 0 means the server default."""
