@@ -190,6 +190,9 @@ def test_reported_plates_carry_the_alternatives_of_the_layout_kept(fake_manifest
         assert plate.reading.alternatives
     # Below the reading floor nothing is reported, so nothing is left to look alternatives up for.
     assert pipeline.plates([detection], raws[:1], RecognitionOptions(min_reading_confidence=0.999), image=image) == []
+    # A box read as nothing is not a plate even with no floor at all.
+    empty = replace(raws[1], text="", confidence=0.0, character_confidences=())
+    assert pipeline.plates([detection], [empty], RecognitionOptions(min_reading_confidence=0.0), image=image) == []
 
 
 def test_ctc_reader_end_to_end(model_dir: Path, tmp_path: Path) -> None:

@@ -96,6 +96,9 @@ def test_a_model_set_with_a_scorer_reports_calibrated_confidences_above_its_floo
     pipeline = RecognitionPipeline.load(_with_scorer(fake_manifest, strict), config=PipelineConfig(correct=False))
     assert pipeline.recognize([frame])[0].plates == ()
     assert len(pipeline.recognize([frame], RecognitionOptions(min_reading_confidence=0.01))[0].plates) == 1
+    # Asking for 0 means no floor at all (`anpr read --min-confidence 0`), not the default: the reading comes back.
+    assert pipeline.reading_floor(RecognitionOptions(min_reading_confidence=0.0)) == 0.0
+    assert len(pipeline.recognize([frame], RecognitionOptions(min_reading_confidence=0.0))[0].plates) == 1
 
 
 def test_the_scorers_detection_floor_keeps_weak_boxes_from_being_read(fake_manifest: Path) -> None:

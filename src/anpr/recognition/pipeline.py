@@ -325,9 +325,11 @@ class RecognitionPipeline:
         return fixed if fixed.format is not None else None
 
     def reading_floor(self, options: RecognitionOptions) -> float:
-        """The least confidence a reading needs to be reported: the request's, else the configured, else the model
-        set's operating point."""
-        return options.min_reading_confidence or self.config.min_reading_confidence or self.manifest.min_confidence
+        """The least confidence a reading needs to be reported: the request's (0 reports every reading with text),
+        else the configured, else the model set's operating point."""
+        if options.min_reading_confidence is not None:
+            return options.min_reading_confidence
+        return self.config.min_reading_confidence or self.manifest.min_confidence
 
     def select(self, detections: Sequence[Detection], options: RecognitionOptions) -> list[Detection]:
         """The detections a request reads (best first): at or above its minimum confidence, at most max_plates
@@ -378,7 +380,8 @@ class RecognitionPipeline:
                 plate = replace(
                     plate, reading=replace(plate.reading, hidden_characters=plate.reading.hidden_characters + 1)
                 )
-            if plate_crop or plate.reading.confidence >= minimum:
+            # A box read as nothing is no plate, whatever the floor; a plate crop's one reading is its answer.
+            if plate_crop or (plate.reading.text and plate.reading.confidence >= minimum):
                 kept.append((index, plate))
         if not plate_crop:
             if self.config.consolidate:
