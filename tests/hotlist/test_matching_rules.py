@@ -116,9 +116,9 @@ def test_strictness_decides_which_hits_alert(
 )
 def test_a_partial_reading_alerts_only_on_lenient_lists(reading: str, list_id: int, meets: bool) -> None:
     index = make_index([(1, list_id, "CA12345" if reading == "CA12345" else "CA123456")])
-    weak = index.match([Reading(reading, 0.9)], include_weak=True, partial=True)
+    weak = index.match([Reading(reading, 0.9)], include_weak=True, hidden_runs=1)
     assert [h.meets_strictness for h in weak] == [meets]
-    assert len(index.match([Reading(reading, 0.9)], partial=True)) == (1 if meets else 0)
+    assert len(index.match([Reading(reading, 0.9)], hidden_runs=1)) == (1 if meets else 0)
     # The same text read whole keeps its kind's strictness.
     whole = index.match([Reading(reading, 0.9)], include_weak=True)
     assert [h.kind for h in weak] == [h.kind for h in whole]

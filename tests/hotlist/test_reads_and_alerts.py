@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from anpr.api.common.v1 import plate_pb2
-from anpr.api.hotlist.v1 import alert_pb2, audit_pb2, hotlist_pb2, read_pb2
+from anpr.api.hotlist.v1 import alert_pb2, audit_pb2, hotlist_pb2, match_pb2, read_pb2
 from anpr.api.hotlist.v1 import hotlist_service_pb2 as pb
 from testkit.hotlist import add_plates, caller, channel_to, create_list, plate_event
 from testkit.ingest_env import metric_value
@@ -209,6 +209,30 @@ async def test_a_partial_reading_alerts_only_where_a_list_accepts_uncertain_matc
         operator = caller(channel, tokens["operator"])
         matched = await operator.stub.Match(pb.MatchRequest(reading=asked), metadata=operator.metadata)
         assert [h.hotlist_name for h in matched.hits] == ["watch"]
+
+        # A plate running off the frame's left edge: two characters unseen, too many for an edit; the visible ones
+        # fit the listed plate with the hidden ones as a gap.
+        await add_plates(admin, "watch", "ND827848")
+        cut = plate_event("827848", event_id="pass-cut")
+        cut.reading.hidden_characters = 1
+        reply = await ingest.stub.ReportReads(pb.ReportReadsRequest(events=[cut]), metadata=ingest.metadata)
+        [alert] = reply.results[0].alerts
+        assert (alert.hit.entry.plate, alert.hit.kind) == ("ND827848", match_pb2.MATCH_KIND_PARTIAL)
+
+        # Visible characters that fit two listed plates point at no one vehicle: no alert, and an officer who asks
+        # for weak hits sees both (and CA12345, one edit away, on the standard list).
+        await add_plates(admin, "watch", "CA123499")
+        vague = plate_pb2.PlateReading(text="CA1234", confidence=0.9, hidden_characters=1)
+        matched = await operator.stub.Match(pb.MatchRequest(reading=vague), metadata=operator.metadata)
+        assert list(matched.hits) == []
+        weak = await operator.stub.Match(
+            pb.MatchRequest(reading=vague, include_weak_hits=True), metadata=operator.metadata
+        )
+        assert sorted((h.entry.plate, h.kind, h.meets_strictness) for h in weak.hits) == [
+            ("CA12345", match_pb2.MATCH_KIND_EDIT_DISTANCE, False),
+            ("CA123456", match_pb2.MATCH_KIND_PARTIAL, False),
+            ("CA123499", match_pb2.MATCH_KIND_PARTIAL, False),
+        ]
 
 
 async def test_bad_batches_store_nothing(

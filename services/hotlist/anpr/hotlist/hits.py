@@ -84,7 +84,7 @@ class Matcher:
             hotlists=hotlists,
             include_weak=include_weak,
             max_hits=max_hits,
-            partial=reading.hidden_characters > 0,
+            hidden_runs=reading.hidden_characters,
         )
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
         for hit in hits:

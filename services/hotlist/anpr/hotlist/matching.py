@@ -34,14 +34,12 @@ import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from anpr.hotlist.gaps import AffixIndex, GapRules, fits
 from anpr.hotlist.patterns import MAX_PATTERN_LENGTH, CompiledPattern, to_regex
-from anpr.hotlist.plates import ALPHABET, BITS, MAX_PLATE_LENGTH, Folding, deletion_keys
+from anpr.hotlist.plates import BITS, MAX_PLATE_LENGTH, Folding, code_rows, deletion_keys, pack_rows
 
 # Below this many entries at once, new keys go to the delta dict; above it, the arrays are rebuilt.
 _BULK = 2000
-_LUT = np.zeros(256, dtype=np.uint8)
-for _index, _char in enumerate(ALPHABET):
-    _LUT[ord(_char)] = _index + 1
 
 
 class Strictness(IntEnum):
@@ -59,6 +57,7 @@ class MatchKind(IntEnum):
     CONFUSION = 2
     EDIT_DISTANCE = 3
     WILDCARD = 4
+    PARTIAL = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +142,7 @@ class MatchRules:
     folding: Folding
     min_length_distance_1: int = 6
     min_length_distance_2: int = MAX_PLATE_LENGTH + 1
+    gaps: GapRules = field(default_factory=GapRules)
 
     def max_distance(self, length: int) -> int:
         """Edit distance allowed for a plate of this length."""
@@ -163,6 +163,8 @@ def _base_score(kind: MatchKind, distance: int, confusions: int) -> float:
         return max(0.6, 0.95 - 0.05 * (confusions - 1))
     if kind is MatchKind.WILDCARD:
         return 0.85 if confusions == 0 else 0.7
+    if kind is MatchKind.PARTIAL:
+        return 0.6
     return 0.7 if distance <= 1 else 0.5
 
 
@@ -170,7 +172,7 @@ def _meets(strictness: Strictness, kind: MatchKind, rank: int, confusions: int) 
     if strictness is Strictness.EXACT:
         return rank == 0 and confusions == 0 and kind in (MatchKind.EXACT, MatchKind.WILDCARD)
     if strictness is Strictness.STANDARD:
-        return kind is not MatchKind.EDIT_DISTANCE
+        return kind not in (MatchKind.EDIT_DISTANCE, MatchKind.PARTIAL)
     return True
 
 
@@ -316,6 +318,9 @@ class MatchIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_keys = 0
         self._dead = 0
+        # Partial readings: the plates of the last rebuild by text and reversed text, and the plate slots added since.
+        self._affixes = AffixIndex.empty()
+        self._recent_plates: list[int] = []
 
     def __len__(self) -> int:
         return self._live
@@ -331,6 +336,7 @@ class MatchIndex:
         twin._new_ids = dict(self._new_ids)
         twin._patterns = dict(self._patterns)
         twin._delta = {key: list(slots) for key, slots in self._delta.items()}
+        twin._recent_plates = list(self._recent_plates)
         return twin
 
     def adopt(self, other: MatchIndex) -> None:
@@ -445,6 +451,7 @@ class MatchIndex:
         if pattern_slots:
             self._rescreen()
         for slot in (np.flatnonzero(~entries.is_pattern) + first).tolist():
+            self._recent_plates.append(slot)
             for key in deletion_keys(self._columns.folded_text(slot), self._depth):
                 self._delta.setdefault(key, []).append(slot)
                 self._delta_keys += 1
@@ -489,6 +496,8 @@ class MatchIndex:
         is_plate[list(self._patterns)] = False
         plate_slots = np.flatnonzero(is_plate)
         self._base_keys, self._base_slots = _key_arrays(columns.folded[plate_slots], plate_slots, self._depth)
+        self._affixes = AffixIndex(columns.folded[plate_slots], plate_slots)
+        self._recent_plates = []
         self._rescreen()
         self._delta = {}
         self._delta_keys = 0
@@ -505,12 +514,14 @@ class MatchIndex:
         include_weak: bool = False,
         max_hits: int = 50,
         now: float | None = None,
-        partial: bool = False,
+        hidden_runs: int = 0,
     ) -> list[RawHit]:
         """Hits of the readings (best first, then alternatives), strongest first, one per entry.
 
-        ``partial``: the readings miss characters the reader could not read (a bar across the plate). Part of a
-        plate can equal, or nearly equal, another plate, so its hits meet only the strictness of lenient lists.
+        ``hidden_runs``: the readings miss that many runs of characters the reader could not read (a bar across
+        the plate, a plate running off the frame). Part of a plate can equal, or nearly equal, another plate, so
+        their hits meet only the strictness of lenient lists. The best reading is also matched with the hidden
+        runs as gaps (:mod:`anpr.hotlist.gaps`): ``PARTIAL`` hits.
         """
         moment = time.time() if now is None else now
         best: dict[int, RawHit] = {}
@@ -540,11 +551,48 @@ class MatchIndex:
                 hit = self._hit(slot, MatchKind.WILDCARD, text, rank, 0, confusions, factor, hotlists, moment)
                 if hit is not None and (slot not in best or hit.score > best[slot].score):
                     best[slot] = hit
-        if partial:
+        if hidden_runs > 0:
+            if readings and readings[0].text:
+                self._match_gaps(best, readings[0], hidden_runs, hotlists, moment, include_weak)
             best = {slot: self._partial(hit) for slot, hit in best.items()}
         hits = [hit for hit in best.values() if include_weak or hit.meets_strictness]
         hits.sort(key=lambda h: (h.meets_strictness, h.score, h.priority), reverse=True)
         return hits[:max_hits]
+
+    def _match_gaps(
+        self,
+        best: dict[int, RawHit],
+        reading: Reading,
+        hidden_runs: int,
+        hotlists: Collection[int] | None,
+        now: float,
+        include_weak: bool,
+    ) -> None:
+        """PARTIAL hits of a partial reading's text, the hidden runs as gaps (only where no stronger hit exists).
+
+        A reading that fits more than ``max_alerting`` entries points at no one vehicle: its gap hits are weak, so
+        unless weak hits are asked for, the search stops there."""
+        rules = self.rules.gaps
+        folded = self._fold(reading.text)
+        if not rules.enabled or len(folded) < rules.min_visible:
+            return
+        columns = self._columns
+        factor = reading.confidence if reading.confidence > 0 else 1.0
+        found: dict[int, RawHit] = {}
+        for slot in self._affixes.candidates(folded, hidden_runs, rules, columns.folded) + self._recent_plates:
+            if slot in best or slot in found or not columns.alive[slot]:
+                continue
+            if not fits(folded, columns.folded_text(slot), hidden_runs, rules.max_gap):
+                continue
+            hit = self._hit(slot, MatchKind.PARTIAL, reading.text, 0, 0, 0, factor, hotlists, now)
+            if hit is None:
+                continue
+            found[slot] = hit
+            if len(found) > rules.max_alerting and not include_weak:
+                return
+        if len(found) > rules.max_alerting:
+            found = {slot: hit._replace(meets_strictness=False) for slot, hit in found.items()}
+        best.update(found)
 
     def _partial(self, hit: RawHit) -> RawHit:
         info = self._lists.get(hit.hotlist_id)
@@ -655,13 +703,10 @@ def _key_arrays(
     if not len(plates):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
     owners = slots.astype(np.int32)  # 4 bytes a key: there are about 8 keys per plate
-    raw = plates.astype(f"S{MAX_PLATE_LENGTH}").view(np.uint8).reshape(len(plates), MAX_PLATE_LENGTH)
-    codes = _LUT[raw]
-    packed = np.zeros(len(plates), dtype=np.uint64)
-    for position in range(MAX_PLATE_LENGTH):
-        packed |= codes[:, position].astype(np.uint64) << np.uint64(BITS * (MAX_PLATE_LENGTH - 1 - position))
+    codes = code_rows(plates)
+    packed = pack_rows(codes)
     lengths = (codes != 0).sum(axis=1)
-    del raw, codes
+    del codes
     all_keys = [packed]
     all_owners = [owners]
     level = (packed, lengths, owners)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
+
 from anpr.domain import plate_events
 from anpr.runtime.errors import InvalidArgument
 
@@ -20,6 +23,9 @@ MIN_PLATE_LENGTH = plate_events.MIN_PLATE_LENGTH
 MAX_PLATE_LENGTH = plate_events.MAX_PLATE_LENGTH
 BITS = 6
 _CODE = {char: index + 1 for index, char in enumerate(ALPHABET)}
+_CODE_OF_BYTE = np.zeros(256, dtype=np.uint8)
+for _char, _code in _CODE.items():
+    _CODE_OF_BYTE[ord(_char)] = _code
 _SEPARATORS = re.compile(r"[\s\-]+")
 _VALID = re.compile(r"^[A-Z0-9]+$")
 
@@ -107,3 +113,25 @@ def deletion_keys(text: str, depth: int) -> set[int]:
         keys.update(key for key, _ in following)
         level = following
     return keys
+
+
+def code_rows(texts: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint8]:
+    """Normalised (or folded) ASCII texts as rows of :data:`MAX_PLATE_LENGTH` character codes (0 = padding)."""
+    raw = texts.astype(f"S{MAX_PLATE_LENGTH}").view(np.uint8).reshape(len(texts), MAX_PLATE_LENGTH)
+    return _CODE_OF_BYTE[raw]
+
+
+def reversed_rows(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Each row of :func:`code_rows` with its text reversed (the padding stays at the end)."""
+    lengths = (codes != 0).sum(axis=1)
+    source = lengths[:, None] - 1 - np.arange(MAX_PLATE_LENGTH)[None, :]
+    picked = np.take_along_axis(codes, np.maximum(source, 0), axis=1)
+    return np.where(source >= 0, picked, 0).astype(np.uint8)
+
+
+def pack_rows(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """:func:`pack` of every row of :func:`code_rows` (vectorised)."""
+    packed = np.zeros(len(codes), dtype=np.uint64)
+    for position in range(MAX_PLATE_LENGTH):
+        packed |= codes[:, position].astype(np.uint64) << np.uint64(BITS * (MAX_PLATE_LENGTH - 1 - position))
+    return packed

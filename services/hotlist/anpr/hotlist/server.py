@@ -15,6 +15,7 @@ from importlib.resources import files
 from anpr.api.hotlist.v1 import hotlist_service_pb2_grpc
 from anpr.hotlist.access import ACCESS_POLICY, SERVICE_NAME
 from anpr.hotlist.db import ALERTS_CHANNEL, LISTS_CHANNEL
+from anpr.hotlist.gaps import GapRules
 from anpr.hotlist.hits import Matcher
 from anpr.hotlist.importing import Importer
 from anpr.hotlist.listener import Listener
@@ -43,7 +44,10 @@ async def build(settings: HotlistSettings) -> AsyncIterator[ServiceServer]:
             open_service_database(settings, DATABASE_SCHEMA, files("anpr.hotlist") / "migrations")
         )
         folding = Folding(settings.confusion_classes)
-        rules = MatchRules(folding, settings.edit_distance_min_length_1, settings.edit_distance_min_length_2)
+        gaps = GapRules(
+            settings.partial_min_visible, settings.partial_max_gap, max_alerting=settings.partial_max_alerting
+        )
+        rules = MatchRules(folding, settings.edit_distance_min_length_1, settings.edit_distance_min_length_2, gaps)
         index = MatchIndex(rules)
         sync = IndexSync(pool, index, Strictness[settings.default_strictness.upper()], settings.index_poll_seconds)
         hub = AlertHub(

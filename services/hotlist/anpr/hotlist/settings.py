@@ -36,6 +36,21 @@ class HotlistSettings(ServiceSettings, DatabaseSettings):
     edit_distance_min_length_2: int = Field(
         11, ge=2, le=11, description="Plates at least this long match within edit distance 2 (11 disables)."
     )
+    partial_min_visible: int = Field(
+        5,
+        ge=0,
+        le=10,
+        description="A partial read (characters hidden from the reader) with at least this many visible characters "
+        "is also matched with its hidden runs as gaps (0 disables).",
+    )
+    partial_max_gap: int = Field(4, ge=1, le=8, description="Most characters one hidden run may stand for.")
+    partial_max_alerting: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="A partial read whose visible characters fit more entries than this points at no one vehicle: "
+        "its gap matches are weak hits (never alerts); 0 makes every gap match weak.",
+    )
     default_strictness: Literal["exact", "standard", "lenient"] = Field(
         "standard", description="Strictness of lists that do not state their own."
     )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from anpr.api.hotlist.v1 import hotlist_pb2 as anpr_dot_hotlist_dot_v1_dot_hotlist__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61npr/hotlist/v1/match.proto\x12\x0f\x61npr.hotlist.v1\x1a\x1d\x61npr/hotlist/v1/hotlist.proto\"\xd4\x02\n\x03Hit\x12\x14\n\x0chotlist_name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\r\x12,\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x1d.anpr.hotlist.v1.HotlistEntry\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.anpr.hotlist.v1.MatchKind\x12\x14\n\x0cmatched_text\x18\x05 \x01(\t\x12\x18\n\x10\x61lternative_rank\x18\x06 \x01(\r\x12\x15\n\redit_distance\x18\x07 \x01(\r\x12\x17\n\x0f\x63onfusion_count\x18\x08 \x01(\r\x12\r\n\x05score\x18\t \x01(\x02\x12\x18\n\x10meets_strictness\x18\n \x01(\x08\x12.\n\x06\x61\x63tion\x18\x0b \x01(\x0e\x32\x1e.anpr.hotlist.v1.HotlistAction\x12\x14\n\x0cinstructions\x18\x0c \x01(\t*\x8e\x01\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_KIND_EXACT\x10\x01\x12\x18\n\x14MATCH_KIND_CONFUSION\x10\x02\x12\x1c\n\x18MATCH_KIND_EDIT_DISTANCE\x10\x03\x12\x17\n\x13MATCH_KIND_WILDCARD\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61npr/hotlist/v1/match.proto\x12\x0f\x61npr.hotlist.v1\x1a\x1d\x61npr/hotlist/v1/hotlist.proto\"\xd4\x02\n\x03Hit\x12\x14\n\x0chotlist_name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\r\x12,\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x1d.anpr.hotlist.v1.HotlistEntry\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.anpr.hotlist.v1.MatchKind\x12\x14\n\x0cmatched_text\x18\x05 \x01(\t\x12\x18\n\x10\x61lternative_rank\x18\x06 \x01(\r\x12\x15\n\redit_distance\x18\x07 \x01(\r\x12\x17\n\x0f\x63onfusion_count\x18\x08 \x01(\r\x12\r\n\x05score\x18\t \x01(\x02\x12\x18\n\x10meets_strictness\x18\n \x01(\x08\x12.\n\x06\x61\x63tion\x18\x0b \x01(\x0e\x32\x1e.anpr.hotlist.v1.HotlistAction\x12\x14\n\x0cinstructions\x18\x0c \x01(\t*\xa6\x01\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_KIND_EXACT\x10\x01\x12\x18\n\x14MATCH_KIND_CONFUSION\x10\x02\x12\x1c\n\x18MATCH_KIND_EDIT_DISTANCE\x10\x03\x12\x17\n\x13MATCH_KIND_WILDCARD\x10\x04\x12\x16\n\x12MATCH_KIND_PARTIAL\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anpr.api.hotlist.v1.match_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATCHKIND']._serialized_start=423
-  _globals['_MATCHKIND']._serialized_end=565
+  _globals['_MATCHKIND']._serialized_end=589
   _globals['_HIT']._serialized_start=80
   _globals['_HIT']._serialized_end=420
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,11 @@ class _MatchKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchKind.V
     """The texts are within the allowed edit distance (insertions, deletions, substitutions) after confusion folding."""
     MATCH_KIND_WILDCARD: _MatchKind.ValueType  # 4
     """The text matches the entry's wildcard pattern."""
+    MATCH_KIND_PARTIAL: _MatchKind.ValueType  # 5
+    """The read was partial (characters hidden from the reader: a bar across the plate, a plate running off the
+    frame) and its visible characters match the entry with the hidden ones as gaps of one to a few characters.
+    Alerts only on lenient lists, like every hit of a partial read.
+    """
 
 class MatchKind(_MatchKind, metaclass=_MatchKindEnumTypeWrapper):
     """Why a read matched an entry."""
@@ -48,6 +53,11 @@ MATCH_KIND_EDIT_DISTANCE: MatchKind.ValueType  # 3
 """The texts are within the allowed edit distance (insertions, deletions, substitutions) after confusion folding."""
 MATCH_KIND_WILDCARD: MatchKind.ValueType  # 4
 """The text matches the entry's wildcard pattern."""
+MATCH_KIND_PARTIAL: MatchKind.ValueType  # 5
+"""The read was partial (characters hidden from the reader: a bar across the plate, a plate running off the
+frame) and its visible characters match the entry with the hidden ones as gaps of one to a few characters.
+Alerts only on lenient lists, like every hit of a partial read.
+"""
 Global___MatchKind: _TypeAlias = MatchKind  # noqa: Y015
 
 @_typing.final
