@@ -14,7 +14,7 @@ head before the first gap and end with the tail after the last: the plates in bo
 when it is short) hold every match of that placement. A placement whose rarer end still begins or ends more than
 ``max_candidates`` plates is skipped: its fixed characters are too few to point at a vehicle. :func:`fits`
 checks each candidate, the most specific placements' first, so a reading that fits several plates (and so alerts
-on none) is known early.
+on none) is known early, and no read costs more than ``max_examined`` checks.
 
 Too few visible characters match too many plates by chance, so a reading needs ``min_visible`` of them
 (:class:`GapRules`; ``docs/BENCHMARKS.md`` has the false hits per partial reading on a million random plates).
@@ -22,6 +22,8 @@ Too few visible characters match too many plates by chance, so a reading needs `
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,9 @@ class GapRules:
     max_gap: int = 4
     max_candidates: int = 1000
     max_alerting: int = 1
+    # The most candidates one read may cost (each checked in Python): its most specific placements' first, so a
+    # read fitting many plates cannot hold the event loop for tens of milliseconds.
+    max_examined: int = 2000
 
     @property
     def enabled(self) -> bool:
@@ -67,27 +72,32 @@ def fits(visible: str, text: str, gaps: int, max_gap: int) -> bool:
     n, hidden = len(visible), len(text) - len(visible)
     if hidden < 1 or hidden > min(gaps, MAX_GAPS) * max_gap:
         return False
+    if gaps >= 2:
+        return _two_gaps(visible, max_gap).fullmatch(text) is not None
+    if hidden > max_gap:
+        return False
     for i in range(n + 1):
         if not text.startswith(visible[:i]):
-            break  # a longer head cannot match either
-        if hidden <= max_gap and text.endswith(visible[i:]):
-            return True  # one gap after the head
-        if gaps < 2:
-            continue
-        for j in range(i + 1, n + 1):
-            tail = len(visible) - j
-            if not text.endswith(visible[j:]):
-                continue
-            # Between the head and the tail: a gap, the middle visible[i:j], a gap (each 1..max_gap).
-            between = text[i : len(text) - tail]
-            middle = visible[i:j]
-            for first in range(1, max_gap + 1):
-                second = len(between) - first - len(middle)
-                if second < 1:
-                    break
-                if second <= max_gap and between[first : first + len(middle)] == middle:
-                    return True
+            return False  # a longer head cannot match either
+        if text.endswith(visible[i:]):
+            return True
     return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _two_gaps(visible: str, max_gap: int) -> re.Pattern[str]:
+    """One expression for every placement of one or two gaps in ``visible`` (the regex engine tries them in C: a
+    Python loop over the placements cost 20 us a plate)."""
+    gap = f".{{1,{max_gap}}}"
+    options = []
+    for places in placements(len(visible), 2):
+        pieces, start = [], 0
+        for place in places:
+            pieces += [re.escape(visible[start:place]), gap]
+            start = place
+        pieces.append(re.escape(visible[start:]))
+        options.append("".join(pieces))
+    return re.compile("(?:" + "|".join(options) + ")")
 
 
 class AffixIndex:
@@ -131,7 +141,12 @@ class AffixIndex:
                 slots = slots[_starts_with(pack_rows(reversed_rows(codes) if backwards else codes), other)]
             chosen.append((len(slots), slots))
         chosen.sort(key=lambda item: item[0])
-        return [slot for _, slots in chosen for slot in slots.tolist()]
+        out: list[int] = []
+        for count, slots in chosen:
+            if len(out) + count > rules.max_examined:
+                break
+            out.extend(slots.tolist())
+        return out
 
 
 def _starts_with(packed: npt.NDArray[np.uint64], start: str) -> npt.NDArray[np.bool_]:
