@@ -17,6 +17,11 @@ after three agreeing reads): a car **entering** (its plate 50, 35, 20, 10 and 5 
 three frames 4 px inside) and a car **parked** with 35 % of its plate beyond the edge for six frames. Each pass's
 early and final events are counted as the plate, part of it, another text, or marked partial. The figures are
 deterministic.
+
+Last, what the hotlist makes of those events: each event of the shipped pipeline (frame-edge marking on) is
+matched as ``ReportReads`` would match it against one lenient list holding every pass's plate among 100,000 seeded
+South African plates (``testkit.seeded_plates``), with the hotlist's gap matching of partial reads off and on
+(``anpr.hotlist.gaps``): how many passes alert on their own plate's entry, and how many alerts go to other entries.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +40,10 @@ import cv2
 import numpy as np
 
 from anpr.cli.evaluate import IOU_THRESHOLD
+from anpr.hotlist.gaps import GapRules
+from anpr.hotlist.matching import IndexedEntry, ListInfo, MatchIndex, MatchRules, Reading, Strictness
+from anpr.hotlist.plates import Folding
+from anpr.hotlist.settings import DEFAULT_CONFUSION_CLASSES
 from anpr.ingest.tracking.model import Box as TrackBox
 from anpr.ingest.tracking.model import FrameReads, PassEvent, PlateRead, Stage
 from anpr.ingest.tracking.tracker import PassTracker, TrackerConfig
@@ -139,8 +149,12 @@ def _reads(pipeline: RecognitionPipeline, data: bytes) -> tuple[PlateRead, ...]:
     )
 
 
-def passes(pipeline: RecognitionPipeline, plates: list[CutPlate]) -> dict[str, Any]:
-    """Early and final events of each plate's entering and parked passes, counted by what their text is."""
+Events = dict[str, list[tuple[str, list[PassEvent]]]]  # scenario -> (plate label, the pass's events) per pass
+
+
+def passes(pipeline: RecognitionPipeline, plates: list[CutPlate], kept: Events | None = None) -> dict[str, Any]:
+    """Early and final events of each plate's entering and parked passes, counted by what their text is (and kept
+    per scenario in ``kept``, when given)."""
     out: dict[str, Any] = {}
     for scenario, steps in (("entering", ENTERING), ("parked", PARKED)):
         tally: Counter[str] = Counter()
@@ -153,6 +167,8 @@ def passes(pipeline: RecognitionPipeline, plates: list[CutPlate]) -> dict[str, A
                 at = 1_700_000_000 + 0.1 * index
                 events += tracker.observe(FrameReads("cam", f"{plate.label}-{index}", at, _reads(pipeline, data)))
             events += tracker.flush()
+            if kept is not None:
+                kept.setdefault(scenario, []).append((plate.label, events))
             tally["passes"] += 1
             for stage in (Stage.EARLY, Stage.FINAL):
                 staged = [e for e in events if e.stage is stage]
@@ -162,6 +178,36 @@ def passes(pipeline: RecognitionPipeline, plates: list[CutPlate]) -> dict[str, A
                     mark = "_marked_partial" if event.hidden_characters else ""
                     tally[f"{stage.name.lower()}_{classify(event.text, plate.label)}{mark}"] += 1
         out[scenario] = dict(sorted(tally.items()))
+    return out
+
+
+def hotlist_alerts(kept: Events, seeded: int = 100_000) -> dict[str, Any]:
+    """Per scenario and hotlist rule set: passes whose events alert on their own plate's entry, and alerts on
+    other entries, on one lenient list of every pass's plate among ``seeded`` seeded plates."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+    from testkit.seeded_plates import plates as seeded_plates
+
+    labels = sorted({label for runs in kept.values() for label, _ in runs})
+    targets = labels + [p for p in seeded_plates(seeded, 17) if p not in set(labels)]
+    out: dict[str, Any] = {"seeded_plates": seeded}
+    for name, gaps in (("gaps_off", GapRules(min_visible=0)), ("gaps_on", GapRules())):
+        index = MatchIndex(MatchRules(Folding(DEFAULT_CONFUSION_CLASSES), gaps=gaps))
+        info = ListInfo(1, "watch", 50, True, Strictness.LENIENT, 0.0)
+        index.load_list(info, (IndexedEntry(i, 1, t, False) for i, t in enumerate(targets)))
+        own = {label: i for i, label in enumerate(labels)}
+        for scenario, runs in kept.items():
+            tally: Counter[str] = Counter()
+            for label, events in runs:
+                alerted: set[int] = set()
+                for event in events:
+                    readings = [Reading(event.text, event.confidence)]
+                    readings += [Reading(text, confidence) for text, confidence in event.alternatives]
+                    hits = index.match(readings, hidden_runs=event.hidden_characters)
+                    alerted.update(h.entry_id for h in hits)
+                tally["passes"] += 1
+                tally["own_plate_alerted"] += own[label] in alerted
+                tally["alerts_on_other_entries"] += len(alerted - {own[label]})
+            out.setdefault(name, {})[scenario] = dict(sorted(tally.items()))
     return out
 
 
@@ -179,11 +225,13 @@ def main() -> None:
         "missing_fonts": list(missing_fonts()),  # the recipe's plate fonts not installed (figures not comparable)
         "cuts": "share of the plate's width beyond the frame edge (left and right each once per plate)",
     }
+    kept: Events = {}
     for name, marked in (("unmarked", False), ("partial_at_frame_edge", True)):
         pipeline = load(args.models, PipelineConfig(partial_at_frame_edge=marked))
         report["models"] = f"{pipeline.manifest.name} {pipeline.manifest.version}"
         report[name] = run(pipeline, plates)
-        report[f"{name}_passes"] = passes(pipeline, plates)
+        report[f"{name}_passes"] = passes(pipeline, plates, kept if marked else None)
+    report["hotlist_alerts"] = hotlist_alerts(kept)
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")

@@ -2,10 +2,10 @@
 
 A partial reading (``hidden_characters`` >= 1: a bar or a tow hitch across the plate, or a plate running off the
 frame's edge) is the plate with one run of characters left out per hidden run; the reading says how many runs, not
-where. Edit-distance matching finds such a plate only when a single character is missing, so a plate cut by a
-third at the frame's edge (``CA123456`` read as ``3456``'s longer cousins ``123456`` or ``A123456``) never reached
-its entry. Here the folded visible text ``V`` matches a plate that is ``V`` with one to ``runs`` gaps of 1 to
-``max_gap`` characters each, at any positions (the start and the end included).
+where. Edit-distance matching finds such a plate only when a single character is missing, so ``CA123456`` read as
+``123456`` beside the frame's left edge never reached its entry. Here the folded visible text ``V`` matches a plate
+that is ``V`` with one to ``runs`` (at most :data:`MAX_GAPS`) gaps of 1 to ``max_gap`` characters each, at any
+positions (the start and the end included).
 
 Candidates come from two sorted arrays of the packed folded plates, one of the texts and one of the texts
 reversed: the plates that start with a head of ``V`` are one range of the first, those that end with a tail of
@@ -17,7 +17,8 @@ checks each candidate, the most specific placements' first, so a reading that fi
 on none) is known early, and no read costs more than ``max_examined`` checks.
 
 Too few visible characters match too many plates by chance, so a reading needs ``min_visible`` of them
-(:class:`GapRules`; ``docs/BENCHMARKS.md`` has the false hits per partial reading on a million random plates).
+(:class:`GapRules`; ``docs/BENCHMARKS.md`` has the false alerts per partial read on a list of a million seeded
+plates).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class AffixIndex:
         heads = [_range(self._heads, visible[:i]) for i in range(n + 1)]
         tails = [_range(self._tails, visible[j:][::-1]) for j in range(n + 1)]
         chosen: list[tuple[int, npt.NDArray[np.int32]]] = []
-        for first, last in {(places[0], places[-1]) for places in placements(n, min(gaps, MAX_GAPS))}:
+        for first, last in sorted({(places[0], places[-1]) for places in placements(n, min(gaps, MAX_GAPS))}):
             (head_low, head_high), (tail_low, tail_high) = heads[first], tails[last]
             if min(head_high - head_low, tail_high - tail_low) > rules.max_candidates:
                 continue
