@@ -102,7 +102,8 @@ def _two_gaps(visible: str, max_gap: int) -> re.Pattern[str]:
 
 
 class AffixIndex:
-    """The plates of one index build, sorted by their text and by their reversed text."""
+    """Plates sorted by their text and by their reversed text (immutable: :meth:`plus` returns a new one, so an
+    index and its clone may share one)."""
 
     def __init__(self, folded: npt.NDArray[np.bytes_], slots: npt.NDArray[np.int64]) -> None:
         codes = code_rows(folded)
@@ -115,6 +116,19 @@ class AffixIndex:
     @classmethod
     def empty(cls) -> AffixIndex:
         return cls(np.zeros(0, dtype=f"S{MAX_PLATE_LENGTH}"), np.zeros(0, dtype=np.int64))
+
+    def plus(self, folded: npt.NDArray[np.bytes_], slots: npt.NDArray[np.int64]) -> AffixIndex:
+        """This index with more plates merged in (a few thousand into a million: one copy of each array, some
+        milliseconds; removed plates stay until the next build, and matching skips slots that are not alive)."""
+        added = AffixIndex(folded, slots)
+        merged = AffixIndex.__new__(AffixIndex)
+        at = self._heads.searchsorted(added._heads)
+        merged._heads = np.insert(self._heads, at, added._heads)
+        merged._head_slots = np.insert(self._head_slots, at, added._head_slots)
+        at = self._tails.searchsorted(added._tails)
+        merged._tails = np.insert(self._tails, at, added._tails)
+        merged._tail_slots = np.insert(self._tail_slots, at, added._tail_slots)
+        return merged
 
     def __len__(self) -> int:
         return len(self._heads)

@@ -318,9 +318,8 @@ class MatchIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_keys = 0
         self._dead = 0
-        # Partial readings: the plates of the last rebuild by text and reversed text, and the plate slots added since.
+        # Partial readings: every plate entry by text and by reversed text (anpr.hotlist.gaps).
         self._affixes = AffixIndex.empty()
-        self._recent_plates: list[int] = []
 
     def __len__(self) -> int:
         return self._live
@@ -336,7 +335,6 @@ class MatchIndex:
         twin._new_ids = dict(self._new_ids)
         twin._patterns = dict(self._patterns)
         twin._delta = {key: list(slots) for key, slots in self._delta.items()}
-        twin._recent_plates = list(self._recent_plates)
         return twin
 
     def adopt(self, other: MatchIndex) -> None:
@@ -450,8 +448,9 @@ class MatchIndex:
             self._new_ids[entry_id] = first + offset
         if pattern_slots:
             self._rescreen()
-        for slot in (np.flatnonzero(~entries.is_pattern) + first).tolist():
-            self._recent_plates.append(slot)
+        plate_slots = np.flatnonzero(~entries.is_pattern) + first
+        self._affixes = self._affixes.plus(self._columns.folded[plate_slots], plate_slots)
+        for slot in plate_slots.tolist():
             for key in deletion_keys(self._columns.folded_text(slot), self._depth):
                 self._delta.setdefault(key, []).append(slot)
                 self._delta_keys += 1
@@ -497,7 +496,6 @@ class MatchIndex:
         plate_slots = np.flatnonzero(is_plate)
         self._base_keys, self._base_slots = _key_arrays(columns.folded[plate_slots], plate_slots, self._depth)
         self._affixes = AffixIndex(columns.folded[plate_slots], plate_slots)
-        self._recent_plates = []
         self._rescreen()
         self._delta = {}
         self._delta_keys = 0
@@ -579,7 +577,7 @@ class MatchIndex:
         columns = self._columns
         factor = reading.confidence if reading.confidence > 0 else 1.0
         found: dict[int, RawHit] = {}
-        for slot in self._affixes.candidates(folded, hidden_runs, rules, columns.folded) + self._recent_plates:
+        for slot in self._affixes.candidates(folded, hidden_runs, rules, columns.folded):
             if slot in best or slot in found or not columns.alive[slot]:
                 continue
             if not fits(folded, columns.folded_text(slot), hidden_runs, rules.max_gap):
