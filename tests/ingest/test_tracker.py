@@ -334,6 +334,26 @@ def test_an_unsure_car_parked_in_view_is_reported_before_it_leaves() -> None:
     assert [e.stage for e in run(passing, TrackerConfig(early_after_seconds=10.0))] == [Stage.FINAL]
 
 
+def test_a_car_parked_with_its_plate_beyond_the_frames_edge_is_reported_before_it_leaves() -> None:
+    """Only partial reads (two characters beyond the edge): no early event from them in an ordinary pass, but a
+    parked car's pass raises its partial early event after early_after_seconds, marked as partial."""
+    cut = PlateRead("123456", 0.95, Box(0, 400, 90, 30), hidden_characters=1)
+    events = run(_parked_car([cut] * 500), TrackerConfig(early_after_seconds=10.0))
+    assert [(e.stage, e.text, e.hidden_characters) for e in events] == [
+        (Stage.EARLY, "123456", 1),
+        (Stage.FINAL, "123456", 1),
+    ]
+    assert events[0].last_seen - events[0].first_seen == pytest.approx(10.0)
+    # Should the car move fully into view, the whole plate revises the event.
+    whole = PlateRead("CA123456", 0.95, Box(0, 400, 120, 30))
+    events = run(_parked_car([cut] * 100 + [whole] * 20), TrackerConfig(early_after_seconds=10.0))
+    assert [(e.stage, e.text, e.hidden_characters) for e in events] == [
+        (Stage.EARLY, "123456", 1),
+        (Stage.UPDATE, "CA123456", 0),
+        (Stage.FINAL, "CA123456", 0),
+    ]
+
+
 def test_the_service_passes_its_tracking_settings_to_the_tracker() -> None:
     settings = IngestSettings.model_construct(
         track_max_reads=32, crop_max_text_distance=2, early_min_reads=4, early_after_seconds=30.0

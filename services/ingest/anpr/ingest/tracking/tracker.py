@@ -30,9 +30,10 @@ class TrackerConfig:
     max_missed_frames: int = 8
     early_min_reads: int = 3
     early_min_confidence: float = 0.5
-    # A pass still open this long raises its early event without early_min_confidence: the car is parked or queued
-    # in view, and its reads are all the evidence there will be until it leaves, which can be hours. Ordinary passes
-    # last a few seconds and are not affected; the event it raises is the one the pass would end with anyway.
+    # A pass still open this long raises its early event without early_min_confidence, and from partial reads too:
+    # the car is parked or queued in view, and its reads are all the evidence there will be until it leaves, which
+    # can be hours. Ordinary passes last a few seconds and are not affected; the event it raises is the one the pass
+    # would end with anyway.
     early_after_seconds: float = 10.0
     final_min_reads: int = 2
     # How far (in plate widths) a read may be from the predicted position and still join the track.
@@ -249,10 +250,12 @@ class PassTracker:
             return None
         if track.emitted_text is None:
             # An early alert goes out before the pass ends, so it waits for a whole read: part of a plate can
-            # equal another plate.
+            # equal another plate. A pass that lingers (a car parked with its plate beyond the frame's edge) gets
+            # its partial event early too: marked partial, it alerts only as the hotlist lets partial reads, and
+            # otherwise its hotlisted car would be reported only when it leaves.
             lingering = track.last.time - track.observations[0].time >= self.config.early_after_seconds
             if (
-                not result.hidden_characters
+                (not result.hidden_characters or lingering)
                 and result.agreeing_reads >= self._min_reads(track, self.config.early_min_reads)
                 and (result.confidence >= self.config.early_min_confidence or lingering)
             ):
