@@ -235,6 +235,22 @@ async def test_a_partial_reading_alerts_only_where_a_list_accepts_uncertain_matc
         ]
 
 
+async def test_gap_matching_of_partial_reads_follows_the_service_settings(
+    database_url: str, start_service: StartService, tokens: dict[str, str]
+) -> None:
+    server = await start_service("hotlist", database_url=database_url, partial_min_visible="0")
+    async with channel_to(server) as channel:
+        admin = caller(channel, tokens["hotlist-admin"])
+        operator = caller(channel, tokens["operator"])
+        await create_list(admin, "watch", strictness=hotlist_pb2.MATCH_STRICTNESS_LENIENT)
+        await add_plates(admin, "watch", "ND827848")
+        cut = plate_pb2.PlateReading(text="827848", confidence=0.9, hidden_characters=1)
+        matched = await operator.stub.Match(
+            pb.MatchRequest(reading=cut, include_weak_hits=True), metadata=operator.metadata
+        )
+        assert list(matched.hits) == []  # switched off: two hidden characters are beyond edit distance
+
+
 async def test_bad_batches_store_nothing(
     database_url: str, start_service: StartService, tokens: dict[str, str]
 ) -> None:
