@@ -68,7 +68,8 @@ class _MatchStrictnessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Match
     MATCH_STRICTNESS_LENIENT: _MatchStrictness.ValueType  # 3
     """Also matches within the service's edit-distance limit for the plate length (default 1 for 6 or more
     characters), and any match of a partial reading (`PlateReading.hidden_characters` non-zero: the reader could
-    not see all of the plate, so even its exact match may be another plate).
+    not see all of the plate, so even its exact match may be another plate), including a partial match
+    (`MATCH_KIND_PARTIAL`) when its visible characters fit exactly one entry.
     """
 
 class MatchStrictness(_MatchStrictness, metaclass=_MatchStrictnessEnumTypeWrapper):
@@ -85,7 +86,8 @@ of the reader's alternative readings.
 MATCH_STRICTNESS_LENIENT: MatchStrictness.ValueType  # 3
 """Also matches within the service's edit-distance limit for the plate length (default 1 for 6 or more
 characters), and any match of a partial reading (`PlateReading.hidden_characters` non-zero: the reader could
-not see all of the plate, so even its exact match may be another plate).
+not see all of the plate, so even its exact match may be another plate), including a partial match
+(`MATCH_KIND_PARTIAL`) when its visible characters fit exactly one entry.
 """
 Global___MatchStrictness: _TypeAlias = MatchStrictness  # noqa: Y015
 
