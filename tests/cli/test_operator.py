@@ -115,6 +115,33 @@ def test_hotlists(suite: dict[str, Any], tmp_path: Path) -> None:
     failed(anpr(suite, "hotlist", "entries", name), 1, "NOT_FOUND")
 
 
+def test_match_a_plate_or_part_of_one(suite: dict[str, Any], tmp_path: Path) -> None:
+    name = f"watch-{uuid.uuid4().hex[:8]}"
+    created = anpr(suite, "hotlist", "create", name, "--strictness", "lenient")
+    assert created.returncode == 0, created.stderr
+    assert lines(created)[0]["strictness"] == "MATCH_STRICTNESS_LENIENT"
+    plates = tmp_path / "watch.csv"
+    plates.write_text("plate\nND827848\nND827899\n")
+    assert anpr(suite, "hotlist", "import", str(plates), "--list", name).returncode == 0
+    try:
+        [hit] = lines(anpr(suite, "match", "ND 827-848", "--list", name))
+        assert (hit["entry"]["plate"], hit["kind"], hit["meets_strictness"]) == ("ND827848", "MATCH_KIND_EXACT", True)
+        # Seen in part (the first two characters beyond a photo's edge): the unseen run is a gap.
+        [hit] = lines(anpr(suite, "match", "827848", "--hidden", "1", "--list", name))
+        assert (hit["entry"]["plate"], hit["kind"]) == ("ND827848", "MATCH_KIND_PARTIAL")
+        # A part that fits both entries alerts on neither; --weak shows them.
+        assert lines(anpr(suite, "match", "ND8278", "--hidden", "1", "--list", name)) == []
+        weak = lines(anpr(suite, "match", "ND8278", "--hidden", "1", "--list", name, "--weak"))
+        assert sorted(h["entry"]["plate"] for h in weak) == ["ND827848", "ND827899"]
+        assert not any(h.get("meets_strictness") for h in weak)  # proto JSON leaves false out
+        assert lines(anpr(suite, "match", "CA000001", "--list", name)) == []
+        failed(anpr(suite, "match", "CA1$", "--list", name), 1, "INVALID_ARGUMENT")
+        failed(anpr(suite, "match", "CA123", "--list", "no-such-list"), 1, "NOT_FOUND")
+        failed(anpr(suite, "match", "CA123", "--hidden", "-1"), 2, "expected a whole number")
+    finally:
+        anpr(suite, "hotlist", "remove", name)
+
+
 def test_alerts(suite: dict[str, Any]) -> None:
     tail = anpr(suite, "alerts", "tail", "--until-live")
     assert tail.returncode == 0, tail.stderr

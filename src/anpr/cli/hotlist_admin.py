@@ -18,6 +18,7 @@ from anpr.cli.profile import Target, add_connection_arguments, resolve
 
 ROLE = "hotlist-admin"
 ACTIONS = ("notify", "observe-and-report", "stop-vehicle", "do-not-approach")
+STRICTNESS = ("exact", "standard", "lenient")
 
 
 def add_commands(commands: Any) -> None:
@@ -29,6 +30,13 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--source", default="", help="where its entries come from")
     create.add_argument("--priority", type=int, default=0, help="alert priority of its hits")
     create.add_argument("--action", choices=ACTIONS, default=None, help="default action on a hit")
+    create.add_argument(
+        "--strictness",
+        choices=STRICTNESS,
+        default=None,
+        help="which matches alert: exact, standard (OCR confusions too) or lenient (edits and partial reads too); "
+        "default: the service's",
+    )
     listing = commands.add_parser("list", help="list hotlists, one JSON object per line")
     listing.add_argument("--include-inactive", action="store_true", help="list inactive hotlists too")
     entries = commands.add_parser("entries", help="list a hotlist's entries, one JSON object per line")
@@ -55,6 +63,8 @@ def _hotlist(args: argparse.Namespace) -> hotlist_pb2.Hotlist:
         hotlist.default_action = hotlist_pb2.HotlistAction.Value(
             "HOTLIST_ACTION_" + args.action.upper().replace("-", "_")
         )
+    if args.strictness:
+        hotlist.strictness = hotlist_pb2.MatchStrictness.Value("MATCH_STRICTNESS_" + args.strictness.upper())
     return hotlist
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from anpr.cli import alerts, cameras, evaluate, hotlist, read, records, token, up, upload
+from anpr.cli import alerts, cameras, evaluate, hotlist, match, read, records, token, up, upload
 from anpr.demo import options as demo_options
 from anpr.runtime.extras import MissingExtraError, require
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_arguments(commands.add_parser("eval", help="score plate recognition on a labelled set"))
     cameras.add_arguments(commands.add_parser("cameras", help="register, list and remove cameras (ingest-admin)"))
     alerts.add_arguments(commands.add_parser("alerts", help="tail and acknowledge alerts (operator)"))
+    match.add_arguments(commands.add_parser("match", help="check a plate, or part of one, against hotlists (operator)"))
     records.add_reads_arguments(commands.add_parser("reads", help="search stored plate reads (investigator)"))
     records.add_audit_arguments(commands.add_parser("audit", help="list hotlist's audit trail (auditor)"))
     upload.add_arguments(commands.add_parser("upload", help="upload a (body-worn) recording to ingest, resumably"))
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(cameras.run(args))
     if args.command == "alerts":
         raise SystemExit(alerts.run(args))
+    if args.command == "match":
+        raise SystemExit(match.run(args))
     if args.command == "reads":
         raise SystemExit(records.run_reads(args))
     if args.command == "audit":
