@@ -54,6 +54,9 @@ from anpr.synth.fonts import missing_fonts
 from anpr.synth.scene import render_scene
 from anpr.training.evaluate import HELD_OUT_SEED, load
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the seeded list lives with the tests' helpers
+from testkit.seeded_plates import plates as seeded_plates
+
 CUTS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5)
 SIDES = ("left", "right")
 GAP = 4  # pixels between plate and edge for the uncut frames
@@ -184,11 +187,9 @@ def passes(pipeline: RecognitionPipeline, plates: list[CutPlate], kept: Events |
 def hotlist_alerts(kept: Events, seeded: int = 100_000) -> dict[str, Any]:
     """Per scenario and hotlist rule set: passes whose events alert on their own plate's entry, and alerts on
     other entries, on one lenient list of every pass's plate among ``seeded`` seeded plates."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-    from testkit.seeded_plates import plates as seeded_plates
-
     labels = sorted({label for runs in kept.values() for label, _ in runs})
-    targets = labels + [p for p in seeded_plates(seeded, 17) if p not in set(labels)]
+    taken = set(labels)
+    targets = labels + [p for p in seeded_plates(seeded, 17) if p not in taken]
     out: dict[str, Any] = {"seeded_plates": seeded}
     for name, gaps in (("gaps_off", GapRules(min_visible=0)), ("gaps_on", GapRules())):
         index = MatchIndex(MatchRules(Folding(DEFAULT_CONFUSION_CLASSES), gaps=gaps))

@@ -122,12 +122,8 @@ class AffixIndex:
         milliseconds; removed plates stay until the next build, and matching skips slots that are not alive)."""
         added = AffixIndex(folded, slots)
         merged = AffixIndex.__new__(AffixIndex)
-        at = self._heads.searchsorted(added._heads)
-        merged._heads = np.insert(self._heads, at, added._heads)
-        merged._head_slots = np.insert(self._head_slots, at, added._head_slots)
-        at = self._tails.searchsorted(added._tails)
-        merged._tails = np.insert(self._tails, at, added._tails)
-        merged._tail_slots = np.insert(self._tail_slots, at, added._tail_slots)
+        merged._heads, merged._head_slots = _merged(self._heads, self._head_slots, added._heads, added._head_slots)
+        merged._tails, merged._tail_slots = _merged(self._tails, self._tail_slots, added._tails, added._tail_slots)
         return merged
 
     def __len__(self) -> int:
@@ -142,7 +138,9 @@ class AffixIndex:
         heads = [_range(self._heads, visible[:i]) for i in range(n + 1)]
         tails = [_range(self._tails, visible[j:][::-1]) for j in range(n + 1)]
         chosen: list[tuple[int, npt.NDArray[np.int32]]] = []
-        for first, last in sorted({(places[0], places[-1]) for places in placements(n, min(gaps, MAX_GAPS))}):
+        # Each placement is a distinct (first gap, last gap), taken in that order.
+        for places in sorted(placements(n, min(gaps, MAX_GAPS)), key=lambda places: (places[0], places[-1])):
+            first, last = places[0], places[-1]
             (head_low, head_high), (tail_low, tail_high) = heads[first], tails[last]
             if min(head_high - head_low, tail_high - tail_low) > rules.max_candidates:
                 continue
@@ -162,6 +160,17 @@ class AffixIndex:
                 break
             out.extend(slots.tolist())
         return out
+
+
+def _merged(
+    keys: npt.NDArray[np.uint64],
+    slots: npt.NDArray[np.int32],
+    more: npt.NDArray[np.uint64],
+    their: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
+    """Sorted ``keys`` and their ``slots`` with sorted ``more`` and ``their`` slots inserted in order."""
+    at = keys.searchsorted(more)
+    return np.insert(keys, at, more), np.insert(slots, at, their)
 
 
 def _starts_with(packed: npt.NDArray[np.uint64], start: str) -> npt.NDArray[np.bool_]:

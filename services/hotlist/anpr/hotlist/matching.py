@@ -449,7 +449,8 @@ class MatchIndex:
         if pattern_slots:
             self._rescreen()
         plate_slots = np.flatnonzero(~entries.is_pattern) + first
-        self._affixes = self._affixes.plus(self._columns.folded[plate_slots], plate_slots)
+        if len(plate_slots):  # patterns alone leave the million-entry arrays uncopied
+            self._affixes = self._affixes.plus(folded[~entries.is_pattern], plate_slots)
         for slot in plate_slots.tolist():
             for key in deletion_keys(self._columns.folded_text(slot), self._depth):
                 self._delta.setdefault(key, []).append(slot)
