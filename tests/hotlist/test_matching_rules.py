@@ -191,6 +191,51 @@ def test_columnar_load_matches_like_entry_by_entry_and_survives_clone_remove_and
     assert twin.match([queries[3]]) == []
 
 
+def _plates(ids: range, prefix: str) -> EntryColumns:
+    return EntryColumns(
+        np.array(ids, dtype=np.int64),
+        np.full(len(ids), LENIENT, dtype=np.int64),
+        np.array([f"{prefix}{i:06d}" for i in ids], dtype="S20"),
+        np.zeros(len(ids), dtype=np.bool_),
+        np.full(len(ids), np.inf),
+    )
+
+
+def test_changes_said_to_fit_in_place_never_rebuild_the_arrays() -> None:
+    # A rebuild takes seconds at a million entries and would stall every match on the event loop, so the index
+    # must say beforehand which changes may be applied there. Steady churn of 100 entries in and 100 out piles up
+    # dead slots and delta keys until a rebuild is due: that change, and only changes like it, go to a clone.
+    index = make_index([])
+    index.upsert_columns(_plates(range(10_000, 13_000), "ZZ"))
+    live = list(range(10_000, 13_000))
+    rng = np.random.default_rng(3)
+    in_place = to_clone = 0
+    for step in range(150):
+        removed = [live.pop(int(rng.integers(len(live)))) for _ in range(100)]
+        added = _plates(range(100_000 + 100 * step, 100_100 + 100 * step), "YY")
+        live += added.entry_ids.tolist()
+        if index.in_place(len(removed), len(added.entry_ids)):
+            before = index.rebuilds
+            index.remove(removed)
+            index.upsert_columns(added)
+            assert index.rebuilds == before
+            in_place += 1
+        else:
+            twin = index.clone()
+            twin.remove(removed)
+            twin.upsert_columns(added)
+            index.adopt(twin)
+            to_clone += 1
+    assert in_place > 100
+    assert to_clone >= 1
+    assert len(index) == len(live) == 3000
+    exact = [(h.entry_id, h.target) for h in index.match([Reading("YY114999")]) if h.kind == MatchKind.EXACT]
+    assert exact == [(114_999, "YY114999")]
+    gone = sorted(set(range(10_000, 13_000)) - set(live))[0]
+    assert all(h.kind != MatchKind.EXACT for h in index.match([Reading(f"ZZ{gone:06d}")]))
+    assert not index.in_place(0, 257)  # many entries: a clone whatever the index holds
+
+
 def test_edit_distance_two_when_configured() -> None:
     rules = MatchRules(Folding(DEFAULT_CONFUSION_CLASSES), min_length_distance_1=6, min_length_distance_2=8)
     index = MatchIndex(rules)

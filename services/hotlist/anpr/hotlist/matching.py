@@ -40,6 +40,9 @@ from anpr.hotlist.plates import BITS, MAX_PLATE_LENGTH, Folding, code_rows, dele
 
 # Below this many entries at once, new keys go to the delta dict; above it, the arrays are rebuilt.
 _BULK = 2000
+# At most this many changed entries are applied in place (on the event loop: about 20 microseconds each at a
+# million entries); more, or any change that rebuilds the arrays, go to a clone in a thread (:meth:`in_place`).
+_IN_PLACE = 256
 
 
 class Strictness(IntEnum):
@@ -320,6 +323,7 @@ class MatchIndex:
         self._dead = 0
         # Partial readings: every plate entry by text and by reversed text (anpr.hotlist.gaps).
         self._affixes = AffixIndex.empty()
+        self.rebuilds = 0  # how often the key arrays were built (each one seconds at a million entries)
 
     def __len__(self) -> int:
         return self._live
@@ -336,6 +340,18 @@ class MatchIndex:
         twin._patterns = dict(self._patterns)
         twin._delta = {key: list(slots) for key, slots in self._delta.items()}
         return twin
+
+    def in_place(self, removed: int, changed: int) -> bool:
+        """Whether removing ``removed`` entries and upserting ``changed`` ones is quick enough to do in place, on the
+        event loop: few entries and certainly no rebuild of the key arrays (seconds at a million entries, which
+        every match on the replica would wait for). Otherwise the caller changes a :meth:`clone` in a thread (about
+        10 ms to make at a million entries) and adopts it (:meth:`adopt`)."""
+        if removed + changed > _IN_PLACE:
+            return False
+        # Bounds: every changed entry a new plate of the longest length, every removed one alive.
+        keys_per_plate = sum(math.comb(MAX_PLATE_LENGTH, k) for k in range(self._depth + 1))
+        delta_keys = self._delta_keys + changed * keys_per_plate
+        return not self._rebuild_due(delta_keys, self._dead + removed, self._live - removed)
 
     def adopt(self, other: MatchIndex) -> None:
         """Take over ``other``'s state in one step (between two awaits, so no match sees half of it)."""
@@ -480,8 +496,12 @@ class MatchIndex:
         self._screen = _PatternScreen.of(self._patterns, self._columns)
 
     def _maybe_rebuild(self) -> None:
-        if self._delta_keys > max(50_000, len(self._base_keys) // 4) or self._dead > max(10_000, self._live // 4):
+        if self._rebuild_due(self._delta_keys, self._dead, self._live):
             self._rebuild()
+
+    def _rebuild_due(self, delta_keys: int, dead: int, live: int) -> bool:
+        """Whether the delta dict or the dead slots have outgrown the arrays they sit beside."""
+        return delta_keys > max(50_000, len(self._base_keys) // 4) or dead > max(10_000, live // 4)
 
     def _rebuild(self) -> None:
         """Compact the slots and rebuild the sorted key arrays from every live plate entry (vectorised)."""
@@ -502,6 +522,7 @@ class MatchIndex:
         self._delta_keys = 0
         self._dead = 0
         self._live = columns.size
+        self.rebuilds += 1
 
     # -- matching -----------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ from anpr.runtime.memory import return_free_memory
 
 log = logging.getLogger(__name__)
 _CURSOR_PREFETCH = 20_000
-_OFF_LOOP = 20_000  # changed entries worth applying to a copy in a thread (a rebuild takes ~1 s per million)
 
 
 def list_info(row: Any, default_strictness: Strictness) -> ListInfo:
@@ -80,6 +80,32 @@ def _reloaded(index: MatchIndex, info: ListInfo, entries: EntryColumns) -> Match
     return staged
 
 
+def _dropped(index: MatchIndex, hotlist_id: int) -> MatchIndex:
+    staged = index.clone()
+    staged.drop_list(hotlist_id)
+    return staged
+
+
+async def apply_changes(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
+    """Remove and upsert one list's changed entries: in place when that is quick (a few entries, no rebuild),
+    else on a copy in a thread that is then swapped in (:meth:`MatchIndex.in_place`)."""
+    if index.in_place(len(removed), len(changed.entry_ids)):
+        index.remove(removed)
+        index.upsert_columns(changed)
+    else:
+        await _swap_in(index, _changed, removed, changed)
+
+
+async def _swap_in(index: MatchIndex, build: Callable[..., MatchIndex], *args: Any) -> None:
+    """Build a changed copy of ``index`` in a thread and adopt it: a change that rebuilds the key arrays takes
+    seconds at a million entries, and matching and health checks on this replica keep answering meanwhile."""
+    staged = await asyncio.to_thread(build, index, *args)
+    index.adopt(staged)
+    del staged
+    # The build's peak (key arrays, the replaced index) would otherwise stay resident.
+    await asyncio.to_thread(return_free_memory)
+
+
 class IndexSync:
     """Loads the index at start-up and applies every later change of any list."""
 
@@ -123,7 +149,8 @@ class IndexSync:
             hotlist_id,
         )
         if row is None:
-            self.index.drop_list(hotlist_id)
+            # A dropped list of a million entries takes a second to forget and leaves the arrays to rebuild.
+            await _swap_in(self.index, _dropped, hotlist_id)
             self._known.pop(hotlist_id, None)
             return "drop"
         info = list_info(row, self._default_strictness)
@@ -135,13 +162,8 @@ class IndexSync:
                      FROM hotlist.entries WHERE hotlist_id = $1""",
                 hotlist_id,
             )
-            # A full list can hold a million entries: rebuild a copy in a thread and swap it in, so matching and
-            # health checks on this replica keep answering meanwhile.
-            staged = await asyncio.to_thread(_reloaded, self.index, info, entries)
-            self.index.adopt(staged)
-            del staged, entries
-            # The build's peak (key arrays, the replaced index) would otherwise stay resident.
-            await asyncio.to_thread(return_free_memory)
+            await _swap_in(self.index, _reloaded, info, entries)
+            del entries
             mode = "full"
         else:
             self.index.set_list(info)
@@ -157,16 +179,8 @@ class IndexSync:
                 hotlist_id,
                 known[0],
             )
-            removed = [row["entry_id"] for row in gone]
-            if len(changed.entry_ids) > _OFF_LOOP:
-                # An import of many entries rebuilds the index: on a copy in a thread, like a full reload.
-                staged = await asyncio.to_thread(_changed, self.index, removed, changed)
-                self.index.adopt(staged)
-                del staged, changed
-                await asyncio.to_thread(return_free_memory)
-            else:
-                self.index.remove(removed)
-                self.index.upsert_columns(changed)
+            await apply_changes(self.index, [row["entry_id"] for row in gone], changed)
+            del changed
             mode = "incremental"
         self._known[hotlist_id] = (row["revision"], row["epoch"])
         return mode
