@@ -38,7 +38,7 @@ from anpr.hotlist.settings import HotlistSettings
 from anpr.hotlist.sync import _changed, _dropped, _reloaded, apply_changes
 
 INFO = ListInfo(1, "big", 50, True, Strictness.LENIENT, 0.0)
-# The rule before 2026-12-08: changes of up to this many entries were applied on the event loop.
+# The rule until 2026-12-07: changes of up to this many entries were applied on the event loop.
 OLD_IN_PLACE = 20_000
 
 
@@ -82,7 +82,7 @@ def new_index() -> MatchIndex:
 
 
 async def old_rule(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
-    """How the sync applied a list's changes before 2026-12-08."""
+    """How the sync applied a list's changes until 2026-12-07."""
     if len(changed.entry_ids) > OLD_IN_PLACE:
         index.adopt(await asyncio.to_thread(_changed, index, removed, changed))
     else:

@@ -216,9 +216,11 @@ def test_changes_said_to_fit_in_place_never_rebuild_the_arrays() -> None:
         live += added.entry_ids.tolist()
         if index.in_place(len(removed), len(added.entry_ids)):
             before = index.rebuilds
+            columns = index._columns.entry_ids  # growing the columns copies them all: never in place either
             index.remove(removed)
             index.upsert_columns(added)
             assert index.rebuilds == before
+            assert index._columns.entry_ids is columns
             in_place += 1
         else:
             twin = index.clone()

@@ -9,7 +9,9 @@ Design (SymSpell-style deletion neighbourhood over confusion-folded text):
   complete, and a C-speed Levenshtein check (rapidfuzz) confirms each one.
 * Keys live in one sorted ``uint64`` array (``numpy.searchsorted`` finds a key among millions in microseconds,
   at 12 bytes per key instead of ~100 for a dict). Entries added after the last build go to a small dict; once
-  that grows past a quarter of the base the arrays are rebuilt (vectorised, about a second per million entries).
+  that holds 100,000 keys the arrays are rebuilt (vectorised, a few seconds per million entries, on a copy in a
+  thread: :meth:`MatchIndex.in_place`). A larger dict would stall the event loop as it grows: at two million keys
+  (a quarter of a million-entry base, the limit until 2026-12-07) each resize took 0.1-0.2 s.
 * Wildcard patterns are compiled twice: each alone, and all together into one alternation per form (exact and
   folded) that screens a reading in one C-level call. Most readings match no pattern, so their cost no longer
   grows with the number of patterns (issue 19: 1,000 patterns had made ReportReads of 100 events 30x slower);
@@ -43,6 +45,8 @@ _BULK = 2000
 # At most this many changed entries are applied in place (on the event loop: about 20 microseconds each at a
 # million entries); more, or any change that rebuilds the arrays, go to a clone in a thread (:meth:`in_place`).
 _IN_PLACE = 256
+# Keys in the delta dict that call for a rebuild (see the module's docstring).
+_MAX_DELTA_KEYS = 100_000
 
 
 class Strictness(IntEnum):
@@ -246,6 +250,10 @@ class _Columns:
 
     _NAMES = ("targets", "folded", "entry_ids", "lists", "expiries", "alive")
 
+    def room(self) -> int:
+        """Slots that can be appended before the columns grow (a copy of every column)."""
+        return len(self.entry_ids) - self.size
+
     def copy(self) -> _Columns:
         twin = _Columns()
         twin.size = self.size
@@ -318,7 +326,9 @@ class MatchIndex:
         self._screen = _PatternScreen()
         self._base_keys: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
         self._base_slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
-        self._delta: dict[int, list[int]] = {}
+        # Key -> slots added since the last build. Tuples of ints, which the garbage collector stops tracking: a
+        # list per key made each full collection walk every key (50 ms pauses on the event loop at 100,000 keys).
+        self._delta: dict[int, tuple[int, ...]] = {}
         self._delta_keys = 0
         self._dead = 0
         # Partial readings: every plate entry by text and by reversed text (anpr.hotlist.gaps).
@@ -338,15 +348,15 @@ class MatchIndex:
         twin._columns = self._columns.copy()
         twin._new_ids = dict(self._new_ids)
         twin._patterns = dict(self._patterns)
-        twin._delta = {key: list(slots) for key, slots in self._delta.items()}
+        twin._delta = dict(self._delta)
         return twin
 
     def in_place(self, removed: int, changed: int) -> bool:
         """Whether removing ``removed`` entries and upserting ``changed`` ones is quick enough to do in place, on the
-        event loop: few entries and certainly no rebuild of the key arrays (seconds at a million entries, which
-        every match on the replica would wait for). Otherwise the caller changes a :meth:`clone` in a thread (about
-        10 ms to make at a million entries) and adopts it (:meth:`adopt`)."""
-        if removed + changed > _IN_PLACE:
+        event loop: few entries, room for them in the columns, and certainly no rebuild of the key arrays (seconds
+        at a million entries, which every match on the replica would wait for). Otherwise the caller changes a
+        :meth:`clone` in a thread (about 10 ms to make at a million entries) and adopts it (:meth:`adopt`)."""
+        if removed + changed > _IN_PLACE or changed > self._columns.room():
             return False
         # Bounds: every changed entry a new plate of the longest length, every removed one alive.
         keys_per_plate = sum(math.comb(MAX_PLATE_LENGTH, k) for k in range(self._depth + 1))
@@ -467,9 +477,10 @@ class MatchIndex:
         plate_slots = np.flatnonzero(~entries.is_pattern) + first
         if len(plate_slots):  # patterns alone leave the million-entry arrays uncopied
             self._affixes = self._affixes.plus(folded[~entries.is_pattern], plate_slots)
+        delta = self._delta
         for slot in plate_slots.tolist():
             for key in deletion_keys(self._columns.folded_text(slot), self._depth):
-                self._delta.setdefault(key, []).append(slot)
+                delta[key] = (*delta.get(key, ()), slot)
                 self._delta_keys += 1
         self._maybe_rebuild()
 
@@ -501,7 +512,7 @@ class MatchIndex:
 
     def _rebuild_due(self, delta_keys: int, dead: int, live: int) -> bool:
         """Whether the delta dict or the dead slots have outgrown the arrays they sit beside."""
-        return delta_keys > max(50_000, len(self._base_keys) // 4) or dead > max(10_000, live // 4)
+        return delta_keys > _MAX_DELTA_KEYS or dead > max(10_000, live // 4)
 
     def _rebuild(self) -> None:
         """Compact the slots and rebuild the sorted key arrays from every live plate entry (vectorised)."""
