@@ -35,7 +35,7 @@ import numpy as np
 from anpr.hotlist.matching import EntryColumns, ListInfo, MatchIndex, MatchRules, Strictness
 from anpr.hotlist.plates import Folding
 from anpr.hotlist.settings import HotlistSettings
-from anpr.hotlist.sync import _changed, _dropped, _reloaded, apply_changes
+from anpr.hotlist.sync import _changed, _dropped, _release_memory, _reloaded, _swap_in, apply_changes
 
 INFO = ListInfo(1, "big", 50, True, Strictness.LENIENT, 0.0)
 # The rule until 2026-12-07: changes of up to this many entries were applied on the event loop.
@@ -90,8 +90,14 @@ async def old_rule(index: MatchIndex, removed: list[int], changed: EntryColumns)
         index.upsert_columns(changed)
 
 
+async def shipped_rule(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
+    """How the sync applies them now (:meth:`anpr.hotlist.sync.IndexSync.refresh`)."""
+    if await apply_changes(index, removed, changed):
+        await _release_memory()
+
+
 Rule = Callable[[MatchIndex, list[int], EntryColumns], Awaitable[None]]
-RULES: dict[str, Rule] = {"before": old_rule, "shipped": apply_changes}
+RULES: dict[str, Rule] = {"before": old_rule, "shipped": shipped_rule}
 
 
 def row(took: float, lag: float, index: MatchIndex) -> dict[str, Any]:
@@ -105,7 +111,8 @@ async def reload_rows(entries: EntryColumns) -> dict[str, Any]:
         inline.load_list_columns(INFO, entries)
 
     async def in_a_thread() -> None:
-        shipped.adopt(await asyncio.to_thread(_reloaded, shipped, INFO, entries))
+        await _swap_in(shipped, _reloaded, INFO, entries)
+        await _release_memory()
 
     return {
         "inline": row(*await lag_during(on_the_loop), inline),
@@ -156,8 +163,8 @@ async def change_rows(name: str, entries: EntryColumns, sizes: list[int], churn:
     async def drop() -> None:
         if name == "before":
             index.drop_list(INFO.hotlist_id)
-        else:
-            index.adopt(await asyncio.to_thread(_dropped, index, INFO.hotlist_id))
+        elif await _swap_in(index, _dropped, INFO.hotlist_id):
+            await _release_memory()
 
     took, lag = await lag_during(drop)
     rows["list dropped"] = row(took, lag, index)

@@ -86,23 +86,30 @@ def _dropped(index: MatchIndex, hotlist_id: int) -> MatchIndex:
     return staged
 
 
-async def apply_changes(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
+async def apply_changes(index: MatchIndex, removed: list[int], changed: EntryColumns) -> bool:
     """Remove and upsert one list's changed entries: in place when that is quick (a few entries, no rebuild),
-    else on a copy in a thread that is then swapped in (:meth:`MatchIndex.in_place`)."""
+    else on a copy in a thread that is then swapped in (:meth:`MatchIndex.in_place`). Returns whether the key
+    arrays were rebuilt (the caller then releases the build's peak: :func:`_release_memory`)."""
     if index.in_place(len(removed), len(changed.entry_ids)):
         index.remove(removed)
         index.upsert_columns(changed)
-    else:
-        await _swap_in(index, _changed, removed, changed)
+        return False
+    return await _swap_in(index, _changed, removed, changed)
 
 
-async def _swap_in(index: MatchIndex, build: Callable[..., MatchIndex], *args: Any) -> None:
+async def _swap_in(index: MatchIndex, build: Callable[..., MatchIndex], *args: Any) -> bool:
     """Build a changed copy of ``index`` in a thread and adopt it: a change that rebuilds the key arrays takes
-    seconds at a million entries, and matching and health checks on this replica keep answering meanwhile."""
+    seconds at a million entries, and matching and health checks on this replica keep answering meanwhile. Returns
+    whether the copy's arrays were rebuilt."""
     staged = await asyncio.to_thread(build, index, *args)
+    rebuilt = staged.rebuilds != index.rebuilds
     index.adopt(staged)
-    del staged
-    # The build's peak (key arrays, the replaced index) would otherwise stay resident.
+    return rebuilt
+
+
+async def _release_memory() -> None:
+    """Hand a rebuild's peak (key arrays, the replaced index, the fetched rows) back to the system; call it once the
+    caller holds no reference to them any more."""
     await asyncio.to_thread(return_free_memory)
 
 
@@ -150,7 +157,8 @@ class IndexSync:
         )
         if row is None:
             # A dropped list of a million entries takes a second to forget and leaves the arrays to rebuild.
-            await _swap_in(self.index, _dropped, hotlist_id)
+            if await _swap_in(self.index, _dropped, hotlist_id):
+                await _release_memory()
             self._known.pop(hotlist_id, None)
             return "drop"
         info = list_info(row, self._default_strictness)
@@ -164,6 +172,7 @@ class IndexSync:
             )
             await _swap_in(self.index, _reloaded, info, entries)
             del entries
+            await _release_memory()
             mode = "full"
         else:
             self.index.set_list(info)
@@ -179,8 +188,10 @@ class IndexSync:
                 hotlist_id,
                 known[0],
             )
-            await apply_changes(self.index, [row["entry_id"] for row in gone], changed)
+            rebuilt = await apply_changes(self.index, [row["entry_id"] for row in gone], changed)
             del changed
+            if rebuilt:
+                await _release_memory()
             mode = "incremental"
         self._known[hotlist_id] = (row["revision"], row["epoch"])
         return mode
