@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import pytest
 
 from anpr.cli import evaluate
 from anpr.cli.compare import Outcome, read_outcomes, write_outcomes
-from anpr.cli.losses import STAGES
+from anpr.cli.losses import STAGES, width_bucket
 from anpr.cli.main import main
 from anpr.recognition.models import MODELS_DIR
 from testkit.plate_models import DATA_DIR, build_content_detector, plate_frame, write_shipped_reader_manifest
@@ -115,9 +116,16 @@ def test_eval_losses_say_where_each_plate_went(
     )
     code, out = _run(["eval", "--json", "--losses", "--models", str(cli_models), str(root)], capsys)
     assert code == 0
-    losses = json.loads(out)["losses"]
+    figures = json.loads(out)
+    losses = figures["losses"]
     assert set(losses) == set(STAGES)
     assert {k: v for k, v in losses.items() if v} == {"read_right": 1, "read_wrong": 1, "not_detected": 1}
+    # The same plates by their labelled width: the 320-px label over no plate is the one not detected.
+    by_width = figures["losses_by_width"]
+    assert by_width["200 px and wider"]["not_detected"] == 1
+    assert sum(sum(counts.values()) for counts in by_width.values()) == 3
+    widths = Counter(width_bucket(box[2]) for *_, box in labels)
+    assert {name: sum(counts.values()) for name, counts in by_width.items()} == widths
     # Asked for readings nobody is that sure of, the right ones are lost below the reading floor.
     code, out = _run(
         ["eval", "--json", "--losses", "--min-confidence", "1", "--models", str(cli_models), str(dataset)], capsys

@@ -14,7 +14,8 @@ Reads ``DATASET_DIR/labels.jsonl`` (one object per image: ``{"image": "images/x.
   plate of another car (4 to 8 characters fitting a plate format that constrains its characters);
 - ``median_seconds`` and ``p95_seconds``: recognition time per image;
 - with ``--losses`` (end-to-end mode): ``losses``, the labelled plates counted by the stage where each was read or
-  lost (:mod:`anpr.cli.losses`);
+  lost (:mod:`anpr.cli.losses`), and ``losses_by_width``, the same counts by the labelled plate's width in pixels
+  (its stages with no plate left out);
 - ``exact_interval_95`` and ``folded_interval_95``: what the set's size lets the two shares say (Wilson, 95 %);
 - with ``--against FILE`` (an earlier run's ``--outcomes FILE``): ``against``, the plates only one of the two runs
   reads right and the exact McNemar p-value (:mod:`anpr.cli.compare`).
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from anpr.cli.compare import Outcome, compare, read_outcomes, write_outcomes
-from anpr.cli.losses import STAGES, floors, stage, unfiltered
+from anpr.cli.losses import STAGES, WIDTHS, floors, stage, unfiltered, width_bucket
 from anpr.cli.read import add_model_arguments, load_pipeline
 
 IOU_THRESHOLD = 0.3
@@ -77,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--losses",
         action="store_true",
-        help="also say where each labelled plate was lost (no box, below a floor, read wrong; a second pass with "
-        "every floor off, about twice the time)",
+        help="also say where each labelled plate was lost (no box, below a floor, read wrong), in all and by the "
+        "plate's width in pixels (a second pass with every floor off, about twice the time)",
     )
     parser.add_argument(
         "--outcomes",
@@ -202,6 +203,7 @@ def evaluate(
     options = RecognitionOptions(format_hints=hints, min_reading_confidence=min_confidence)
     losses = losses and not crops
     stages: Counter[str] = Counter(dict.fromkeys(STAGES, 0))
+    by_width: dict[str, Counter[str]] = {name: Counter() for name, _ in WIDTHS}
     limits = floors(pipeline, options) if losses else None
 
     plates = detected = exact = folded = one_edit = raw_exact = returned = extra = extra_plausible = 0
@@ -253,6 +255,7 @@ def evaluate(
                     limits,
                 )
                 stages[where] += 1
+                by_width[width_bucket(label.box[2])][where] += 1
                 plate_stages[number] = where
         unreadable += error
         returned += len(readings)
@@ -304,6 +307,7 @@ def evaluate(
     }
     if losses:
         figures["losses"] = dict(stages)
+        figures["losses_by_width"] = {name: dict(counts) for name, counts in by_width.items() if counts}
     return figures
 
 

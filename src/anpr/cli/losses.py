@@ -37,6 +37,19 @@ STAGES: tuple[str, ...] = (
     "wrong_below_reading_floor",
     "left_out",
 )
+# Plate widths in the image's pixels (``losses_by_width``): how much of a plate a reader gets to see. Round
+# figures, fixed before any set was broken down by them.
+WIDTHS: tuple[tuple[str, int], ...] = (
+    ("under 60 px", 60),
+    ("60-99 px", 100),
+    ("100-199 px", 200),
+    ("200 px and wider", 2**31),
+)
+
+
+def width_bucket(width: float) -> str:
+    """The :data:`WIDTHS` bucket of a labelled plate ``width`` pixels wide."""
+    return next(name for name, below in WIDTHS if width < below)
 
 
 @dataclass(frozen=True, slots=True)
