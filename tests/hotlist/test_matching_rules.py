@@ -214,7 +214,7 @@ def test_changes_said_to_fit_in_place_never_rebuild_the_arrays() -> None:
         removed = [live.pop(int(rng.integers(len(live)))) for _ in range(100)]
         added = _plates(range(100_000 + 100 * step, 100_100 + 100 * step), "YY")
         live += added.entry_ids.tolist()
-        if index.in_place(len(removed), len(added.entry_ids)):
+        if index.in_place(removed, added):
             before = index.rebuilds
             columns = index._columns.entry_ids  # growing the columns copies them all: never in place either
             index.remove(removed)
@@ -235,7 +235,25 @@ def test_changes_said_to_fit_in_place_never_rebuild_the_arrays() -> None:
     assert exact == [(114_999, "YY114999")]
     gone = sorted(set(range(10_000, 13_000)) - set(live))[0]
     assert all(h.kind != MatchKind.EXACT for h in index.match([Reading(f"ZZ{gone:06d}")]))
-    assert not index.in_place(0, 257)  # many entries: a clone whatever the index holds
+    assert not index.in_place([], _plates(range(200_000, 200_257), "XX"))  # many entries: a clone whatever it holds
+
+
+def test_a_pattern_changed_among_many_is_left_to_a_clone() -> None:
+    # A change of a pattern recompiles the screen of every pattern (about 40 us each): among many, not in place.
+    index = make_index([(1, LENIENT, "CA123456")] + [(100 + i, LENIENT, f"P{i:02d}*9") for i in range(100)])
+    nothing = _plates(range(0), "ZZ")
+    one_pattern = EntryColumns(
+        np.array([500], dtype=np.int64),
+        np.array([LENIENT], dtype=np.int64),
+        np.array(["Q*77"], dtype="S20"),
+        np.array([True]),
+        np.array([np.inf]),
+    )
+    assert not index.in_place([100], nothing)
+    assert not index.in_place([], one_pattern)
+    assert index.in_place([1], nothing)
+    few = make_index([(1, LENIENT, "CA123456"), (100, LENIENT, "P00*9")])
+    assert few.in_place([100], nothing)
 
 
 def test_edit_distance_two_when_configured() -> None:

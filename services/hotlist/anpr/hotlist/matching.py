@@ -47,6 +47,8 @@ _BULK = 2000
 _IN_PLACE = 256
 # Keys in the delta dict that call for a rebuild (see the module's docstring).
 _MAX_DELTA_KEYS = 100_000
+# Above this many patterns, a change of a pattern recompiles a screen too large to build on the event loop.
+_FEW_PATTERNS = 64
 
 
 class Strictness(IntEnum):
@@ -351,17 +353,23 @@ class MatchIndex:
         twin._delta = dict(self._delta)
         return twin
 
-    def in_place(self, removed: int, changed: int) -> bool:
-        """Whether removing ``removed`` entries and upserting ``changed`` ones is quick enough to do in place, on the
-        event loop: few entries, room for them in the columns, and certainly no rebuild of the key arrays (seconds
-        at a million entries, which every match on the replica would wait for). Otherwise the caller changes a
-        :meth:`clone` in a thread (about 10 ms to make at a million entries) and adopts it (:meth:`adopt`)."""
-        if removed + changed > _IN_PLACE or changed > self._columns.room():
+    def in_place(self, removed: Sequence[int], changed: EntryColumns) -> bool:
+        """Whether removing the ``removed`` ids and upserting ``changed`` is quick enough to do in place, on the
+        event loop: few entries, room for them in the columns, no recompiled pattern screen over many patterns
+        (40 us a pattern), and certainly no rebuild of the key arrays (seconds at a million entries, which every
+        match on the replica would wait for). Otherwise the caller changes a :meth:`clone` in a thread (about 10 ms
+        to make at a million entries) and adopts it (:meth:`adopt`)."""
+        count = len(changed.entry_ids)
+        if len(removed) + count > _IN_PLACE or count > self._columns.room():
+            return False
+        if len(self._patterns) > _FEW_PATTERNS and (
+            bool(changed.is_pattern.any()) or any(self._slot_of(entry_id) in self._patterns for entry_id in removed)
+        ):
             return False
         # Bounds: every changed entry a new plate of the longest length, every removed one alive.
         keys_per_plate = sum(math.comb(MAX_PLATE_LENGTH, k) for k in range(self._depth + 1))
-        delta_keys = self._delta_keys + changed * keys_per_plate
-        return not self._rebuild_due(delta_keys, self._dead + removed, self._live - removed)
+        delta_keys = self._delta_keys + count * keys_per_plate
+        return not self._rebuild_due(delta_keys, self._dead + len(removed), self._live - len(removed))
 
     def adopt(self, other: MatchIndex) -> None:
         """Take over ``other``'s state in one step (between two awaits, so no match sees half of it)."""

@@ -90,7 +90,7 @@ async def apply_changes(index: MatchIndex, removed: list[int], changed: EntryCol
     """Remove and upsert one list's changed entries: in place when that is quick (a few entries, no rebuild),
     else on a copy in a thread that is then swapped in (:meth:`MatchIndex.in_place`). Returns whether the key
     arrays were rebuilt (the caller then releases the build's peak: :func:`_release_memory`)."""
-    if index.in_place(len(removed), len(changed.entry_ids)):
+    if index.in_place(removed, changed):
         index.remove(removed)
         index.upsert_columns(changed)
         return False
