@@ -10,8 +10,9 @@ Design (SymSpell-style deletion neighbourhood over confusion-folded text):
 * Keys live in one sorted ``uint64`` array (``numpy.searchsorted`` finds a key among millions in microseconds,
   at 12 bytes per key instead of ~100 for a dict). Entries added after the last build go to a small dict; once
   that holds 100,000 keys the arrays are rebuilt (vectorised, a few seconds per million entries, on a copy in a
-  thread: :meth:`MatchIndex.in_place`). A larger dict would stall the event loop as it grows: at two million keys
-  (a quarter of a million-entry base, the limit until 2026-12-07) each resize took 0.1-0.2 s.
+  thread: :meth:`MatchIndex.in_place`). A larger dict stalls the event loop as it grows: on its way to two million
+  keys (a quarter of a million-entry base, the limit until 2026-12-07) some changes took 50-210 ms (its resizes,
+  and the garbage collector's passes over the lists it then held).
 * Wildcard patterns are compiled twice: each alone, and all together into one alternation per form (exact and
   folded) that screens a reading in one C-level call. Most readings match no pattern, so their cost no longer
   grows with the number of patterns (issue 19: 1,000 patterns had made ReportReads of 100 events 30x slower);
