@@ -36,7 +36,7 @@ import numpy as np
 from anpr.hotlist.matching import EntryColumns, ListInfo, MatchIndex, MatchRules, Strictness
 from anpr.hotlist.plates import Folding
 from anpr.hotlist.settings import HotlistSettings
-from anpr.hotlist.sync import _changed, _dropped, _release_memory, _reloaded, _swap_in, apply_changes
+from anpr.hotlist.sync import _release_memory, _swap_in, apply_changes
 
 INFO = ListInfo(1, "big", 50, True, Strictness.LENIENT, 0.0)
 # The rule until 2026-12-07: changes of up to this many entries were applied on the event loop.
@@ -85,10 +85,9 @@ def new_index() -> MatchIndex:
 async def old_rule(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
     """How the sync applied a list's changes until 2026-12-07."""
     if len(changed.entry_ids) > OLD_IN_PLACE:
-        index.adopt(await asyncio.to_thread(_changed, index, removed, changed))
+        await _swap_in(index, lambda staged: staged.change(removed, changed))
     else:
-        index.remove(removed)
-        index.upsert_columns(changed)
+        index.change(removed, changed)
 
 
 async def shipped_rule(index: MatchIndex, removed: list[int], changed: EntryColumns) -> None:
@@ -112,7 +111,7 @@ async def reload_rows(entries: EntryColumns) -> dict[str, Any]:
         inline.load_list_columns(INFO, entries)
 
     async def in_a_thread() -> None:
-        await _swap_in(shipped, _reloaded, INFO, entries)
+        await _swap_in(shipped, lambda staged: staged.load_list_columns(INFO, entries))
         await _release_memory()
 
     return {
@@ -142,7 +141,7 @@ async def change_rows(name: str, entries: EntryColumns, sizes: list[int], churn:
     then the list dropped, all on one index of ``entries``."""
     rule = RULES[name]
     index = new_index()
-    index.adopt(await asyncio.to_thread(_reloaded, index, INFO, entries))
+    await _swap_in(index, lambda staged: staged.load_list_columns(INFO, entries))
     changes = Churn(len(entries.entry_ids))
     rows: dict[str, Any] = {}
     for size in sizes:
@@ -164,7 +163,7 @@ async def change_rows(name: str, entries: EntryColumns, sizes: list[int], churn:
     async def drop() -> None:
         if name == "before":
             index.drop_list(INFO.hotlist_id)
-        elif await _swap_in(index, _dropped, INFO.hotlist_id):
+        elif await _swap_in(index, lambda staged: staged.drop_list(INFO.hotlist_id)):
             await _release_memory()
 
     took, lag = await lag_during(drop)

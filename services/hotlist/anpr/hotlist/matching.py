@@ -318,6 +318,8 @@ class MatchIndex:
         self._fold = rules.folding.fold
         self._fold_bytes = np.frombuffer(rules.folding.byte_table(), dtype=np.uint8)
         self._depth = rules.depth
+        # Deletion keys of a plate of the longest length: the most one new plate adds to the delta dict.
+        self._most_keys_per_plate = sum(math.comb(MAX_PLATE_LENGTH, k) for k in range(self._depth + 1))
         self._lists: dict[int, ListInfo] = {}
         self._columns = _Columns()
         # Entry id -> slot: sorted arrays for the slots of the last rebuild, a dict for slots added since.
@@ -368,8 +370,7 @@ class MatchIndex:
         ):
             return False
         # Bounds: every changed entry a new plate of the longest length, every removed one alive.
-        keys_per_plate = sum(math.comb(MAX_PLATE_LENGTH, k) for k in range(self._depth + 1))
-        delta_keys = self._delta_keys + count * keys_per_plate
+        delta_keys = self._delta_keys + count * self._most_keys_per_plate
         return not self._rebuild_due(delta_keys, self._dead + len(removed), self._live - len(removed))
 
     def adopt(self, other: MatchIndex) -> None:
@@ -454,6 +455,11 @@ class MatchIndex:
         if not known.all():
             self._add(entries.where(~known))
 
+    def change(self, removed: Iterable[int], changed: EntryColumns) -> None:
+        """Forget the ``removed`` ids, then upsert ``changed``: one list's changes since it was last read."""
+        self.remove(removed)
+        self.upsert_columns(changed)
+
     def load_list_columns(self, info: ListInfo, entries: EntryColumns) -> None:
         """:meth:`load_list` for entries already in columns (a million entries without a Python object each)."""
         self._lists[info.hotlist_id] = info
@@ -535,8 +541,9 @@ class MatchIndex:
         is_plate = np.ones(columns.size, dtype=np.bool_)
         is_plate[list(self._patterns)] = False
         plate_slots = np.flatnonzero(is_plate)
-        self._base_keys, self._base_slots = _key_arrays(columns.folded[plate_slots], plate_slots, self._depth)
-        self._affixes = AffixIndex(columns.folded[plate_slots], plate_slots)
+        plates = columns.folded[plate_slots]
+        self._base_keys, self._base_slots = _key_arrays(plates, plate_slots, self._depth)
+        self._affixes = AffixIndex(plates, plate_slots)
         self._rescreen()
         self._delta = {}
         self._delta_keys = 0

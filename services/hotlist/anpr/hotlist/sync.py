@@ -67,41 +67,27 @@ async def _fetch_columns(connection: Connection, query: str, *args: Any) -> Entr
     return EntryColumns.concatenate(chunks)
 
 
-def _changed(index: MatchIndex, removed: list[int], changed: EntryColumns) -> MatchIndex:
-    staged = index.clone()
-    staged.remove(removed)
-    staged.upsert_columns(changed)
-    return staged
-
-
-def _reloaded(index: MatchIndex, info: ListInfo, entries: EntryColumns) -> MatchIndex:
-    staged = index.clone()
-    staged.load_list_columns(info, entries)
-    return staged
-
-
-def _dropped(index: MatchIndex, hotlist_id: int) -> MatchIndex:
-    staged = index.clone()
-    staged.drop_list(hotlist_id)
-    return staged
-
-
 async def apply_changes(index: MatchIndex, removed: list[int], changed: EntryColumns) -> bool:
     """Remove and upsert one list's changed entries: in place when that is quick (a few entries, no rebuild),
     else on a copy in a thread that is then swapped in (:meth:`MatchIndex.in_place`). Returns whether the key
     arrays were rebuilt (the caller then releases the build's peak: :func:`_release_memory`)."""
     if index.in_place(removed, changed):
-        index.remove(removed)
-        index.upsert_columns(changed)
+        index.change(removed, changed)
         return False
-    return await _swap_in(index, _changed, removed, changed)
+    return await _swap_in(index, lambda staged: staged.change(removed, changed))
 
 
-async def _swap_in(index: MatchIndex, build: Callable[..., MatchIndex], *args: Any) -> bool:
-    """Build a changed copy of ``index`` in a thread and adopt it: a change that rebuilds the key arrays takes
-    seconds at a million entries, and matching and health checks on this replica keep answering meanwhile. Returns
-    whether the copy's arrays were rebuilt."""
-    staged = await asyncio.to_thread(build, index, *args)
+async def _swap_in(index: MatchIndex, change: Callable[[MatchIndex], None]) -> bool:
+    """Apply ``change`` to a copy of ``index`` in a thread and adopt the copy: a change that rebuilds the key arrays
+    takes seconds at a million entries, and matching and health checks on this replica keep answering meanwhile.
+    Returns whether the copy's arrays were rebuilt."""
+
+    def changed_copy() -> MatchIndex:
+        staged = index.clone()
+        change(staged)
+        return staged
+
+    staged = await asyncio.to_thread(changed_copy)
     rebuilt = staged.rebuilds != index.rebuilds
     index.adopt(staged)
     return rebuilt
@@ -157,7 +143,7 @@ class IndexSync:
         )
         if row is None:
             # A dropped list of a million entries takes a second to forget and leaves the arrays to rebuild.
-            if await _swap_in(self.index, _dropped, hotlist_id):
+            if await _swap_in(self.index, lambda staged: staged.drop_list(hotlist_id)):
                 await _release_memory()
             self._known.pop(hotlist_id, None)
             return "drop"
@@ -170,7 +156,7 @@ class IndexSync:
                      FROM hotlist.entries WHERE hotlist_id = $1""",
                 hotlist_id,
             )
-            await _swap_in(self.index, _reloaded, info, entries)
+            await _swap_in(self.index, lambda staged: staged.load_list_columns(info, entries))
             del entries
             await _release_memory()
             mode = "full"
